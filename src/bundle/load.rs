@@ -1,0 +1,683 @@
+//! Builds a [`Bundle`] from `(relative path, bytes)` pairs: classifies files by location, parses them
+//! strictly, compiles every policy, resolves attachments and groups, and collects **every** problem.
+//! Pure: the caller reads the files.
+use super::fields::{bool_field, list_field, object, str_field, string_list, tags_field};
+use super::model::{Bundle, Counts, Role, Tags, TestCase, User};
+use super::sagemaker;
+use crate::policy::error::ptr_token;
+use crate::policy::{Policy, PolicyKind, Problem, Problems, arn, document_value, json};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::Arc;
+
+/// Largest file accepted.
+pub const MAX_FILE_BYTES: usize = 4 << 20;
+/// Largest bundle accepted (all files).
+pub const MAX_BUNDLE_BYTES: usize = 256 << 20;
+/// Most files accepted.
+pub const MAX_FILES: usize = 200_000;
+
+/// The content digest: SHA-256 over the sorted (path, bytes) pairs.
+pub fn revision_of(files: &[(String, Vec<u8>)]) -> String {
+    let mut h = Sha256::new();
+    for (path, bytes) in files {
+        h.update((path.len() as u64).to_be_bytes());
+        h.update(path.as_bytes());
+        h.update((bytes.len() as u64).to_be_bytes());
+        h.update(bytes);
+    }
+    let d = h.finalize();
+    let mut s = String::with_capacity(7 + 64);
+    s.push_str("sha256:");
+    for b in d {
+        s.push_str(&format!("{b:02x}"));
+    }
+    s
+}
+
+#[derive(Debug)]
+struct RawManaged {
+    name: String,
+    arn: Option<String>,
+    doc: Value,
+    at: String,
+    file: String,
+}
+
+#[derive(Debug, Default)]
+struct RawPrincipal {
+    name: String,
+    arn: String,
+    id: Option<String>,
+    inline: Vec<(String, Value, String)>,
+    attached: Vec<(String, String)>,
+    boundary: Option<(String, String)>,
+    tags: Tags,
+    groups: Vec<String>,
+    trust: Option<(Value, String)>,
+    at: String,
+    file: String,
+}
+
+#[derive(Default)]
+struct Raw {
+    managed: Vec<RawManaged>,
+    users: Vec<RawPrincipal>,
+    roles: Vec<RawPrincipal>,
+    groups: Vec<RawPrincipal>,
+    scps: Vec<(String, Value, String, String)>,
+}
+
+/// Builds a bundle; every problem is returned when it is invalid.
+pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Problem>> {
+    files.sort_by(|a, b| a.0.cmp(&b.0));
+    let mut problems: Vec<Problem> = Vec::new();
+    let total: usize = files.iter().map(|f| f.1.len()).sum();
+    if files.len() > MAX_FILES {
+        problems.push(Problem {
+            file: ".".into(),
+            field: String::new(),
+            message: format!("{} files exceed the limit of {MAX_FILES}", files.len()),
+        });
+        return Err(problems);
+    }
+    if total > MAX_BUNDLE_BYTES {
+        problems.push(Problem {
+            file: ".".into(),
+            field: String::new(),
+            message: format!("{total} bytes exceed the bundle limit of {MAX_BUNDLE_BYTES}"),
+        });
+        return Err(problems);
+    }
+    let revision = revision_of(&files);
+    let mut raw = Raw::default();
+    let mut apps = Vec::new();
+    let mut domains = Vec::new();
+    let mut ic_docs = Vec::new();
+    let mut tests = Vec::new();
+    for (path, bytes) in &files {
+        let mut p = Problems::new(path, &mut problems);
+        let name = path.rsplit('/').next().unwrap_or(path);
+        if name.ends_with(".md") || name.starts_with("README") || name.starts_with("LICENSE") {
+            continue;
+        }
+        if !name.ends_with(".json") {
+            p.push("", "unexpected file: bundles hold only `.json` files (and `.md` notes)");
+            continue;
+        }
+        if bytes.len() > MAX_FILE_BYTES {
+            p.push(
+                "",
+                format!("file of {} bytes exceeds the limit of {MAX_FILE_BYTES}", bytes.len()),
+            );
+            continue;
+        }
+        let value = match json::parse_strict_bytes(bytes) {
+            Ok(v) => v,
+            Err(e) => {
+                p.push("", format!("malformed JSON: {e}"));
+                continue;
+            }
+        };
+        let stem = name.trim_end_matches(".json").to_owned();
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        match dir {
+            "iam/policies" => read_managed(&value, &stem, &mut raw, &mut p),
+            "iam/roles" => read_principal(&value, "", Kind::Role, &mut raw, &mut p),
+            "iam/users" => read_principal(&value, "", Kind::User, &mut raw, &mut p),
+            "iam/groups" => read_principal(&value, "", Kind::Group, &mut raw, &mut p),
+            "iam" if name == "authorization-details.json" => read_auth_details(&value, &mut raw, &mut p),
+            "organizations/scps" => read_scp(&value, &stem, &mut raw, &mut p),
+            "sagemaker/partner-apps" => apps.push((path.clone(), value)),
+            "sagemaker/domains" => domains.push((path.clone(), value)),
+            "identity-center" => ic_docs.push((path.clone(), value)),
+            "tests" => tests.push((path.clone(), value)),
+            _ => p.push("", "unknown location: see docs/bundle-format.md for the bundle layout"),
+        }
+    }
+    let mut bundle = Bundle {
+        revision,
+        ..Bundle::default()
+    };
+    let mut counts = Counts::default();
+    resolve_iam(raw, &mut bundle, &mut counts, &mut problems);
+    sagemaker::read_partner_apps(&apps, &mut bundle, &mut problems);
+    sagemaker::read_identity_center(&ic_docs, &mut bundle, &mut problems);
+    sagemaker::read_domains(&domains, &mut bundle, &mut problems);
+    read_tests(&tests, &mut bundle, &mut problems);
+    counts.partner_apps = bundle.partner_apps.len();
+    counts.domains = bundle.domains.len();
+    counts.identity_center_users = bundle.identity_center.users.len();
+    counts.tests = bundle.tests.len();
+    bundle.counts = counts;
+    if problems.is_empty() {
+        Ok(bundle)
+    } else {
+        problems.sort();
+        problems.dedup();
+        Err(problems)
+    }
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Kind {
+    User,
+    Role,
+    Group,
+}
+
+fn read_managed(v: &Value, stem: &str, raw: &mut Raw, p: &mut Problems<'_>) {
+    let Some(o) = object(v, "", "a managed policy file", p) else {
+        return;
+    };
+    if o.contains_key("Statement") {
+        raw.managed.push(RawManaged {
+            name: stem.to_owned(),
+            arn: None,
+            doc: v.clone(),
+            at: String::new(),
+            file: p.file().to_owned(),
+        });
+        return;
+    }
+    let name = str_field(o, "PolicyName", "", true, p);
+    let arn_s = str_field(o, "Arn", "", false, p);
+    let Some(doc) = o.get("PolicyDocument") else {
+        p.push("", "missing `PolicyDocument` (or give a bare policy document)");
+        return;
+    };
+    match document_value(doc) {
+        Ok(d) => {
+            if let Some(name) = name {
+                raw.managed.push(RawManaged {
+                    name,
+                    arn: arn_s,
+                    doc: d,
+                    at: "/PolicyDocument".into(),
+                    file: p.file().to_owned(),
+                });
+            }
+        }
+        Err(e) => p.push("/PolicyDocument", e),
+    }
+}
+
+fn read_principal(v: &Value, at: &str, kind: Kind, raw: &mut Raw, p: &mut Problems<'_>) {
+    let what = match kind {
+        Kind::User => "a user",
+        Kind::Role => "a role",
+        Kind::Group => "a group",
+    };
+    let Some(o) = object(v, at, what, p) else { return };
+    let (name_key, inline_key) = match kind {
+        Kind::User => ("UserName", "UserPolicyList"),
+        Kind::Role => ("RoleName", "RolePolicyList"),
+        Kind::Group => ("GroupName", "GroupPolicyList"),
+    };
+    let name = str_field(o, name_key, at, true, p).unwrap_or_default();
+    let arn_s = str_field(o, "Arn", at, true, p).unwrap_or_default();
+    let id = match kind {
+        Kind::User => str_field(o, "UserId", at, false, p),
+        Kind::Role => str_field(o, "RoleId", at, false, p),
+        Kind::Group => str_field(o, "GroupId", at, false, p),
+    };
+    let mut rp = RawPrincipal {
+        name,
+        arn: arn_s,
+        id,
+        at: at.to_owned(),
+        file: p.file().to_owned(),
+        ..RawPrincipal::default()
+    };
+    for (f, item) in list_field(o, inline_key, at, p) {
+        let Some(io) = object(item, &f, "an inline policy", p) else {
+            continue;
+        };
+        let pname = str_field(io, "PolicyName", &f, true, p);
+        match io.get("PolicyDocument").map(document_value) {
+            Some(Ok(doc)) => {
+                if let Some(n) = pname {
+                    rp.inline.push((n, doc, format!("{f}/PolicyDocument")));
+                }
+            }
+            Some(Err(e)) => p.push(format!("{f}/PolicyDocument"), e),
+            None => p.push(f, "missing `PolicyDocument`"),
+        }
+    }
+    for (f, item) in list_field(o, "AttachedManagedPolicies", at, p) {
+        let Some(ao) = object(item, &f, "an attached policy", p) else {
+            continue;
+        };
+        if let Some(a) = str_field(ao, "PolicyArn", &f, true, p) {
+            rp.attached.push((a, f));
+        }
+    }
+    if kind != Kind::Group {
+        if let Some(b) = o.get("PermissionsBoundary").filter(|b| !b.is_null()) {
+            let f = format!("{at}/PermissionsBoundary");
+            if let Some(bo) = object(b, &f, "`PermissionsBoundary`", p)
+                && let Some(a) = str_field(bo, "PermissionsBoundaryArn", &f, true, p)
+            {
+                rp.boundary = Some((a, f));
+            }
+        }
+        rp.tags = tags_field(o, "Tags", at, p);
+    }
+    match kind {
+        Kind::User => {
+            rp.groups = string_list(o, "GroupList", at, p);
+            raw.users.push(rp);
+        }
+        Kind::Role => {
+            match o.get("AssumeRolePolicyDocument").map(document_value) {
+                Some(Ok(doc)) => rp.trust = Some((doc, format!("{at}/AssumeRolePolicyDocument"))),
+                Some(Err(e)) => p.push(format!("{at}/AssumeRolePolicyDocument"), e),
+                None => p.push(at, "missing `AssumeRolePolicyDocument` (the role's trust policy)"),
+            }
+            raw.roles.push(rp);
+        }
+        Kind::Group => raw.groups.push(rp),
+    }
+}
+
+fn read_auth_details(v: &Value, raw: &mut Raw, p: &mut Problems<'_>) {
+    let Some(o) = object(v, "", "`get-account-authorization-details` output", p) else {
+        return;
+    };
+    if o.get("IsTruncated") == Some(&Value::Bool(true)) {
+        p.push(
+            "/IsTruncated",
+            "the output is truncated (`IsTruncated: true`): run the command without `--max-items`/`--no-paginate`",
+        );
+        return;
+    }
+    for (f, u) in list_field(o, "UserDetailList", "", p) {
+        read_principal(u, &f, Kind::User, raw, p);
+    }
+    for (f, g) in list_field(o, "GroupDetailList", "", p) {
+        read_principal(g, &f, Kind::Group, raw, p);
+    }
+    for (f, r) in list_field(o, "RoleDetailList", "", p) {
+        read_principal(r, &f, Kind::Role, raw, p);
+    }
+    for (f, pol) in list_field(o, "Policies", "", p) {
+        let Some(po) = object(pol, &f, "a policy", p) else {
+            continue;
+        };
+        let name = str_field(po, "PolicyName", &f, true, p);
+        let arn_s = str_field(po, "Arn", &f, true, p);
+        let versions = list_field(po, "PolicyVersionList", &f, p);
+        // Only the default version is in force.
+        let default: Vec<_> = versions
+            .iter()
+            .filter(|(_, ver)| ver.get("IsDefaultVersion") == Some(&Value::Bool(true)))
+            .collect();
+        match default.as_slice() {
+            [(vf, ver)] => match ver.get("Document").map(document_value) {
+                Some(Ok(doc)) => {
+                    if let (Some(name), Some(a)) = (name, arn_s) {
+                        raw.managed.push(RawManaged {
+                            name,
+                            arn: Some(a),
+                            doc,
+                            at: format!("{vf}/Document"),
+                            file: p.file().to_owned(),
+                        });
+                    }
+                }
+                Some(Err(e)) => p.push(format!("{vf}/Document"), e),
+                None => p.push(vf.clone(), "missing `Document`"),
+            },
+            [] => p.push(f, "no `PolicyVersionList` entry has `IsDefaultVersion: true`"),
+            _ => p.push(f, "several `PolicyVersionList` entries have `IsDefaultVersion: true`"),
+        }
+    }
+}
+
+fn read_scp(v: &Value, stem: &str, raw: &mut Raw, p: &mut Problems<'_>) {
+    let Some(o) = object(v, "", "an SCP file", p) else {
+        return;
+    };
+    if o.contains_key("Statement") {
+        raw.scps
+            .push((stem.to_owned(), v.clone(), String::new(), p.file().to_owned()));
+        return;
+    }
+    // `aws organizations describe-policy` prints {"Policy": {"PolicySummary": {"Name"}, "Content"}}.
+    let (o, at) = match o.get("Policy").and_then(Value::as_object) {
+        Some(inner) => (inner, "/Policy".to_owned()),
+        None => (o, String::new()),
+    };
+    let name = o
+        .get("PolicySummary")
+        .and_then(|s| s.get("Name"))
+        .and_then(Value::as_str)
+        .map(str::to_owned)
+        .or_else(|| str_field(o, "Name", &at, false, p))
+        .unwrap_or_else(|| stem.to_owned());
+    let content = o.get("Content").or_else(|| o.get("PolicyDocument"));
+    match content.map(document_value) {
+        Some(Ok(doc)) => raw.scps.push((name, doc, format!("{at}/Content"), p.file().to_owned())),
+        Some(Err(e)) => p.push(format!("{at}/Content"), e),
+        None => p.push(at, "missing `Content` (or give a bare policy document)"),
+    }
+}
+
+/// Deterministic unique id for a principal without one: `prefix` + 17 upper-case hex digits of SHA-256(ARN).
+fn derived_id(prefix: &str, arn_s: &str) -> String {
+    let d = Sha256::digest(arn_s.as_bytes());
+    let hex: String = d.iter().map(|b| format!("{b:02X}")).collect();
+    format!("{prefix}{}", &hex[..17])
+}
+
+fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mut Vec<Problem>) {
+    // Managed policies by ARN, and by name for files that give no ARN.
+    let mut by_arn: HashMap<String, Arc<Policy>> = HashMap::new();
+    let mut by_name: HashMap<String, Arc<Policy>> = HashMap::new();
+    for m in &raw.managed {
+        let mut p = Problems::new(&m.file, problems);
+        let aws_managed = m
+            .arn
+            .as_deref()
+            .is_some_and(|a| a.starts_with("arn:aws:iam::aws:policy/"));
+        if let Some(a) = &m.arn {
+            let ok = arn::parse(a).is_some_and(|x| x.service == "iam" && x.resource.starts_with("policy/"));
+            if !ok {
+                p.push(
+                    format!("{}/Arn", m.at.trim_end_matches("/PolicyDocument")),
+                    format!("malformed policy ARN `{a}`"),
+                );
+                continue;
+            }
+        }
+        let id = if aws_managed {
+            format!("aws-policy/{}", m.name)
+        } else {
+            format!("policy/{}", m.name)
+        };
+        let Some(policy) = Policy::compile(&m.doc, PolicyKind::Identity, &id, &m.at, &mut p) else {
+            continue;
+        };
+        counts.policies += 1;
+        counts.statements += policy.statements.len();
+        let policy = Arc::new(policy);
+        match &m.arn {
+            Some(a) => {
+                if by_arn.insert(a.clone(), policy).is_some() {
+                    p.push("", format!("duplicate managed policy `{a}`"));
+                }
+            }
+            None => {
+                if by_name.insert(m.name.clone(), policy).is_some() {
+                    p.push("", format!("duplicate managed policy name `{}`", m.name));
+                }
+            }
+        }
+    }
+    let resolve = |a: &str, owner_account: &str| -> Option<Arc<Policy>> {
+        if let Some(p) = by_arn.get(a) {
+            return Some(p.clone());
+        }
+        let parsed = arn::parse(a)?;
+        if parsed.account != owner_account {
+            return None;
+        }
+        let name = parsed.resource.rsplit('/').next()?;
+        by_name.get(name).cloned()
+    };
+    let account_of = |a: &str| arn::parse(a).map(|x| x.account.to_owned()).unwrap_or_default();
+
+    // Groups.
+    let mut groups: HashMap<String, Vec<Arc<Policy>>> = HashMap::new();
+    for g in &raw.groups {
+        let mut p = Problems::new(&g.file, problems);
+        if !arn::parse(&g.arn).is_some_and(|a| a.service == "iam" && a.resource.starts_with("group/")) {
+            p.push(format!("{}/Arn", g.at), format!("malformed group ARN `{}`", g.arn));
+        }
+        let mut pols = Vec::new();
+        for (name, doc, at) in &g.inline {
+            let id = format!("group/{}/inline/{name}", g.name);
+            if let Some(pol) = Policy::compile(doc, PolicyKind::Identity, &id, at, &mut p) {
+                counts.policies += 1;
+                counts.statements += pol.statements.len();
+                pols.push(Arc::new(pol));
+            }
+        }
+        let acct = account_of(&g.arn);
+        for (a, at) in &g.attached {
+            match resolve(a, &acct) {
+                Some(pol) => pols.push(pol),
+                None => p.push(
+                    at.clone(),
+                    format!("attached managed policy `{a}` is not in the bundle"),
+                ),
+            }
+        }
+        if groups.keys().any(|k| k.eq_ignore_ascii_case(&g.name)) {
+            p.push(g.at.clone(), format!("duplicate group name `{}`", g.name));
+        }
+        groups.insert(g.name.clone(), pols);
+    }
+    counts.groups = groups.len();
+
+    let mut common = |r: &RawPrincipal,
+                      kind: &str,
+                      problems: &mut Vec<Problem>|
+     -> (Vec<Arc<Policy>>, Option<Arc<Policy>>, String) {
+        let mut p = Problems::new(&r.file, problems);
+        let acct = account_of(&r.arn);
+        let mut pols = Vec::new();
+        for (name, doc, at) in &r.inline {
+            let id = format!("{kind}/{}/inline/{name}", r.name);
+            if let Some(pol) = Policy::compile(doc, PolicyKind::Identity, &id, at, &mut p) {
+                counts.policies += 1;
+                counts.statements += pol.statements.len();
+                pols.push(Arc::new(pol));
+            }
+        }
+        for (a, at) in &r.attached {
+            match resolve(a, &acct) {
+                Some(pol) => pols.push(pol),
+                None => p.push(
+                    at.clone(),
+                    format!("attached managed policy `{a}` is not in the bundle"),
+                ),
+            }
+        }
+        let boundary = r.boundary.as_ref().and_then(|(a, at)| {
+            let b = resolve(a, &acct);
+            if b.is_none() {
+                p.push(at.clone(), format!("permissions boundary `{a}` is not in the bundle"));
+            }
+            b
+        });
+        (pols, boundary, acct)
+    };
+
+    // Users.
+    let mut seen_users: Vec<String> = Vec::new();
+    for u in &raw.users {
+        let (mut identity, boundary, account) = common(u, "user", problems);
+        let mut p = Problems::new(&u.file, problems);
+        if !matches!(arn::parse_principal(&u.arn), Some(arn::PrincipalArn::User { ref name, .. }) if *name == u.name) {
+            p.push(
+                format!("{}/Arn", u.at),
+                format!("malformed user ARN `{}` for user `{}`", u.arn, u.name),
+            );
+        }
+        let lower = u.name.to_lowercase();
+        if seen_users.contains(&lower) {
+            p.push(
+                u.at.clone(),
+                format!("duplicate user name `{}` (names are unique ignoring case)", u.name),
+            );
+        }
+        seen_users.push(lower);
+        for g in &u.groups {
+            match groups.get(g) {
+                Some(gp) => identity.extend(gp.iter().cloned()),
+                None => p.push(
+                    format!("{}/GroupList", u.at),
+                    format!("group `{g}` is not in the bundle"),
+                ),
+            }
+        }
+        let user = User {
+            name: u.name.clone(),
+            arn: u.arn.clone(),
+            account,
+            user_id: u.id.clone().unwrap_or_else(|| derived_id("AIDA", &u.arn)),
+            groups: u.groups.clone(),
+            identity,
+            boundary,
+            tags: u.tags.clone(),
+            file: u.file.clone(),
+        };
+        bundle.users.insert(u.arn.clone(), Arc::new(user));
+    }
+    counts.users = bundle.users.len();
+
+    // Roles.
+    let mut trust_counts = (0usize, 0usize);
+    for r in &raw.roles {
+        let (identity, boundary, account) = common(r, "role", problems);
+        let mut p = Problems::new(&r.file, problems);
+        if !matches!(arn::parse_principal(&r.arn), Some(arn::PrincipalArn::Role { ref name, .. }) if *name == r.name) {
+            p.push(
+                format!("{}/Arn", r.at),
+                format!("malformed role ARN `{}` for role `{}`", r.arn, r.name),
+            );
+        }
+        let key = (account.clone(), r.name.clone());
+        if bundle
+            .roles_by_name
+            .keys()
+            .any(|(a, n)| *a == account && n.eq_ignore_ascii_case(&r.name))
+        {
+            p.push(
+                r.at.clone(),
+                format!("duplicate role name `{}` (names are unique ignoring case)", r.name),
+            );
+        }
+        let Some((doc, at)) = &r.trust else { continue };
+        let id = format!("role/{}/trust", r.name);
+        let Some(trust) = Policy::compile(doc, PolicyKind::Resource, &id, at, &mut p) else {
+            continue;
+        };
+        trust_counts.0 += 1;
+        trust_counts.1 += trust.statements.len();
+        let role = Arc::new(Role {
+            name: r.name.clone(),
+            arn: r.arn.clone(),
+            account,
+            role_id: r.id.clone().unwrap_or_else(|| derived_id("AROA", &r.arn)),
+            trust: Arc::new(trust),
+            identity,
+            boundary,
+            tags: r.tags.clone(),
+            file: r.file.clone(),
+        });
+        bundle.roles.insert(r.arn.clone(), role.clone());
+        bundle.roles_by_name.insert(key, role);
+    }
+    counts.policies += trust_counts.0;
+    counts.statements += trust_counts.1;
+    counts.roles = bundle.roles.len();
+
+    // SCPs.
+    if !raw.scps.is_empty() {
+        let mut scps = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (name, doc, at, file) in &raw.scps {
+            let mut p = Problems::new(file, problems);
+            if names.contains(name) {
+                p.push(at.clone(), format!("duplicate SCP name `{name}`"));
+            }
+            names.push(name.clone());
+            if let Some(pol) = Policy::compile(doc, PolicyKind::Scp, &format!("scp/{name}"), at, &mut p) {
+                counts.policies += 1;
+                counts.statements += pol.statements.len();
+                scps.push(Arc::new(pol));
+            }
+        }
+        counts.scps = scps.len();
+        bundle.scps = Some(scps);
+    }
+}
+
+fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec<Problem>) {
+    let mut names: Vec<String> = Vec::new();
+    for (path, v) in files {
+        let mut p = Problems::new(path, problems);
+        let cases: Vec<(String, &Value)> = match v {
+            Value::Object(o) => list_field(o, "cases", "", &mut p),
+            Value::Array(a) => a.iter().enumerate().map(|(i, c)| (format!("/{i}"), c)).collect(),
+            _ => {
+                p.push("", "a test file must be {\"cases\": [...]}");
+                continue;
+            }
+        };
+        if let Value::Object(o) = v {
+            for k in o.keys().filter(|k| *k != "cases") {
+                p.push(
+                    format!("/{}", ptr_token(k)),
+                    format!("unknown key `{k}` in a test file"),
+                );
+            }
+        }
+        for (at, c) in cases {
+            let Some(o) = object(c, &at, "a test case", &mut p) else {
+                continue;
+            };
+            check_case(o, &at, &mut p);
+            let Some(name) = str_field(o, "name", &at, true, &mut p) else {
+                continue;
+            };
+            if names.contains(&name) {
+                p.push(format!("{at}/name"), format!("duplicate test case name `{name}`"));
+            }
+            names.push(name.clone());
+            bundle.tests.push(TestCase {
+                name,
+                file: path.clone(),
+                body: c.clone(),
+            });
+        }
+    }
+}
+
+fn check_case(o: &Map<String, Value>, at: &str, p: &mut Problems<'_>) {
+    for k in o.keys() {
+        if !matches!(
+            k.as_str(),
+            "name" | "description" | "authorize" | "propagate" | "expect"
+        ) {
+            p.push(
+                format!("{at}/{}", ptr_token(k)),
+                format!("unknown key `{k}` in a test case"),
+            );
+        }
+    }
+    let kinds = ["authorize", "propagate"]
+        .iter()
+        .filter(|k| o.contains_key(**k))
+        .count();
+    if kinds != 1 {
+        p.push(at, "a test case needs exactly one of `authorize` or `propagate`");
+    }
+    let Some(expect) = o.get("expect").and_then(Value::as_object) else {
+        p.push(at, "missing `expect` object");
+        return;
+    };
+    if o.contains_key("authorize") {
+        match expect.get("decision").and_then(Value::as_str) {
+            Some("ALLOW" | "EXPLICIT_DENY" | "IMPLICIT_DENY") => {}
+            _ => p.push(
+                format!("{at}/expect/decision"),
+                "`decision` must be `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`",
+            ),
+        }
+    }
+    let _ = bool_field(expect, "cached", at, false, p);
+}

@@ -1,0 +1,244 @@
+//! The command line (`warden validate | eval | test`): clap parsing, then the offline tools on the
+//! pure engine. Exit codes: 0 success, 1 a check failed (invalid bundle, failing tests, bad input
+//! file), 64 bad usage.
+mod bundle_tests;
+
+use crate::bundle::{self, Bundle};
+use crate::engine;
+use crate::grpc::convert;
+use crate::policy::Problem;
+use crate::proto;
+use anyhow::{Context as _, Result, bail};
+use clap::{Parser, Subcommand};
+use std::io::{BufRead, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// The default bundle directory.
+pub const DEFAULT_BUNDLE: &str = "policies";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "warden",
+    version,
+    about = "Authorization sidecar (IAM policy decision point) for SageMaker Studio and partner AI apps"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Load and check a bundle exactly as `serve` would; print every problem as `path: field: message`.
+    Validate {
+        /// Bundle directory (default: `policies`).
+        dir: Option<PathBuf>,
+    },
+    /// Answer requests offline: one AuthorizeRequest (proto JSON), or JSON Lines of cases.
+    Eval {
+        /// An AuthorizeRequest as proto JSON (`-` for stdin); answered against `--bundle`.
+        #[arg(long, conflicts_with = "cases", required_unless_present = "cases")]
+        request: Option<String>,
+        /// Cases in the case format, one JSON object per line (`-` for stdin); policies inline.
+        #[arg(long)]
+        cases: Option<String>,
+        /// Bundle directory for `--request` (default: `policies`, or the embedded default bundle when
+        /// there is no such directory).
+        #[arg(long)]
+        bundle: Option<PathBuf>,
+    },
+    /// Run the bundle's own test cases (`tests/` in the bundle); print `N passed, M failed`.
+    Test {
+        /// Bundle directory (default: `policies`).
+        dir: Option<PathBuf>,
+    },
+}
+
+/// Runs the command line; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = if e.use_stderr() { 64 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<ExitCode> {
+    match cli.command {
+        Command::Validate { dir } => validate(dir.as_deref()),
+        Command::Eval {
+            request: Some(r),
+            bundle,
+            ..
+        } => eval_request(&r, bundle.as_deref()),
+        Command::Eval { cases: Some(c), .. } => eval_cases(&c),
+        Command::Eval { .. } => bail!("give `--request FILE` or `--cases FILE`"),
+        Command::Test { dir } => test(dir.as_deref()),
+    }
+}
+
+fn print_problems(problems: &[Problem]) {
+    for p in problems {
+        eprintln!("{p}");
+    }
+    eprintln!(
+        "{} problem{} found",
+        problems.len(),
+        if problems.len() == 1 { "" } else { "s" }
+    );
+}
+
+/// Loads a bundle directory, or the embedded default when no directory was named and `policies/`
+/// does not exist.
+fn load_bundle(dir: Option<&Path>) -> std::result::Result<(Bundle, String), Vec<Problem>> {
+    match dir {
+        Some(d) => bundle::read_dir(d).map(|b| (b, d.display().to_string())),
+        None if Path::new(DEFAULT_BUNDLE).is_dir() => {
+            bundle::read_dir(Path::new(DEFAULT_BUNDLE)).map(|b| (b, DEFAULT_BUNDLE.to_owned()))
+        }
+        None => bundle::embedded().map(|b| (b, "embedded default bundle".to_owned())),
+    }
+}
+
+fn validate(dir: Option<&Path>) -> Result<ExitCode> {
+    match load_bundle(dir) {
+        Ok((b, src)) => {
+            let c = b.counts;
+            println!(
+                "{src}: valid, revision {} ({} policies, {} statements, {} users, {} groups, {} roles, {} SCPs, {} partner apps, {} domains, {} tests)",
+                b.revision,
+                c.policies,
+                c.statements,
+                c.users,
+                c.groups,
+                c.roles,
+                c.scps,
+                c.partner_apps,
+                c.domains,
+                c.tests
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(problems) => {
+            print_problems(&problems);
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn read_input(arg: &str) -> Result<String> {
+    let mut s = String::new();
+    if arg == "-" {
+        std::io::stdin().read_to_string(&mut s).context("reading stdin")?;
+    } else {
+        s = std::fs::read_to_string(arg).with_context(|| format!("reading `{arg}`"))?;
+    }
+    Ok(s)
+}
+
+/// Milliseconds since the epoch, now.
+pub fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+        .unwrap_or(0)
+}
+
+fn eval_request(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
+    let text = read_input(arg)?;
+    let req: proto::AuthorizeRequest =
+        serde_json::from_str(&text).with_context(|| format!("`{arg}` is not an AuthorizeRequest in proto JSON"))?;
+    let (bundle, _) = match load_bundle(dir) {
+        Ok(b) => b,
+        Err(problems) => {
+            print_problems(&problems);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let req = match convert::request_from_proto(req, now_ms()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warden: invalid request: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let resp = engine::authorize(&bundle, &req);
+    let out = convert::response_to_proto(&resp, &bundle.revision, false, String::new());
+    println!("{}", serde_json::to_string_pretty(&out)?);
+    Ok(ExitCode::SUCCESS)
+}
+
+fn eval_cases(arg: &str) -> Result<ExitCode> {
+    let reader: Box<dyn BufRead> = if arg == "-" {
+        Box::new(std::io::BufReader::new(std::io::stdin()))
+    } else {
+        Box::new(std::io::BufReader::new(
+            std::fs::File::open(arg).with_context(|| format!("opening `{arg}`"))?,
+        ))
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    let now = now_ms();
+    for (n, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record = match crate::policy::json::parse_strict(&line) {
+            Err(e) => {
+                serde_json::json!({"id": "", "decision": "Error", "error": format!("line {}: malformed JSON: {e}", n + 1)})
+            }
+            Ok(v) => {
+                let o = engine::simulate(&v, now);
+                match o.result {
+                    Ok(r) => serde_json::json!({
+                        "id": o.id,
+                        "decision": r.decision.as_str(),
+                        "determining": r.determining.iter().map(|s| serde_json::json!({
+                            "policy": &*s.policy, "sid": &*s.sid, "effect": s.effect.as_str()
+                        })).collect::<Vec<_>>(),
+                        "diagnostics": r.diagnostics,
+                    }),
+                    Err(e) => serde_json::json!({"id": o.id, "decision": "Error", "error": e}),
+                }
+            }
+        };
+        writeln!(out, "{record}")?;
+    }
+    out.flush()?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn test(dir: Option<&Path>) -> Result<ExitCode> {
+    let (bundle, src) = match load_bundle(dir) {
+        Ok(b) => b,
+        Err(problems) => {
+            print_problems(&problems);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let report = bundle_tests::run(&bundle, now_ms());
+    for f in &report.failures {
+        println!("FAIL {f}");
+    }
+    if bundle.tests.is_empty() {
+        println!("{src}: the bundle has no test cases (tests/*.json)");
+    }
+    println!("{} passed, {} failed", report.passed, report.failures.len());
+    Ok(if report.failures.is_empty() && !bundle.tests.is_empty() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(1)
+    })
+}

@@ -1,0 +1,101 @@
+//! The condition-key view of one request: keys derived from the principal, the bundle and the clock,
+//! then the caller's. In `Authorize` derived keys win (a caller may add keys, never override them); in
+//! the case format the caller's keys win (a simulation states its context). Pure.
+use crate::bundle::Tags;
+use crate::policy::{Context, CtxVal, MapContext};
+use std::borrow::Cow;
+use std::cell::Cell;
+
+/// Which side wins when both the caller and Warden have a key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Precedence {
+    /// `Authorize`: derived keys win; the caller's derived keys have been dropped.
+    Derived,
+    /// Case format: the caller's keys win.
+    Caller,
+}
+
+/// The request context.
+pub struct RequestContext<'a> {
+    /// Derived single-valued keys (lower-cased), e.g. `aws:username`.
+    pub derived: Vec<(&'static str, Cow<'a, str>)>,
+    /// Session tags (win over IAM tags).
+    pub session_tags: &'a [(String, String)],
+    /// The principal's IAM tags.
+    pub principal_tags: Option<&'a Tags>,
+    /// Resource tags, from the bundle.
+    pub resource_tags: Option<&'a Tags>,
+    /// Resource tags given with the request.
+    pub request_resource_tags: &'a [(String, String)],
+    /// The caller's keys.
+    pub caller: &'a MapContext,
+    /// Request time.
+    pub now_ms: i64,
+    /// Precedence.
+    pub precedence: Precedence,
+    /// Set when `aws:CurrentTime` or `aws:EpochTime` is read.
+    pub read_time: Cell<bool>,
+}
+
+fn tag_lookup<'a>(pairs: &'a [(String, String)], key_lower: &str) -> Option<&'a str> {
+    pairs
+        .iter()
+        .find(|(k, _)| k.to_lowercase() == key_lower)
+        .map(|(_, v)| v.as_str())
+}
+
+// === impl RequestContext ===
+
+impl RequestContext<'_> {
+    fn derived_get(&self, key: &str) -> Option<CtxVal<'_>> {
+        match key {
+            "aws:currenttime" => {
+                self.read_time.set(true);
+                let dt = chrono::DateTime::from_timestamp_millis(self.now_ms)?;
+                return Some(CtxVal::One(Cow::Owned(dt.format("%Y-%m-%dT%H:%M:%SZ").to_string())));
+            }
+            "aws:epochtime" => {
+                self.read_time.set(true);
+                return Some(CtxVal::One(Cow::Owned(self.now_ms.div_euclid(1000).to_string())));
+            }
+            _ => {}
+        }
+        if let Some(tag) = key.strip_prefix("aws:principaltag/") {
+            if let Some(v) = tag_lookup(self.session_tags, tag) {
+                return Some(CtxVal::One(Cow::Borrowed(v)));
+            }
+            return self
+                .principal_tags
+                .and_then(|t| t.get_lower(tag))
+                .map(|v| CtxVal::One(Cow::Borrowed(v)));
+        }
+        if let Some(tag) = key
+            .strip_prefix("aws:resourcetag/")
+            .or_else(|| key.strip_prefix("sagemaker:resourcetag/"))
+        {
+            if let Some(t) = self.resource_tags {
+                return t.get_lower(tag).map(|v| CtxVal::One(Cow::Borrowed(v)));
+            }
+            return tag_lookup(self.request_resource_tags, tag).map(|v| CtxVal::One(Cow::Borrowed(v)));
+        }
+        self.derived
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| CtxVal::One(Cow::Borrowed(v.as_ref())))
+    }
+}
+
+impl Context for RequestContext<'_> {
+    fn get(&self, key_lower: &str) -> Option<CtxVal<'_>> {
+        match self.precedence {
+            Precedence::Derived => {
+                if super::request::is_derived_key(key_lower) {
+                    self.derived_get(key_lower)
+                } else {
+                    self.caller.get(key_lower)
+                }
+            }
+            Precedence::Caller => self.caller.get(key_lower).or_else(|| self.derived_get(key_lower)),
+        }
+    }
+}

@@ -1,0 +1,11 @@
+//! Warden: a gRPC authorization sidecar (policy decision point) for Amazon SageMaker Studio and
+//! SageMaker partner AI apps. IAM policies evaluated with IAM's own semantics.
+#![forbid(unsafe_code)]
+#![deny(rust_2018_idioms)]
+
+pub mod bundle;
+pub mod cli;
+pub mod engine;
+pub mod grpc;
+pub mod policy;
+pub mod proto;

@@ -1,0 +1,158 @@
+//! ARNs: parsing into their six parts, and the principal ARN forms Warden understands. Pure.
+
+/// A parsed ARN `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE` (the resource part may hold colons).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Arn<'a> {
+    /// `aws`, `aws-cn`, …
+    pub partition: &'a str,
+    /// Service namespace, e.g. `iam`.
+    pub service: &'a str,
+    /// Region (empty for global services).
+    pub region: &'a str,
+    /// Account id (empty for some resources).
+    pub account: &'a str,
+    /// The resource part.
+    pub resource: &'a str,
+}
+
+/// Parses an ARN; `None` when it is not `arn:` followed by five more colon-separated parts with a
+/// non-empty partition, service and resource.
+pub fn parse(s: &str) -> Option<Arn<'_>> {
+    let mut it = s.splitn(6, ':');
+    let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
+        (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
+    else {
+        return None;
+    };
+    if partition.is_empty() || service.is_empty() || resource.is_empty() {
+        return None;
+    }
+    Some(Arn {
+        partition,
+        service,
+        region,
+        account,
+        resource,
+    })
+}
+
+/// Whether `s` is a 12-digit account id.
+pub fn is_account_id(s: &str) -> bool {
+    s.len() == 12 && s.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// The principal forms of IAM and STS ARNs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PrincipalArn {
+    /// `arn:aws:iam::ACCT:root`
+    Root { account: String },
+    /// `arn:aws:iam::ACCT:user/PATH/NAME`
+    User { account: String, name: String },
+    /// `arn:aws:iam::ACCT:role/PATH/NAME`
+    Role { account: String, name: String },
+    /// `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`
+    Session {
+        account: String,
+        role: String,
+        session: String,
+    },
+    /// `arn:aws:sts::ACCT:federated-user/NAME`
+    FederatedUser { account: String, name: String },
+}
+
+/// Parses an IAM/STS principal ARN.
+pub fn parse_principal(s: &str) -> Option<PrincipalArn> {
+    let a = parse(s)?;
+    if !is_account_id(a.account) || !a.region.is_empty() {
+        return None;
+    }
+    let account = a.account.to_owned();
+    let last = |r: &str| r.rsplit('/').next().filter(|n| !n.is_empty()).map(str::to_owned);
+    match a.service {
+        "iam" => {
+            if a.resource == "root" {
+                return Some(PrincipalArn::Root { account });
+            }
+            if let Some(r) = a.resource.strip_prefix("user/") {
+                return Some(PrincipalArn::User {
+                    account,
+                    name: last(r)?,
+                });
+            }
+            if let Some(r) = a.resource.strip_prefix("role/") {
+                return Some(PrincipalArn::Role {
+                    account,
+                    name: last(r)?,
+                });
+            }
+            None
+        }
+        "sts" => {
+            if let Some(r) = a.resource.strip_prefix("assumed-role/") {
+                let (role, session) = r.split_once('/')?;
+                if role.is_empty() || session.is_empty() || session.contains('/') {
+                    return None;
+                }
+                return Some(PrincipalArn::Session {
+                    account,
+                    role: role.to_owned(),
+                    session: session.to_owned(),
+                });
+            }
+            if let Some(n) = a.resource.strip_prefix("federated-user/") {
+                if n.is_empty() || n.contains('/') {
+                    return None;
+                }
+                return Some(PrincipalArn::FederatedUser {
+                    account,
+                    name: n.to_owned(),
+                });
+            }
+            None
+        }
+        _ => None,
+    }
+}
+
+/// Whether `s` looks like an AWS service principal (`sagemaker.amazonaws.com`).
+pub fn is_service_principal(s: &str) -> bool {
+    let l = s.to_ascii_lowercase();
+    (l.ends_with(".amazonaws.com") || l.ends_with(".amazonaws.com.cn"))
+        && l.len() > ".amazonaws.com".len()
+        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arn_resource_part_keeps_colons() {
+        let a = parse("arn:aws:logs:us-east-1:111122223333:log-group:g:*").unwrap();
+        assert_eq!(a.resource, "log-group:g:*");
+        assert!(parse("arn:aws:s3").is_none());
+        assert!(parse("not-an-arn").is_none());
+    }
+
+    #[test]
+    fn principal_arns_parse() {
+        assert_eq!(
+            parse_principal("arn:aws:sts::111122223333:assumed-role/Launcher/alice"),
+            Some(PrincipalArn::Session {
+                account: "111122223333".into(),
+                role: "Launcher".into(),
+                session: "alice".into()
+            })
+        );
+        assert_eq!(
+            parse_principal("arn:aws:iam::111122223333:role/service-role/Exec"),
+            Some(PrincipalArn::Role {
+                account: "111122223333".into(),
+                name: "Exec".into()
+            })
+        );
+        assert!(parse_principal("arn:aws:iam::1111:user/x").is_none());
+        assert!(is_service_principal("sagemaker.amazonaws.com"));
+        assert!(!is_service_principal("amazonaws.com"));
+    }
+}

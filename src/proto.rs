@@ -1,0 +1,9 @@
+//! The generated gRPC types of `proto/warden/v1/warden.proto` (prost + tonic + pbjson serde).
+//! Only the wire-facing modules (`grpc`, `server`, `cli`) and tests use these.
+#![allow(missing_docs, clippy::all, clippy::pedantic, unreachable_pub)]
+
+tonic::include_proto!("warden.v1");
+include!(concat!(env!("OUT_DIR"), "/warden.v1.serde.rs"));
+
+/// The encoded `FileDescriptorSet` of the Warden protos (with imports), for server reflection.
+pub const FILE_DESCRIPTOR_SET: &[u8] = tonic::include_file_descriptor_set!("warden_descriptor");
