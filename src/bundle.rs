@@ -13,6 +13,9 @@ use std::path::Path;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_policies.rs"));
 
+/// A bundle file: its path relative to the bundle root, and its bytes.
+pub type BundleFile = (String, Vec<u8>);
+
 /// The default bundle compiled into the binary (`policies/` of the repository).
 pub fn embedded_files() -> Vec<(String, Vec<u8>)> {
     EMBEDDED.iter().map(|(p, b)| ((*p).to_owned(), b.to_vec())).collect()
@@ -25,7 +28,9 @@ pub fn embedded() -> Result<Bundle, Vec<Problem>> {
 
 /// Reads every file of a bundle directory: follows symlinks, skips hidden names (`..data`,
 /// `..2024_…` of Kubernetes ConfigMaps), refuses files over the size limit without reading them.
-pub fn read_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Vec<Problem>> {
+/// Returns the files read and the problems met; a file over the size limit is a problem, and the
+/// other files are still read (so that every problem of the bundle is reported at once).
+pub fn read_files(root: &Path) -> Result<(Vec<BundleFile>, Vec<Problem>), Vec<Problem>> {
     let mut out = Vec::new();
     let mut problems = Vec::new();
     let mut total = 0usize;
@@ -116,7 +121,7 @@ pub fn read_files(root: &Path) -> Result<Vec<(String, Vec<u8>)>, Vec<Problem>> {
             }
         }
     }
-    if problems.is_empty() { Ok(out) } else { Err(problems) }
+    Ok((out, problems))
 }
 
 fn display(rel: &str) -> String {
@@ -125,5 +130,15 @@ fn display(rel: &str) -> String {
 
 /// Reads and builds the bundle in `root`.
 pub fn read_dir(root: &Path) -> Result<Bundle, Vec<Problem>> {
-    from_files(read_files(root)?)
+    let (files, mut problems) = read_files(root)?;
+    let built = from_files(files);
+    if problems.is_empty() {
+        return built;
+    }
+    if let Err(more) = built {
+        problems.extend(more);
+    }
+    problems.sort();
+    problems.dedup();
+    Err(problems)
 }

@@ -190,14 +190,31 @@ fn eval_cases(arg: &str) -> Result<ExitCode> {
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     let now = now_ms();
-    for (n, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading line {}", n + 1))?;
+    let mut reader = reader;
+    let mut buf = Vec::new();
+    let mut n = 0usize;
+    loop {
+        buf.clear();
+        if reader
+            .read_until(b'\n', &mut buf)
+            .with_context(|| format!("reading line {}", n + 1))?
+            == 0
+        {
+            break;
+        }
+        n += 1;
+        let Ok(line) = std::str::from_utf8(&buf) else {
+            let record =
+                serde_json::json!({"id": "", "decision": "Error", "error": format!("line {n}: not UTF-8 text")});
+            writeln!(out, "{record}")?;
+            continue;
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let record = match crate::policy::json::parse_strict(&line) {
+        let record = match crate::policy::json::parse_strict(line) {
             Err(e) => {
-                serde_json::json!({"id": "", "decision": "Error", "error": format!("line {}: malformed JSON: {e}", n + 1)})
+                serde_json::json!({"id": "", "decision": "Error", "error": format!("line {n}: malformed JSON: {e}")})
             }
             Ok(v) => {
                 let o = engine::simulate(&v, now);

@@ -12,7 +12,7 @@ pub use self::decision::{Decision, Response, StatementRef};
 pub use self::evaluate::{Input, Layers, evaluate, is_trust_action};
 pub use self::request::{Request, RequestError, is_derived_key};
 
-use self::context::{Precedence, RequestContext};
+use self::context::{Derived, Precedence, RequestContext};
 use crate::bundle::{Bundle, Role, Tags};
 use crate::policy::arn::{self, PrincipalArn};
 use crate::policy::{Policy, PrincipalFacts, PrincipalKind};
@@ -22,13 +22,12 @@ use std::sync::Arc;
 
 /// The resolved principal of a bundle request.
 struct Resolved<'b> {
-    facts_kind: PrincipalKind,
+    kind: PrincipalKind,
     account: Option<&'b str>,
-    role: Option<&'b Role>,
     identity: &'b [Arc<Policy>],
     boundary: Option<&'b Policy>,
     tags: Option<&'b Tags>,
-    derived: Vec<(&'static str, Cow<'b, str>)>,
+    derived: Derived<'b>,
     role_name: Option<&'b str>,
     unique_id: Option<&'b str>,
 }
@@ -36,26 +35,29 @@ struct Resolved<'b> {
 /// Answers one request against a bundle. The request must have passed [`Request::validate`]; an
 /// unknown principal is an implicit deny with a diagnostic, never an error.
 pub fn authorize(bundle: &Bundle, req: &Request) -> Response {
-    let action = req.action.to_ascii_lowercase();
     let Some(resolved) = resolve(bundle, req) else {
         return Response::implicit_deny(format!("principal `{}` is not in the bundle", req.principal));
     };
+    let action = req.action.to_ascii_lowercase();
     // A role trust policy is the resource policy of `sts:` actions on a role.
-    let mut trust_role: Option<&Role> = None;
-    let is_role_resource = arn::parse_principal(&req.resource).is_some_and(|p| matches!(p, PrincipalArn::Role { .. }));
-    let trust = is_trust_action(&action) && is_role_resource;
-    if trust {
-        trust_role = bundle.roles.get(&req.resource).map(|r| &**r);
-        if trust_role.is_none() {
-            return Response::implicit_deny(format!(
-                "role `{}` is not in the bundle: its trust policy is unknown",
-                req.resource
-            ));
+    let trust =
+        is_trust_action(&action) && matches!(arn::parse_principal(&req.resource), Some(PrincipalArn::Role { .. }));
+    let trust_role: Option<&Role> = if trust {
+        match bundle.roles.get(req.resource.as_str()) {
+            Some(r) => Some(r),
+            None => {
+                return Response::implicit_deny(format!(
+                    "role `{}` is not in the bundle: its trust policy is unknown",
+                    req.resource
+                ));
+            }
         }
-    }
+    } else {
+        None
+    };
     let resource_tags = match trust_role {
         Some(r) => Some(&r.tags),
-        None => bundle.resource_tags.get(&req.resource),
+        None => bundle.resource_tags.get(req.resource.as_str()),
     };
     let ctx = RequestContext {
         derived: resolved.derived,
@@ -69,7 +71,7 @@ pub fn authorize(bundle: &Bundle, req: &Request) -> Response {
         read_time: Cell::new(false),
     };
     let facts = PrincipalFacts {
-        kind: resolved.facts_kind,
+        kind: resolved.kind,
         arn: &req.principal,
         account: resolved.account,
         role_name: resolved.role_name,
@@ -98,94 +100,87 @@ pub fn authorize(bundle: &Bundle, req: &Request) -> Response {
             ));
         }
     }
-    let _ = resolved.role;
     resp
 }
 
 fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
+    let source_identity = req.source_identity.as_deref();
     if arn::is_service_principal(&req.principal) {
         return Some(Resolved {
-            facts_kind: PrincipalKind::Service,
+            kind: PrincipalKind::Service,
             account: None,
-            role: None,
             identity: &[],
             boundary: None,
             tags: None,
-            derived: vec![("aws:principaltype", Cow::Borrowed("Service"))],
+            derived: Derived {
+                principal_type: Some("Service"),
+                ..Derived::default()
+            },
             role_name: None,
             unique_id: None,
         });
     }
-    let source_identity = req
-        .source_identity
-        .as_deref()
-        .map(|s| ("aws:sourceidentity", Cow::Borrowed(s)));
-    match arn::parse_principal(&req.principal)? {
-        PrincipalArn::User { .. } => {
-            let u = bundle.users.get(&req.principal)?;
-            let mut derived = vec![
-                ("aws:username", Cow::Borrowed(u.name.as_str())),
-                ("aws:userid", Cow::Borrowed(u.user_id.as_str())),
-                ("aws:principalarn", Cow::Borrowed(u.arn.as_str())),
-                ("aws:principalaccount", Cow::Borrowed(u.account.as_str())),
-                ("aws:principaltype", Cow::Borrowed("User")),
-            ];
-            derived.extend(source_identity);
+    // Most requests come from users and sessions: try the direct lookup before parsing.
+    let user = bundle.users.get(req.principal.as_str());
+    match user.map_or_else(|| arn::parse_principal(&req.principal), |_| None) {
+        None => {
+            let u = user?;
             Some(Resolved {
-                facts_kind: PrincipalKind::User,
+                kind: PrincipalKind::User,
                 account: Some(&u.account),
-                role: None,
                 identity: &u.identity,
                 boundary: u.boundary.as_deref(),
                 tags: Some(&u.tags),
-                derived,
+                derived: Derived {
+                    username: Some(&u.name),
+                    userid: Some(&u.user_id),
+                    session_userid: None,
+                    principal_arn: Some(Cow::Borrowed(&u.arn)),
+                    account: Some(&u.account),
+                    principal_type: Some("User"),
+                    source_identity,
+                },
                 role_name: None,
                 unique_id: Some(&u.user_id),
             })
         }
-        PrincipalArn::Role { account, name } => {
+        Some(PrincipalArn::Role { account, name }) => {
             let r = bundle
                 .roles
-                .get(&req.principal)
-                .or_else(|| bundle.roles_by_name.get(&(account, name)))?;
-            Some(role_resolved(
-                r,
-                PrincipalKind::Role,
-                Cow::Borrowed(r.role_id.as_str()),
-                source_identity,
-            ))
+                .get(req.principal.as_str())
+                .or_else(|| bundle.role_by_name(account, name))?;
+            Some(role_resolved(r, PrincipalKind::Role, None, source_identity))
         }
-        PrincipalArn::Session { account, role, session } => {
-            let r = bundle.roles_by_name.get(&(account, role))?;
-            let userid = Cow::Owned(format!("{}:{session}", r.role_id));
-            Some(role_resolved(r, PrincipalKind::Session, userid, source_identity))
+        Some(PrincipalArn::Session { account, role, session }) => {
+            let r = bundle.role_by_name(account, role)?;
+            Some(role_resolved(r, PrincipalKind::Session, Some(session), source_identity))
         }
-        PrincipalArn::Root { .. } | PrincipalArn::FederatedUser { .. } => None,
+        Some(PrincipalArn::User { .. } | PrincipalArn::Root { .. } | PrincipalArn::FederatedUser { .. }) => None,
     }
 }
 
 fn role_resolved<'b>(
     r: &'b Role,
     kind: PrincipalKind,
-    userid: Cow<'b, str>,
-    source_identity: Option<(&'static str, Cow<'b, str>)>,
+    session: Option<&'b str>,
+    source_identity: Option<&'b str>,
 ) -> Resolved<'b> {
-    let mut derived = vec![
-        ("aws:userid", userid),
-        // For a role session, aws:PrincipalArn is the role ARN (with its path), not the session ARN.
-        ("aws:principalarn", Cow::Borrowed(r.arn.as_str())),
-        ("aws:principalaccount", Cow::Borrowed(r.account.as_str())),
-        ("aws:principaltype", Cow::Borrowed("AssumedRole")),
-    ];
-    derived.extend(source_identity);
     Resolved {
-        facts_kind: kind,
+        kind,
         account: Some(&r.account),
-        role: Some(r),
         identity: &r.identity,
         boundary: r.boundary.as_deref(),
         tags: Some(&r.tags),
-        derived,
+        derived: Derived {
+            username: None,
+            userid: Some(&r.role_id),
+            session_userid: session.map(|s| (r.role_id.as_str(), s)),
+            // For a role session, aws:PrincipalArn is the role ARN (with its path), not the session ARN.
+            principal_arn: Some(Cow::Borrowed(&r.arn)),
+            account: Some(&r.account),
+            principal_type: Some("AssumedRole"),
+            source_identity,
+        },
         role_name: Some(&r.name),
         unique_id: Some(&r.role_id),
     }

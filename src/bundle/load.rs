@@ -14,7 +14,7 @@ use std::sync::Arc;
 /// Largest file accepted.
 pub const MAX_FILE_BYTES: usize = 4 << 20;
 /// Largest bundle accepted (all files).
-pub const MAX_BUNDLE_BYTES: usize = 256 << 20;
+pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
 /// Most files accepted.
 pub const MAX_FILES: usize = 200_000;
 
@@ -455,7 +455,10 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
             }
         }
         if groups.keys().any(|k| k.eq_ignore_ascii_case(&g.name)) {
-            p.push(g.at.clone(), format!("duplicate group name `{}`", g.name));
+            p.push(
+                g.at.clone(),
+                format!("duplicate group name `{}` (names are unique ignoring case)", g.name),
+            );
         }
         groups.insert(g.name.clone(), pols);
     }
@@ -500,7 +503,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     for u in &raw.users {
         let (mut identity, boundary, account) = common(u, "user", problems);
         let mut p = Problems::new(&u.file, problems);
-        if !matches!(arn::parse_principal(&u.arn), Some(arn::PrincipalArn::User { ref name, .. }) if *name == u.name) {
+        if !matches!(arn::parse_principal(&u.arn), Some(arn::PrincipalArn::User { name, .. }) if name == u.name) {
             p.push(
                 format!("{}/Arn", u.at),
                 format!("malformed user ARN `{}` for user `{}`", u.arn, u.name),
@@ -543,17 +546,17 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     for r in &raw.roles {
         let (identity, boundary, account) = common(r, "role", problems);
         let mut p = Problems::new(&r.file, problems);
-        if !matches!(arn::parse_principal(&r.arn), Some(arn::PrincipalArn::Role { ref name, .. }) if *name == r.name) {
+        if !matches!(arn::parse_principal(&r.arn), Some(arn::PrincipalArn::Role { name, .. }) if name == r.name) {
             p.push(
                 format!("{}/Arn", r.at),
                 format!("malformed role ARN `{}` for role `{}`", r.arn, r.name),
             );
         }
-        let key = (account.clone(), r.name.clone());
+        let key = r.name.clone();
         if bundle
-            .roles_by_name
-            .keys()
-            .any(|(a, n)| *a == account && n.eq_ignore_ascii_case(&r.name))
+            .roles
+            .values()
+            .any(|x| x.account == account && x.name.eq_ignore_ascii_case(&r.name))
         {
             p.push(
                 r.at.clone(),
@@ -579,7 +582,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
             file: r.file.clone(),
         });
         bundle.roles.insert(r.arn.clone(), role.clone());
-        bundle.roles_by_name.insert(key, role);
+        bundle.roles_by_name.entry(key).or_default().push(role);
     }
     counts.policies += trust_counts.0;
     counts.statements += trust_counts.1;

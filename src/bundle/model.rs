@@ -1,8 +1,8 @@
 //! The compiled bundle: an immutable snapshot of principals, policies, SCPs, SageMaker resources and
 //! the bundle's own test cases. Pure data.
 use crate::policy::Policy;
+use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Tags with case-insensitive keys (case preserved).
@@ -254,6 +254,13 @@ pub struct Counts {
     pub tests: usize,
 }
 
+impl Bundle {
+    /// The role `name` of `account`.
+    pub fn role_by_name(&self, account: &str, name: &str) -> Option<&Arc<Role>> {
+        self.roles_by_name.get(name)?.iter().find(|r| r.account == account)
+    }
+}
+
 /// An immutable, validated bundle.
 #[derive(Debug, Clone, Default)]
 pub struct Bundle {
@@ -263,8 +270,8 @@ pub struct Bundle {
     pub users: HashMap<String, Arc<User>>,
     /// Roles by ARN.
     pub roles: HashMap<String, Arc<Role>>,
-    /// Roles by (account, name), for session ARNs (which carry no path).
-    pub roles_by_name: HashMap<(String, String), Arc<Role>>,
+    /// Roles by name (several accounts may share one), for session ARNs (which carry no path).
+    pub roles_by_name: HashMap<String, Vec<Arc<Role>>>,
     /// SCPs (`None`: the bundle has none, so none apply).
     pub scps: Option<Vec<Arc<Policy>>>,
     /// Tags of resources the bundle knows (partner apps, domains, user profiles), by ARN.

@@ -120,6 +120,7 @@ pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problem
 /// Reads `identity-center/*.json`.
 pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec<Problem>) {
     let ic = &mut bundle.identity_center;
+    let mut group_members: Vec<(String, String, String, String)> = Vec::new();
     ic.background_sessions_enabled = true;
     ic.background_session_minutes = 7 * 24 * 60;
     for (path, v) in files {
@@ -144,7 +145,20 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
             }
             ic.instance_arn = str_field(io, "InstanceArn", "/Instance", true, &mut p);
             ic.identity_store_id = str_field(io, "IdentityStoreId", "/Instance", true, &mut p);
-            ic.identity_store_arn = str_field(io, "IdentityStoreArn", "/Instance", false, &mut p);
+            ic.identity_store_arn = str_field(io, "IdentityStoreArn", "/Instance", true, &mut p);
+            if let (Some(a), Some(id)) = (&ic.identity_store_arn, &ic.identity_store_id) {
+                let ok = arn::parse(a).is_some_and(|x| {
+                    x.service == "identitystore"
+                        && arn::is_account_id(x.account)
+                        && x.resource == format!("identitystore/{id}")
+                });
+                if !ok {
+                    p.push(
+                        "/Instance/IdentityStoreArn",
+                        format!("malformed identity store ARN `{a}` for identity store `{id}`"),
+                    );
+                }
+            }
             if let Some(bs) = io.get("UserBackgroundSessions").and_then(Value::as_object) {
                 ic.background_sessions_enabled =
                     bool_field(bs, "Enabled", "/Instance/UserBackgroundSessions", true, &mut p);
@@ -186,6 +200,9 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
             let id = str_field(go, "GroupId", &f, true, &mut p).unwrap_or_default();
             let name = str_field(go, "DisplayName", &f, true, &mut p).unwrap_or_default();
             let members = string_list(go, "Members", &f, &mut p);
+            for (i, m) in members.iter().enumerate() {
+                group_members.push((path.clone(), format!("{f}/Members/{i}"), name.clone(), m.clone()));
+            }
             ic.groups.push(IcGroup {
                 group_id: id,
                 name,
@@ -193,22 +210,13 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
             });
         }
     }
-    // Derive the identity store ARN when not given and the account is known from an instance-less id.
-    if ic.identity_store_arn.is_none()
-        && let Some(id) = &ic.identity_store_id
-        && let Some(acct) = bundle.roles.values().next().map(|r| r.account.clone())
-    {
-        ic.identity_store_arn = Some(format!("arn:aws:identitystore::{acct}:identitystore/{id}"));
-    }
-    for g in &ic.groups {
-        for m in &g.members {
-            if !ic.users.iter().any(|u| &u.user_name == m) {
-                problems.push(Problem {
-                    file: "identity-center".into(),
-                    field: String::new(),
-                    message: format!("group `{}` lists unknown user `{m}`", g.name),
-                });
-            }
+    for (path, field, group, member) in group_members {
+        if !ic.users.iter().any(|u| u.user_name == member) {
+            problems.push(Problem {
+                file: path,
+                field,
+                message: format!("group `{group}` lists unknown user `{member}`"),
+            });
         }
     }
 }

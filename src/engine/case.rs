@@ -1,6 +1,6 @@
 //! The case format (SPEC §2.3): policies given inline, like `aws iam simulate-custom-policy`. Every key
 //! a policy reads is given in `context`; given keys win over the few Warden derives. Pure.
-use super::context::{Precedence, RequestContext};
+use super::context::{Derived, Precedence, RequestContext};
 use super::decision::Response;
 use super::evaluate::{Input, Layers, evaluate, is_trust_action};
 use crate::policy::arn::{self, PrincipalArn};
@@ -191,45 +191,36 @@ impl Case {
     pub fn evaluate(&self, now_ms: i64) -> Response {
         let parsed = arn::parse_principal(&self.principal);
         let (kind, account, role_name) = match &parsed {
-            Some(PrincipalArn::User { account, .. }) => (PrincipalKind::User, Some(account.as_str()), None),
-            Some(PrincipalArn::Role { account, name }) => {
-                (PrincipalKind::Role, Some(account.as_str()), Some(name.as_str()))
-            }
-            Some(PrincipalArn::Session { account, role, .. }) => {
-                (PrincipalKind::Session, Some(account.as_str()), Some(role.as_str()))
-            }
-            Some(PrincipalArn::FederatedUser { account, .. }) => {
-                (PrincipalKind::FederatedUser, Some(account.as_str()), None)
-            }
-            Some(PrincipalArn::Root { account }) => (PrincipalKind::Root, Some(account.as_str()), None),
+            Some(PrincipalArn::User { account, .. }) => (PrincipalKind::User, Some(*account), None),
+            Some(PrincipalArn::Role { account, name }) => (PrincipalKind::Role, Some(*account), Some(*name)),
+            Some(PrincipalArn::Session { account, role, .. }) => (PrincipalKind::Session, Some(*account), Some(*role)),
+            Some(PrincipalArn::FederatedUser { account, .. }) => (PrincipalKind::FederatedUser, Some(*account), None),
+            Some(PrincipalArn::Root { account }) => (PrincipalKind::Root, Some(*account), None),
             None => (PrincipalKind::Service, None, None),
         };
-        let mut derived: Vec<(&'static str, Cow<'_, str>)> = Vec::new();
+        let mut derived = Derived::default();
         match &parsed {
             Some(PrincipalArn::User { name, account }) => {
-                derived.push(("aws:username", Cow::Borrowed(name.as_str())));
-                derived.push(("aws:principalarn", Cow::Borrowed(self.principal.as_str())));
-                derived.push(("aws:principalaccount", Cow::Borrowed(account.as_str())));
-                derived.push(("aws:principaltype", Cow::Borrowed("User")));
+                derived.username = Some(name);
+                derived.principal_arn = Some(Cow::Borrowed(self.principal.as_str()));
+                derived.account = Some(account);
+                derived.principal_type = Some("User");
             }
             Some(PrincipalArn::Session { account, role, .. }) => {
-                derived.push((
-                    "aws:principalarn",
-                    Cow::Owned(format!("arn:aws:iam::{account}:role/{role}")),
-                ));
-                derived.push(("aws:principalaccount", Cow::Borrowed(account.as_str())));
-                derived.push(("aws:principaltype", Cow::Borrowed("AssumedRole")));
+                derived.principal_arn = Some(Cow::Owned(format!("arn:aws:iam::{account}:role/{role}")));
+                derived.account = Some(account);
+                derived.principal_type = Some("AssumedRole");
             }
             Some(PrincipalArn::Role { account, .. }) => {
-                derived.push(("aws:principalarn", Cow::Borrowed(self.principal.as_str())));
-                derived.push(("aws:principalaccount", Cow::Borrowed(account.as_str())));
-                derived.push(("aws:principaltype", Cow::Borrowed("AssumedRole")));
+                derived.principal_arn = Some(Cow::Borrowed(self.principal.as_str()));
+                derived.account = Some(account);
+                derived.principal_type = Some("AssumedRole");
             }
             Some(PrincipalArn::FederatedUser { account, .. } | PrincipalArn::Root { account }) => {
-                derived.push(("aws:principalarn", Cow::Borrowed(self.principal.as_str())));
-                derived.push(("aws:principalaccount", Cow::Borrowed(account.as_str())));
+                derived.principal_arn = Some(Cow::Borrowed(self.principal.as_str()));
+                derived.account = Some(account);
             }
-            None => {}
+            None => derived.principal_type = Some("Service"),
         }
         let ctx = RequestContext {
             derived,

@@ -1,6 +1,7 @@
 //! The condition-key view of one request: keys derived from the principal, the bundle and the clock,
 //! then the caller's. In `Authorize` derived keys win (a caller may add keys, never override them); in
 //! the case format the caller's keys win (a simulation states its context). Pure.
+use super::request::is_derived_key;
 use crate::bundle::Tags;
 use crate::policy::{Context, CtxVal, MapContext};
 use std::borrow::Cow;
@@ -9,16 +10,35 @@ use std::cell::Cell;
 /// Which side wins when both the caller and Warden have a key.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Precedence {
-    /// `Authorize`: derived keys win; the caller's derived keys have been dropped.
+    /// `Authorize`: derived keys win; the caller's values of derived keys are never read.
     Derived,
     /// Case format: the caller's keys win.
     Caller,
 }
 
+/// Keys derived from the principal (borrowed from the bundle or the request; computed lazily).
+#[derive(Debug, Clone, Default)]
+pub struct Derived<'a> {
+    /// `aws:username` (IAM users only).
+    pub username: Option<&'a str>,
+    /// `aws:userid` (users, roles).
+    pub userid: Option<&'a str>,
+    /// `aws:userid` of a session: `ROLEID:SESSION`, built when read.
+    pub session_userid: Option<(&'a str, &'a str)>,
+    /// `aws:PrincipalArn`.
+    pub principal_arn: Option<Cow<'a, str>>,
+    /// `aws:PrincipalAccount`.
+    pub account: Option<&'a str>,
+    /// `aws:PrincipalType`.
+    pub principal_type: Option<&'static str>,
+    /// `aws:SourceIdentity`.
+    pub source_identity: Option<&'a str>,
+}
+
 /// The request context.
 pub struct RequestContext<'a> {
-    /// Derived single-valued keys (lower-cased), e.g. `aws:username`.
-    pub derived: Vec<(&'static str, Cow<'a, str>)>,
+    /// Derived principal keys.
+    pub derived: Derived<'a>,
     /// Session tags (win over IAM tags).
     pub session_tags: &'a [(String, String)],
     /// The principal's IAM tags.
@@ -40,15 +60,31 @@ pub struct RequestContext<'a> {
 fn tag_lookup<'a>(pairs: &'a [(String, String)], key_lower: &str) -> Option<&'a str> {
     pairs
         .iter()
-        .find(|(k, _)| k.to_lowercase() == key_lower)
+        .find(|(k, _)| k.len() == key_lower.len() && k.to_lowercase() == key_lower)
         .map(|(_, v)| v.as_str())
+}
+
+fn one(s: &str) -> CtxVal<'_> {
+    CtxVal::One(Cow::Borrowed(s))
 }
 
 // === impl RequestContext ===
 
 impl RequestContext<'_> {
     fn derived_get(&self, key: &str) -> Option<CtxVal<'_>> {
+        let d = &self.derived;
         match key {
+            "aws:username" => return d.username.map(one),
+            "aws:userid" => {
+                if let Some((role_id, session)) = d.session_userid {
+                    return Some(CtxVal::One(Cow::Owned(format!("{role_id}:{session}"))));
+                }
+                return d.userid.map(one);
+            }
+            "aws:principalarn" => return d.principal_arn.as_deref().map(one),
+            "aws:principalaccount" => return d.account.map(one),
+            "aws:principaltype" => return d.principal_type.map(one),
+            "aws:sourceidentity" => return d.source_identity.map(one),
             "aws:currenttime" => {
                 self.read_time.set(true);
                 let dt = chrono::DateTime::from_timestamp_millis(self.now_ms)?;
@@ -62,26 +98,20 @@ impl RequestContext<'_> {
         }
         if let Some(tag) = key.strip_prefix("aws:principaltag/") {
             if let Some(v) = tag_lookup(self.session_tags, tag) {
-                return Some(CtxVal::One(Cow::Borrowed(v)));
+                return Some(one(v));
             }
-            return self
-                .principal_tags
-                .and_then(|t| t.get_lower(tag))
-                .map(|v| CtxVal::One(Cow::Borrowed(v)));
+            return self.principal_tags.and_then(|t| t.get_lower(tag)).map(one);
         }
         if let Some(tag) = key
             .strip_prefix("aws:resourcetag/")
             .or_else(|| key.strip_prefix("sagemaker:resourcetag/"))
         {
             if let Some(t) = self.resource_tags {
-                return t.get_lower(tag).map(|v| CtxVal::One(Cow::Borrowed(v)));
+                return t.get_lower(tag).map(one);
             }
-            return tag_lookup(self.request_resource_tags, tag).map(|v| CtxVal::One(Cow::Borrowed(v)));
+            return tag_lookup(self.request_resource_tags, tag).map(one);
         }
-        self.derived
-            .iter()
-            .find(|(k, _)| *k == key)
-            .map(|(_, v)| CtxVal::One(Cow::Borrowed(v.as_ref())))
+        None
     }
 }
 
@@ -89,7 +119,7 @@ impl Context for RequestContext<'_> {
     fn get(&self, key_lower: &str) -> Option<CtxVal<'_>> {
         match self.precedence {
             Precedence::Derived => {
-                if super::request::is_derived_key(key_lower) {
+                if is_derived_key(key_lower) {
                     self.derived_get(key_lower)
                 } else {
                     self.caller.get(key_lower)

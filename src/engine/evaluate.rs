@@ -52,23 +52,51 @@ pub fn is_trust_action(action_lower: &str) -> bool {
     )
 }
 
-#[derive(Default)]
-struct Hits {
-    allows: Vec<StatementRef>,
-    denies: Vec<StatementRef>,
-    naming: Option<Naming>,
+/// The policy layers, in evaluation (and reporting) order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Layer {
+    Scp = 1,
+    Resource = 2,
+    Boundary = 4,
+    Identity = 8,
 }
 
-struct Eval<'a> {
+/// A statement that applies to the request.
+struct Hit<'p> {
+    layer: Layer,
+    policy: &'p Policy,
+    statement: &'p Statement,
+}
+
+struct Eval<'a, 'p> {
     input: Input<'a>,
+    hits: Vec<Hit<'p>>,
+    /// Allow counts per layer, and the number of denies.
+    allows: [u32; 4],
+    denies: u32,
+    /// The strongest naming of the principal among applying resource-policy Allow statements.
+    naming: Option<Naming>,
     diagnostics: Vec<String>,
     trace: Vec<String>,
 }
 
+fn slot(layer: Layer) -> usize {
+    match layer {
+        Layer::Scp => 0,
+        Layer::Resource => 1,
+        Layer::Boundary => 2,
+        Layer::Identity => 3,
+    }
+}
+
 /// Evaluates one request against its layers.
-pub fn evaluate(layers: &Layers<'_>, input: &Input<'_>) -> Response {
+pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
     let mut ev = Eval {
         input: *input,
+        hits: Vec::with_capacity(8),
+        allows: [0; 4],
+        denies: 0,
+        naming: None,
         diagnostics: Vec::new(),
         trace: Vec::new(),
     };
@@ -76,129 +104,106 @@ pub fn evaluate(layers: &Layers<'_>, input: &Input<'_>) -> Response {
     // SCPs, boundaries and identity policies govern principals of an account; a service principal has
     // none of them.
     let scps = if service { None } else { layers.scps };
-    let scp_hits: Vec<Hits> = scps.unwrap_or(&[]).iter().map(|p| ev.scan(p, false)).collect();
-    let res_hits = layers.resource.map(|p| ev.scan(p, true));
-    let boundary_hits = if service {
-        None
-    } else {
-        layers.boundary.map(|p| ev.scan(p, false))
-    };
-    let id_hits: Vec<Hits> = if service {
-        Vec::new()
-    } else {
-        layers.identity.iter().map(|p| ev.scan(p, false)).collect()
-    };
+    for p in scps.unwrap_or(&[]) {
+        ev.scan(p, Layer::Scp);
+    }
+    if let Some(p) = layers.resource {
+        ev.scan(p, Layer::Resource);
+    }
+    if !service {
+        if let Some(p) = layers.boundary {
+            ev.scan(p, Layer::Boundary);
+        }
+        for p in layers.identity {
+            ev.scan(p, Layer::Identity);
+        }
+    }
+    let has = |ev: &Eval<'_, '_>, l: Layer| ev.allows[slot(l)] > 0;
+    use Layer::*;
 
     // 1. Any matching Deny.
-    let mut denies: Vec<StatementRef> = Vec::new();
-    for h in scp_hits
-        .iter()
-        .chain(res_hits.iter())
-        .chain(boundary_hits.iter())
-        .chain(id_hits.iter())
-    {
-        denies.extend(h.denies.iter().cloned());
-    }
-    if !denies.is_empty() {
+    if ev.denies > 0 {
         ev.note("explicit deny");
-        return ev.finish(Decision::ExplicitDeny, denies);
+        return ev.finish_denies();
     }
-    let scp_allows: Vec<StatementRef> = scp_hits.iter().flat_map(|h| h.allows.iter().cloned()).collect();
-    let id_allows: Vec<StatementRef> = id_hits.iter().flat_map(|h| h.allows.iter().cloned()).collect();
-    let res_allows: Vec<StatementRef> = res_hits.as_ref().map(|h| h.allows.clone()).unwrap_or_default();
-    let naming = res_hits.as_ref().and_then(|h| h.naming);
-
+    let naming = if has(&ev, Resource) { ev.naming } else { None };
     if service {
-        if res_allows.is_empty() {
+        if naming.is_none() {
             return ev.deny_because("no resource-based policy allows the service principal");
         }
-        return ev.finish(Decision::Allow, res_allows);
+        return ev.finish_allow(Resource as u8);
     }
     // 2. SCPs apply and none allows.
-    if scps.is_some() && scp_allows.is_empty() {
+    if scps.is_some() && !has(&ev, Scp) {
         return ev.deny_because("no service control policy allows the action");
     }
-    let boundary_ok = boundary_hits.as_ref().map(|h| !h.allows.is_empty());
-    let boundary_allows: Vec<StatementRef> = boundary_hits.as_ref().map(|h| h.allows.clone()).unwrap_or_default();
-    let mut determining = scp_allows;
+    let boundary_denies = layers.boundary.is_some() && !has(&ev, Boundary);
     let resource_account = arn::parse(input.resource).map(|a| a.account).filter(|a| !a.is_empty());
     let cross_account = matches!((input.principal.account, resource_account), (Some(p), Some(r)) if p != r);
 
     if cross_account {
         // Both sides must allow: the principal's (boundary, identity) and the resource policy.
-        if naming.is_none() || res_allows.is_empty() {
+        if naming.is_none() {
             return ev.deny_because(
                 "cross-account request: no resource-based policy of the resource account allows the principal",
             );
         }
-        if boundary_ok == Some(false) {
+        if boundary_denies {
             return ev.deny_because("the permissions boundary does not allow the action");
         }
-        if id_allows.is_empty() {
+        if !has(&ev, Identity) {
             return ev.deny_because("cross-account request: no identity-based policy allows the action");
         }
-        determining.extend(res_allows);
-        determining.extend(boundary_allows);
-        determining.extend(id_allows);
-        return ev.finish(Decision::Allow, determining);
+        return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8 | Identity as u8);
     }
 
     if layers.trust {
         // Role trust policies must allow the principal; identity policies alone are never enough.
-        let Some(n) = naming.filter(|_| !res_allows.is_empty()) else {
+        let Some(n) = naming else {
             return ev.deny_because("the role's trust policy does not allow the principal");
         };
         // The caller's permissions boundary applies to sts:AssumeRole even when the trust policy names
         // the caller (TRUST-UPD; reference §1.3 marks this a conflict: conservative reading).
-        if boundary_ok == Some(false) {
+        if boundary_denies {
             return ev.deny_because("the permissions boundary does not allow the action");
         }
-        determining.extend(res_allows);
-        determining.extend(boundary_allows);
         if n == Naming::Account {
-            if id_allows.is_empty() {
+            if !has(&ev, Identity) {
                 return ev.deny_because(
                     "the role's trust policy trusts only the account: no identity-based policy allows the action",
                 );
             }
-            determining.extend(id_allows);
+            return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8 | Identity as u8);
         }
-        return ev.finish(Decision::Allow, determining);
+        return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8);
     }
 
     // 3. Same-account resource-based policy naming the principal.
-    match naming.filter(|_| !res_allows.is_empty()) {
-        Some(Naming::Exact) => {
-            determining.extend(res_allows);
-            return ev.finish(Decision::Allow, determining);
-        }
+    match naming {
+        Some(Naming::Exact) => return ev.finish_allow(Scp as u8 | Resource as u8),
         Some(Naming::Role | Naming::Wildcard) => {
             // A grant to the role (or to everyone, read conservatively) is still limited by the
             // permissions boundary.
-            if boundary_ok != Some(false) {
-                determining.extend(res_allows);
-                determining.extend(boundary_allows);
-                return ev.finish(Decision::Allow, determining);
+            if !boundary_denies {
+                return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8);
             }
             ev.note("the resource-based policy allows, but the permissions boundary does not");
         }
         Some(Naming::Account) | None => {}
     }
     // 4. Boundary and identity policies.
-    if boundary_ok == Some(false) {
+    if boundary_denies {
         return ev.deny_because("the permissions boundary does not allow the action");
     }
-    if id_allows.is_empty() {
+    if !has(&ev, Identity) {
         return ev.deny_because("no identity-based policy allows the action");
     }
-    determining.extend(boundary_allows);
-    determining.extend(id_allows);
-    ev.finish(Decision::Allow, determining)
+    ev.finish_allow(Scp as u8 | Boundary as u8 | Identity as u8)
 }
 
 // === impl Eval ===
 
-impl Eval<'_> {
+impl<'p> Eval<'_, 'p> {
     fn note(&mut self, s: &str) {
         if self.input.explain {
             self.trace.push(s.to_owned());
@@ -206,14 +211,29 @@ impl Eval<'_> {
     }
 
     fn deny_because(self, reason: &str) -> Response {
-        let mut r = self.finish(Decision::ImplicitDeny, Vec::new());
-        r.diagnostics.insert(0, reason.to_owned());
-        r
+        let mut diagnostics = self.diagnostics;
+        diagnostics.insert(0, reason.to_owned());
+        Response {
+            decision: Decision::ImplicitDeny,
+            determining: Vec::new(),
+            diagnostics,
+            trace: self.trace,
+            reads_time: false,
+        }
     }
 
-    fn finish(self, decision: Decision, determining: Vec<StatementRef>) -> Response {
+    fn collect(&self, pred: impl Fn(&Hit<'p>) -> bool) -> Vec<StatementRef> {
+        self.hits
+            .iter()
+            .filter(|h| pred(h))
+            .map(|h| StatementRef::new(h.policy, h.statement))
+            .collect()
+    }
+
+    fn finish_denies(self) -> Response {
+        let determining = self.collect(|h| h.statement.effect == Effect::Deny);
         Response {
-            decision,
+            decision: Decision::ExplicitDeny,
             determining,
             diagnostics: self.diagnostics,
             trace: self.trace,
@@ -221,9 +241,20 @@ impl Eval<'_> {
         }
     }
 
-    fn scan(&mut self, policy: &Policy, resource_policy: bool) -> Hits {
-        let mut hits = Hits::default();
-        for st in &policy.statements {
+    /// Allow, determined by the Allow statements of the `layers` (a bit set) that were required.
+    fn finish_allow(self, layers: u8) -> Response {
+        let determining = self.collect(|h| h.statement.effect == Effect::Allow && layers & h.layer as u8 != 0);
+        Response {
+            decision: Decision::Allow,
+            determining,
+            diagnostics: self.diagnostics,
+            trace: self.trace,
+            reads_time: false,
+        }
+    }
+
+    fn scan(&mut self, policy: &'p Policy, layer: Layer) {
+        for st in policy.candidates(self.input.action) {
             let t = self.statement_applies(st);
             let applies = match (t, st.effect) {
                 (Tri::True, _) => true,
@@ -255,27 +286,29 @@ impl Eval<'_> {
             if !applies {
                 continue;
             }
-            let r = StatementRef::new(policy, st);
             match st.effect {
-                Effect::Deny => hits.denies.push(r),
+                Effect::Deny => self.denies += 1,
                 Effect::Allow => {
-                    if resource_policy {
+                    if layer == Layer::Resource {
                         let n = match &st.principal {
                             Some((spec, false)) => spec.naming(&self.input.principal),
                             // NotPrincipal Allow: read like a wildcard grant.
-                            Some((_, true)) => Some(Naming::Wildcard),
-                            None => Some(Naming::Wildcard),
+                            Some((_, true)) | None => Some(Naming::Wildcard),
                         };
-                        hits.naming = match (hits.naming, n) {
+                        self.naming = match (self.naming, n) {
                             (Some(a), Some(b)) => Some(a.min(b)),
                             (a, b) => a.or(b),
                         };
                     }
-                    hits.allows.push(r);
+                    self.allows[slot(layer)] += 1;
                 }
             }
+            self.hits.push(Hit {
+                layer,
+                policy,
+                statement: st,
+            });
         }
-        hits
     }
 
     fn statement_applies(&self, st: &Statement) -> Tri {

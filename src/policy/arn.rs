@@ -18,12 +18,31 @@ pub struct Arn<'a> {
 /// Parses an ARN; `None` when it is not `arn:` followed by five more colon-separated parts with a
 /// non-empty partition, service and resource.
 pub fn parse(s: &str) -> Option<Arn<'_>> {
-    let mut it = s.splitn(6, ':');
-    let (Some("arn"), Some(partition), Some(service), Some(region), Some(account), Some(resource)) =
-        (it.next(), it.next(), it.next(), it.next(), it.next(), it.next())
-    else {
+    let rest = s.strip_prefix("arn:")?;
+    let b = rest.as_bytes();
+    // Positions of the next four colons (partition, service, region, account).
+    let mut cuts = [0usize; 4];
+    let mut found = 0;
+    for (i, &c) in b.iter().enumerate() {
+        if c == b':' {
+            if let Some(slot) = cuts.get_mut(found) {
+                *slot = i;
+            }
+            found += 1;
+            if found == 4 {
+                break;
+            }
+        }
+    }
+    if found < 4 {
         return None;
-    };
+    }
+    let [c0, c1, c2, c3] = cuts;
+    let partition = rest.get(..c0)?;
+    let service = rest.get(c0 + 1..c1)?;
+    let region = rest.get(c1 + 1..c2)?;
+    let account = rest.get(c2 + 1..c3)?;
+    let resource = rest.get(c3 + 1..)?;
     if partition.is_empty() || service.is_empty() || resource.is_empty() {
         return None;
     }
@@ -43,31 +62,31 @@ pub fn is_account_id(s: &str) -> bool {
 
 /// The principal forms of IAM and STS ARNs.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum PrincipalArn {
+pub enum PrincipalArn<'a> {
     /// `arn:aws:iam::ACCT:root`
-    Root { account: String },
+    Root { account: &'a str },
     /// `arn:aws:iam::ACCT:user/PATH/NAME`
-    User { account: String, name: String },
+    User { account: &'a str, name: &'a str },
     /// `arn:aws:iam::ACCT:role/PATH/NAME`
-    Role { account: String, name: String },
+    Role { account: &'a str, name: &'a str },
     /// `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`
     Session {
-        account: String,
-        role: String,
-        session: String,
+        account: &'a str,
+        role: &'a str,
+        session: &'a str,
     },
     /// `arn:aws:sts::ACCT:federated-user/NAME`
-    FederatedUser { account: String, name: String },
+    FederatedUser { account: &'a str, name: &'a str },
 }
 
 /// Parses an IAM/STS principal ARN.
-pub fn parse_principal(s: &str) -> Option<PrincipalArn> {
+pub fn parse_principal<'a>(s: &'a str) -> Option<PrincipalArn<'a>> {
     let a = parse(s)?;
     if !is_account_id(a.account) || !a.region.is_empty() {
         return None;
     }
-    let account = a.account.to_owned();
-    let last = |r: &str| r.rsplit('/').next().filter(|n| !n.is_empty()).map(str::to_owned);
+    let account = a.account;
+    let last = |r: &'a str| r.rsplit('/').next().filter(|n| !n.is_empty());
     match a.service {
         "iam" => {
             if a.resource == "root" {
@@ -93,20 +112,13 @@ pub fn parse_principal(s: &str) -> Option<PrincipalArn> {
                 if role.is_empty() || session.is_empty() || session.contains('/') {
                     return None;
                 }
-                return Some(PrincipalArn::Session {
-                    account,
-                    role: role.to_owned(),
-                    session: session.to_owned(),
-                });
+                return Some(PrincipalArn::Session { account, role, session });
             }
             if let Some(n) = a.resource.strip_prefix("federated-user/") {
                 if n.is_empty() || n.contains('/') {
                     return None;
                 }
-                return Some(PrincipalArn::FederatedUser {
-                    account,
-                    name: n.to_owned(),
-                });
+                return Some(PrincipalArn::FederatedUser { account, name: n });
             }
             None
         }
@@ -116,10 +128,18 @@ pub fn parse_principal(s: &str) -> Option<PrincipalArn> {
 
 /// Whether `s` looks like an AWS service principal (`sagemaker.amazonaws.com`).
 pub fn is_service_principal(s: &str) -> bool {
-    let l = s.to_ascii_lowercase();
-    (l.ends_with(".amazonaws.com") || l.ends_with(".amazonaws.com.cn"))
-        && l.len() > ".amazonaws.com".len()
-        && l.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+    let suffix_len = if has_suffix_ignore_case(s, ".amazonaws.com") {
+        ".amazonaws.com".len()
+    } else if has_suffix_ignore_case(s, ".amazonaws.com.cn") {
+        ".amazonaws.com.cn".len()
+    } else {
+        return false;
+    };
+    s.len() > suffix_len && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+}
+
+fn has_suffix_ignore_case(s: &str, suffix: &str) -> bool {
+    s.len() >= suffix.len() && s.as_bytes()[s.len() - suffix.len()..].eq_ignore_ascii_case(suffix.as_bytes())
 }
 
 #[cfg(test)]
@@ -139,16 +159,16 @@ mod tests {
         assert_eq!(
             parse_principal("arn:aws:sts::111122223333:assumed-role/Launcher/alice"),
             Some(PrincipalArn::Session {
-                account: "111122223333".into(),
-                role: "Launcher".into(),
-                session: "alice".into()
+                account: "111122223333",
+                role: "Launcher",
+                session: "alice"
             })
         );
         assert_eq!(
             parse_principal("arn:aws:iam::111122223333:role/service-role/Exec"),
             Some(PrincipalArn::Role {
-                account: "111122223333".into(),
-                name: "Exec".into()
+                account: "111122223333",
+                name: "Exec"
             })
         );
         assert!(parse_principal("arn:aws:iam::1111:user/x").is_none());

@@ -75,7 +75,7 @@ enum ArnVal {
 enum Values {
     Str(Vec<StrVal>),
     Like(Vec<LikeVal>),
-    Num(Vec<f64>),
+    Num(Vec<Num>),
     Date(Vec<i64>),
     Bool(Vec<bool>),
     Binary(Vec<Vec<u8>>),
@@ -206,12 +206,38 @@ fn is_epoch(t: &str) -> bool {
         && frac.bytes().all(|b| b.is_ascii_digit())
 }
 
-fn parse_number(s: &str) -> Option<f64> {
+/// A number of a Numeric condition: integers compare exactly, decimals as `f64`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Num {
+    Int(i128),
+    Float(f64),
+}
+
+impl Num {
+    fn as_f64(self) -> f64 {
+        match self {
+            Num::Int(i) => i as f64,
+            Num::Float(f) => f,
+        }
+    }
+
+    fn cmp(self, other: Num) -> Option<std::cmp::Ordering> {
+        match (self, other) {
+            (Num::Int(a), Num::Int(b)) => Some(a.cmp(&b)),
+            (a, b) => a.as_f64().partial_cmp(&b.as_f64()),
+        }
+    }
+}
+
+fn parse_number(s: &str) -> Option<Num> {
     let t = s.trim();
     if t.is_empty() || t.contains(|c: char| c.is_ascii_alphabetic()) {
         return None;
     }
-    t.parse::<f64>().ok().filter(|f| f.is_finite())
+    if let Ok(i) = t.parse::<i128>() {
+        return Some(Num::Int(i));
+    }
+    t.parse::<f64>().ok().filter(|f| f.is_finite()).map(Num::Float)
 }
 
 fn parse_ip_net(s: &str) -> Option<IpNet> {
@@ -239,22 +265,27 @@ impl Condition {
     /// Compiles one `operator: {key: values}` entry. `vars`: policy variables are substituted
     /// (`Version` `2012-10-17`). Values arrive as strings (numbers and booleans already stringified).
     pub fn compile(operator: &str, key: &str, values: &[String], vars: bool) -> Result<Condition, String> {
-        let op = parse_operator(operator)?;
+        Condition::compile_all(operator, key, values, vars).map_err(|e| e.join("; "))
+    }
+
+    /// Like [`Condition::compile`], reporting every bad value.
+    pub fn compile_all(operator: &str, key: &str, values: &[String], vars: bool) -> Result<Condition, Vec<String>> {
+        let op = parse_operator(operator).map_err(|e| vec![e])?;
         if key.is_empty() {
-            return Err("empty condition key".to_owned());
+            return Err(vec!["empty condition key".to_owned()]);
         }
         if key.chars().any(char::is_whitespace) {
-            return Err(format!("condition key `{key}` has a space"));
+            return Err(vec![format!("condition key `{key}` has a space")]);
         }
         let key_lower = key.to_ascii_lowercase();
         if op.qualifier == Qualifier::Single && op.family != Family::Null && is_multivalued_key(&key_lower) {
-            return Err(format!(
+            return Err(vec![format!(
                 "`{key}` is a multivalued key: use `ForAnyValue:{operator}` or `ForAllValues:{operator}`"
-            ));
+            )]);
         }
         let bad = |v: &str, what: &str| format!("`{v}` is not {what} for `{operator}`");
         let compiled = match op.family {
-            Family::StringEq { ignore_case } => Values::Str(
+            Family::StringEq { ignore_case } => Values::Str(gather(
                 values
                     .iter()
                     .map(|v| {
@@ -265,9 +296,9 @@ impl Condition {
                             None => StrVal::Dynamic(t),
                         })
                     })
-                    .collect::<Result<_, String>>()?,
-            ),
-            Family::StringLike => Values::Like(
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
+            Family::StringLike => Values::Like(gather(
                 values
                     .iter()
                     .map(|v| {
@@ -277,9 +308,9 @@ impl Condition {
                             None => LikeVal::Dynamic(t),
                         })
                     })
-                    .collect::<Result<_, String>>()?,
-            ),
-            Family::Arn => Values::Arn(
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
+            Family::Arn => Values::Arn(gather(
                 values
                     .iter()
                     .map(|v| {
@@ -291,38 +322,38 @@ impl Condition {
                             None => Ok(ArnVal::Dynamic(t)),
                         }
                     })
-                    .collect::<Result<_, String>>()?,
-            ),
-            Family::Numeric(_) => Values::Num(
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
+            Family::Numeric(_) => Values::Num(gather(
                 values
                     .iter()
                     .map(|v| parse_number(v).ok_or_else(|| bad(v, "a number")))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Family::Date(_) => Values::Date(
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
+            Family::Date(_) => Values::Date(gather(
                 values
                     .iter()
                     .map(|v| parse_date_ms(v).ok_or_else(|| bad(v, "an ISO 8601 date or epoch seconds")))
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
             Family::Bool => {
                 if values.len() > 1 {
-                    return Err(format!("`{operator}` takes one Boolean value for `{key}`"));
+                    return Err(vec![format!("`{operator}` takes one Boolean value for `{key}`")]);
                 }
-                Values::Bool(
+                Values::Bool(gather(
                     values
                         .iter()
                         .map(|v| parse_bool(v).ok_or_else(|| bad(v, "`true` or `false`")))
-                        .collect::<Result<_, _>>()?,
-                )
+                        .collect::<Vec<Result<_, String>>>(),
+                )?)
             }
-            Family::Null => Values::Null(
+            Family::Null => Values::Null(gather(
                 values
                     .iter()
                     .map(|v| parse_bool(v).ok_or_else(|| bad(v, "`true` or `false`")))
-                    .collect::<Result<_, _>>()?,
-            ),
-            Family::Binary => Values::Binary(
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
+            Family::Binary => Values::Binary(gather(
                 values
                     .iter()
                     .map(|v| {
@@ -330,14 +361,14 @@ impl Condition {
                             .decode(v.trim())
                             .map_err(|_| bad(v, "base64"))
                     })
-                    .collect::<Result<_, _>>()?,
-            ),
-            Family::Ip => Values::Ip(
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
+            Family::Ip => Values::Ip(gather(
                 values
                     .iter()
                     .map(|v| parse_ip_net(v).ok_or_else(|| bad(v, "an IP address or CIDR")))
-                    .collect::<Result<_, _>>()?,
-            ),
+                    .collect::<Vec<Result<_, String>>>(),
+            )?),
         };
         Ok(Condition {
             operator: operator.to_owned(),
@@ -499,7 +530,7 @@ impl Condition {
                 let Family::Numeric(cmp) = self.family else {
                     return Tri::Indeterminate;
                 };
-                vals.iter().any(|&p| compare(cmp, x.partial_cmp(&p)))
+                vals.iter().any(|&p| compare(cmp, x.cmp(p)))
             }
             Values::Date(vals) => {
                 let Some(x) = parse_date_ms(v) else {
@@ -532,6 +563,19 @@ impl Condition {
         };
         tri(any != self.negated)
     }
+}
+
+/// All the values, or every error.
+fn gather<T>(results: Vec<Result<T, String>>) -> Result<Vec<T>, Vec<String>> {
+    let mut ok = Vec::with_capacity(results.len());
+    let mut errs = Vec::new();
+    for r in results {
+        match r {
+            Ok(v) => ok.push(v),
+            Err(e) => errs.push(e),
+        }
+    }
+    if errs.is_empty() { Ok(ok) } else { Err(errs) }
 }
 
 fn compare(cmp: Cmp, ord: Option<std::cmp::Ordering>) -> bool {

@@ -80,6 +80,75 @@ pub struct Policy {
     pub kind: PolicyKind,
     /// Statements in document order.
     pub statements: Vec<Statement>,
+    /// Which statements can match an action.
+    index: ActionIndex,
+}
+
+/// Statements by the exact (lower-cased) actions they name; statements with a wildcard action or a
+/// `NotAction` are candidates for every action.
+#[derive(Debug, Clone, Default)]
+struct ActionIndex {
+    exact: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
+    others: Vec<u32>,
+}
+
+impl ActionIndex {
+    fn build(statements: &[Statement]) -> ActionIndex {
+        let mut idx = ActionIndex::default();
+        for (i, st) in statements.iter().enumerate() {
+            let i = u32::try_from(i).unwrap_or(u32::MAX);
+            let (globs, not_action) = &st.actions;
+            let exact: Option<Vec<&str>> = if *not_action {
+                None
+            } else {
+                globs
+                    .iter()
+                    .map(|g| if let Glob::Exact(s) = g { Some(s.as_str()) } else { None })
+                    .collect()
+            };
+            match exact {
+                Some(actions) => {
+                    for a in actions {
+                        let e = idx.exact.entry(Box::from(a)).or_default();
+                        if e.last() != Some(&i) {
+                            e.push(i);
+                        }
+                    }
+                }
+                None => idx.others.push(i),
+            }
+        }
+        idx
+    }
+}
+
+// === impl Policy ===
+
+impl Policy {
+    /// The statements that may match `action_lower`, in document order (the others cannot apply).
+    pub fn candidates<'p>(&'p self, action_lower: &str) -> impl Iterator<Item = &'p Statement> + 'p {
+        let exact: &[u32] = self.index.exact.get(action_lower).map_or(&[], Vec::as_slice);
+        let others: &[u32] = &self.index.others;
+        let (mut a, mut b) = (0usize, 0usize);
+        std::iter::from_fn(move || {
+            let next = match (exact.get(a), others.get(b)) {
+                (Some(&x), Some(&y)) if x < y => {
+                    a += 1;
+                    x
+                }
+                (_, Some(&y)) => {
+                    b += 1;
+                    y
+                }
+                (Some(&x), None) => {
+                    a += 1;
+                    x
+                }
+                (None, None) => return None,
+            };
+            self.statements.get(next as usize)
+        })
+    }
 }
 
 /// Turns a document given as a JSON object, or as a (URL-encoded) JSON string, into a JSON value.
@@ -121,8 +190,6 @@ fn condition_values(v: &Value) -> Option<Vec<String>> {
         x => one(x).map(|s| vec![s]),
     }
 }
-
-// === impl Policy ===
 
 impl Policy {
     /// Compiles a document. Returns `None` (with every problem recorded) when it is invalid.
@@ -194,11 +261,13 @@ impl Policy {
         if problems.count() > before {
             return None;
         }
+        let index = ActionIndex::build(&statements);
         Some(Policy {
             id: Arc::from(id),
             file: Arc::from(problems.file()),
             kind,
             statements,
+            index,
         })
     }
 }
@@ -488,9 +557,13 @@ fn compile_conditions(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> 
                 );
                 continue;
             };
-            match Condition::compile(op, key, &values, vars) {
+            match Condition::compile_all(op, key, &values, vars) {
                 Ok(c) => out.push(c),
-                Err(e) => p.push(kat, e),
+                Err(errs) => {
+                    for e in errs {
+                        p.push(kat.clone(), e);
+                    }
+                }
             }
         }
     }

@@ -148,9 +148,12 @@ fn entry(ty: &str, v: &str) -> Result<Entry, String> {
                 return Ok(Entry::UniqueId(v.to_owned()));
             }
             match arn::parse_principal(v) {
-                Some(PrincipalArn::Root { account }) => Ok(Entry::Account(account)),
+                Some(PrincipalArn::Root { account }) => Ok(Entry::Account(account.to_owned())),
                 Some(PrincipalArn::User { .. }) => Ok(Entry::User(v.to_owned())),
-                Some(PrincipalArn::Role { account, name }) => Ok(Entry::Role { account, name }),
+                Some(PrincipalArn::Role { account, name }) => Ok(Entry::Role {
+                    account: account.to_owned(),
+                    name: name.to_owned(),
+                }),
                 Some(PrincipalArn::Session { .. }) => Ok(Entry::Session(v.to_owned())),
                 Some(PrincipalArn::FederatedUser { .. }) => Ok(Entry::FederatedUser(v.to_owned())),
                 None => Err(format!(

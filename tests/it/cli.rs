@@ -1,0 +1,594 @@
+//! The `warden` command line contract (SPEC §2.3): `validate`, `eval --request`, `eval --cases`,
+//! `test`, and the exit codes (0 success, 1 a failed check, 64 bad usage). Every bundle is written
+//! by the test into a temp dir.
+use crate::support::{self, Output};
+use serde_json::{Value, json};
+use std::path::Path;
+
+const ALICE_ARN: &str = "arn:aws:iam::111122223333:user/alice";
+const ROLE_EXEC: &str = "arn:aws:iam::111122223333:role/Exec";
+const SESSION_EXEC: &str = "arn:aws:sts::111122223333:assumed-role/Exec/alice";
+const APP: &str = "arn:aws:sagemaker:us-east-1:111122223333:app/d-abcdefghijkl/alice/jupyterlab/default";
+
+/// A small bundle: a user with an inline policy, a role with a trust policy and an inline policy,
+/// and two SCPs (allow-all plus a deny).
+const USER_ALICE_JSON: &str = r#"{
+  "UserName": "alice", "Arn": "arn:aws:iam::111122223333:user/alice",
+  "Tags": [{"Key": "Team", "Value": "Team1"}],
+  "UserPolicyList": [{"PolicyName": "DeveloperAccess", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+    {"Sid": "AllowTeamApps", "Effect": "Allow", "Action": "sagemaker:CreateApp", "Resource": "*",
+     "Condition": {"StringEquals": {"aws:ResourceTag/Team": "${aws:PrincipalTag/Team}"}}},
+    {"Sid": "S3", "Effect": "Allow", "Action": "s3:*", "Resource": "*"},
+    {"Sid": "NoBucketDeletion", "Effect": "Deny", "Action": "s3:DeleteBucket", "Resource": "*"}]}}]
+}"#;
+
+const ROLE_EXEC_JSON: &str = r#"{
+  "RoleName": "Exec", "Arn": "arn:aws:iam::111122223333:role/Exec",
+  "Tags": [{"Key": "Team", "Value": "Team1"}],
+  "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [
+    {"Sid": "AliceAssumes", "Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::111122223333:user/alice"},
+     "Action": "sts:AssumeRole"}]},
+  "RolePolicyList": [{"PolicyName": "TeamApps", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+    {"Sid": "SameTeam", "Effect": "Allow", "Action": "sagemaker:CreateApp", "Resource": "*",
+     "Condition": {"StringEquals": {"aws:ResourceTag/Team": "${aws:PrincipalTag/Team}"}}}]}}]
+}"#;
+
+const SCP_FULL: &str = r#"{"Version": "2012-10-17", "Statement": [{"Sid": "FullAWSAccess", "Effect": "Allow", "Action": "*", "Resource": "*"}]}"#;
+const SCP_DENY_EC2: &str = r#"{"Version": "2012-10-17", "Statement": [{"Sid": "NoEc2", "Effect": "Deny", "Action": "ec2:*", "Resource": "*"}]}"#;
+
+fn small_bundle_files() -> Vec<(&'static str, &'static str)> {
+    vec![
+        ("iam/users/alice.json", USER_ALICE_JSON),
+        ("iam/roles/Exec.json", ROLE_EXEC_JSON),
+        ("organizations/scps/FullAWSAccess.json", SCP_FULL),
+        ("organizations/scps/DenyEc2.json", SCP_DENY_EC2),
+    ]
+}
+
+fn small_bundle() -> tempfile::TempDir {
+    support::bundle_in_temp(&small_bundle_files())
+}
+
+fn validate(dir: &Path) -> Output {
+    support::warden([Path::new("validate"), dir])
+}
+
+/// `warden validate DIR` succeeds; returns the revision it printed.
+fn valid_revision(dir: &Path) -> String {
+    let out = validate(dir);
+    assert_eq!(out.code, 0, "validate failed:\n{}", out.dump());
+    support::revision_in(&out)
+}
+
+fn parse_json(text: &str, out: &Output) -> Value {
+    serde_json::from_str(text).unwrap_or_else(|e| panic!("not JSON ({e}):\n{}", out.dump()))
+}
+
+// --- validate -------------------------------------------------------------------------------
+
+#[test]
+fn validate_accepts_a_good_bundle_and_prints_its_revision() {
+    let b = small_bundle();
+    let out = validate(b.path());
+    assert_eq!(out.code, 0, "{}", out.dump());
+    let first = out.stdout.lines().next().unwrap_or("");
+    let prefix = format!("{}: valid, revision sha256:", b.path().display());
+    assert!(first.starts_with(&prefix), "expected `{prefix}…`:\n{}", out.dump());
+    let rev = support::revision_in(&out);
+    assert!(support::is_revision(&rev), "{rev}");
+    assert!(
+        first[prefix.len() - "sha256:".len()..].starts_with(&rev),
+        "the revision must follow `valid, revision `:\n{}",
+        out.dump()
+    );
+    assert!(out.stderr.trim().is_empty(), "no problems expected:\n{}", out.dump());
+}
+
+#[test]
+fn the_revision_is_a_digest_of_the_content() {
+    // Same content in two different directories: same revision.
+    let a = small_bundle();
+    let b = small_bundle();
+    let rev_a = valid_revision(a.path());
+    assert_eq!(rev_a, valid_revision(b.path()), "same files, different revisions");
+    assert_eq!(
+        rev_a,
+        valid_revision(a.path()),
+        "the revision is not stable across runs"
+    );
+
+    // Hidden files are not read (Kubernetes `..data`): no change.
+    support::write_file(b.path(), ".hidden.json", b"{not even json");
+    assert_eq!(rev_a, valid_revision(b.path()), "a hidden file changed the revision");
+
+    // One byte of content changed: a different revision.
+    let changed = SCP_DENY_EC2.replace("NoEc2", "NoEC2");
+    support::write_file(b.path(), "organizations/scps/DenyEc2.json", changed.as_bytes());
+    let rev_changed = valid_revision(b.path());
+    assert_ne!(rev_a, rev_changed, "changed content, same revision");
+
+    // Same bytes under another file name: a different revision too (paths are part of the digest).
+    let c = small_bundle();
+    std::fs::rename(
+        c.path().join("organizations/scps/DenyEc2.json"),
+        c.path().join("organizations/scps/DenyCompute.json"),
+    )
+    .expect("rename");
+    assert_ne!(rev_a, valid_revision(c.path()), "renamed file, same revision");
+}
+
+#[test]
+fn validate_of_a_missing_directory_fails() {
+    let tmp = support::temp_dir();
+    let missing = tmp.path().join("no-such-bundle");
+    let out = validate(&missing);
+    assert_eq!(out.code, 1, "{}", out.dump());
+    assert!(
+        out.stderr.contains("no-such-bundle"),
+        "the directory must be named:\n{}",
+        out.dump()
+    );
+    assert!(out.stderr.contains("1 problem found"), "{}", out.dump());
+}
+
+// --- eval --request -------------------------------------------------------------------------
+
+fn request(principal: &str, action: &str, resource: &str) -> Value {
+    json!({"principal": {"arn": principal}, "action": action, "resource": resource})
+}
+
+/// `warden eval --request FILE --bundle DIR`, through a file.
+fn eval_file(bundle: &Path, req: &Value) -> Output {
+    let tmp = support::temp_dir();
+    let file = tmp.path().join("request.json");
+    std::fs::write(&file, serde_json::to_vec_pretty(req).expect("serialize")).expect("write request");
+    support::warden([
+        Path::new("eval"),
+        Path::new("--request"),
+        &file,
+        Path::new("--bundle"),
+        bundle,
+    ])
+}
+
+/// `warden eval --request - --bundle DIR`, through stdin.
+fn eval_stdin(bundle: &Path, req: &str) -> Output {
+    support::warden_stdin(
+        [
+            Path::new("eval"),
+            Path::new("--request"),
+            Path::new("-"),
+            Path::new("--bundle"),
+            bundle,
+        ],
+        req,
+    )
+}
+
+/// Parses a successful AuthorizeResponse; returns (decision, determining as (policy, sid, effect), revision).
+fn response(out: &Output) -> (String, Vec<(String, String, String)>, String) {
+    assert_eq!(out.code, 0, "eval failed:\n{}", out.dump());
+    let v = parse_json(&out.stdout, out);
+    let decision = v["decision"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no decision:\n{}", out.dump()));
+    let mut determining: Vec<(String, String, String)> = v
+        .get("determining")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .map(|s| {
+                    let f = |k: &str| s[k].as_str().unwrap_or("").to_owned();
+                    (f("policy"), f("sid"), f("effect"))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    determining.sort();
+    let revision = v["bundleRevision"]
+        .as_str()
+        .unwrap_or_else(|| panic!("no bundleRevision:\n{}", out.dump()))
+        .to_owned();
+    (decision.to_owned(), determining, revision)
+}
+
+fn sref(policy: &str, sid: &str, effect: &str) -> (String, String, String) {
+    (policy.to_owned(), sid.to_owned(), effect.to_owned())
+}
+
+#[test]
+fn eval_request_prints_an_authorize_response() {
+    let b = small_bundle();
+    let rev = valid_revision(b.path());
+
+    // ALLOW by the user's inline policy (tag match), with the allow-all SCP.
+    let mut req = request(ALICE_ARN, "sagemaker:CreateApp", APP);
+    req["resourceTags"] = json!({"Team": "Team1"});
+    let (decision, determining, revision) = response(&eval_file(b.path(), &req));
+    assert_eq!(decision, "ALLOW");
+    assert!(
+        determining.contains(&sref("user/alice/inline/DeveloperAccess", "AllowTeamApps", "Allow")),
+        "{determining:?}"
+    );
+    assert_eq!(revision, rev, "bundleRevision must be the bundle's revision");
+
+    // IMPLICIT_DENY: another team's app.
+    req["resourceTags"] = json!({"Team": "Team2"});
+    let (decision, determining, _) = response(&eval_file(b.path(), &req));
+    assert_eq!(decision, "IMPLICIT_DENY");
+    assert!(determining.is_empty(), "{determining:?}");
+
+    // IMPLICIT_DENY: nothing allows it.
+    let (decision, _, _) = response(&eval_file(b.path(), &request(ALICE_ARN, "iam:CreateUser", "*")));
+    assert_eq!(decision, "IMPLICIT_DENY");
+
+    // EXPLICIT_DENY by the identity policy, despite `s3:*`.
+    let (decision, determining, _) = response(&eval_file(
+        b.path(),
+        &request(ALICE_ARN, "s3:DeleteBucket", "arn:aws:s3:::data"),
+    ));
+    assert_eq!(decision, "EXPLICIT_DENY");
+    assert_eq!(
+        determining,
+        [sref("user/alice/inline/DeveloperAccess", "NoBucketDeletion", "Deny")]
+    );
+
+    // EXPLICIT_DENY by an SCP.
+    let (decision, determining, _) = response(&eval_file(b.path(), &request(ALICE_ARN, "ec2:RunInstances", "*")));
+    assert_eq!(decision, "EXPLICIT_DENY");
+    assert_eq!(determining, [sref("scp/DenyEc2", "NoEc2", "Deny")]);
+
+    // ALLOW by the role's trust policy naming the user.
+    let (decision, determining, _) = response(&eval_file(b.path(), &request(ALICE_ARN, "sts:AssumeRole", ROLE_EXEC)));
+    assert_eq!(decision, "ALLOW");
+    assert!(
+        determining.contains(&sref("role/Exec/trust", "AliceAssumes", "Allow")),
+        "{determining:?}"
+    );
+}
+
+#[test]
+fn eval_request_reads_stdin_and_session_tags() {
+    let b = small_bundle();
+    // A session of the role: its session tag Team=Team2 overrides the role's tag Team=Team1.
+    let mut req = request(SESSION_EXEC, "sagemaker:CreateApp", APP);
+    req["principal"]["sessionTags"] = json!({"Team": "Team2"});
+    req["resourceTags"] = json!({"Team": "Team2"});
+    let (decision, determining, _) = response(&eval_stdin(b.path(), &req.to_string()));
+    assert_eq!(decision, "ALLOW");
+    assert!(
+        determining.contains(&sref("role/Exec/inline/TeamApps", "SameTeam", "Allow")),
+        "{determining:?}"
+    );
+    req["resourceTags"] = json!({"Team": "Team1"});
+    let (decision, _, _) = response(&eval_stdin(b.path(), &req.to_string()));
+    assert_eq!(decision, "IMPLICIT_DENY", "the session tag must override the role tag");
+}
+
+#[test]
+fn eval_request_rejects_invalid_requests_naming_the_field() {
+    let b = small_bundle();
+    let cases: &[(&str, Value, &str)] = &[
+        (
+            "missing principal",
+            json!({"action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}),
+            "principal",
+        ),
+        (
+            "principal without arn",
+            json!({"principal": {}, "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}),
+            "principal.arn",
+        ),
+        (
+            "malformed principal ARN",
+            request("alice", "s3:GetObject", "arn:aws:s3:::b/k"),
+            "principal.arn",
+        ),
+        (
+            "principal ARN of a bucket",
+            request("arn:aws:s3:::bucket", "s3:GetObject", "arn:aws:s3:::b/k"),
+            "principal.arn",
+        ),
+        (
+            "missing action",
+            json!({"principal": {"arn": ALICE_ARN}, "resource": "arn:aws:s3:::b/k"}),
+            "action",
+        ),
+        (
+            "malformed resource",
+            request(ALICE_ARN, "s3:GetObject", "bucket/key"),
+            "resource",
+        ),
+    ];
+    let mut failures = Vec::new();
+    for (what, req, field) in cases {
+        let out = eval_stdin(b.path(), &req.to_string());
+        let names_field = out
+            .stderr
+            .split(|c: char| c.is_whitespace() || c == ':' || c == '`')
+            .any(|w| w == *field);
+        if out.code != 1 || !names_field || !out.stdout.trim().is_empty() {
+            failures.push(format!("{what}: expected exit 1 naming `{field}`:\n{}", out.dump()));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+
+    // Not JSON at all.
+    let out = eval_stdin(b.path(), "this is not json");
+    assert_eq!(out.code, 1, "{}", out.dump());
+}
+
+// --- eval --cases ---------------------------------------------------------------------------
+
+const CASES: &str = r#"{"id": "allow", "policies": {"identity": [{"Version": "2012-10-17", "Statement": [{"Sid": "A", "Effect": "Allow", "Action": "sagemaker:CreateApp", "Resource": "*"}]}]}, "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "sagemaker:CreateApp", "resource": "arn:aws:sagemaker:us-east-1:111122223333:app/d-1/alice/jupyterserver/default", "context": {"aws:SourceIp": "10.100.10.5", "aws:TagKeys": ["Team"]}}}
+
+{"id": "scp-deny", "policies": {"identity": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}], "scp": [{"Version": "2012-10-17", "Statement": [{"Sid": "All", "Effect": "Allow", "Action": "*", "Resource": "*"}, {"Sid": "OnlyVpn", "Effect": "Deny", "Action": "*", "Resource": "*", "Condition": {"NotIpAddress": {"aws:SourceIp": "10.0.0.0/8"}}}]}]}, "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k", "context": {"aws:SourceIp": "192.0.2.1"}}}
+{"id": "no-scp-allows", "policies": {"identity": [{"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "*", "Resource": "*"}]}], "scp": []}, "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}}
+{"id": "broken-policy", "policies": {"identity": [{"Version": "2012-10-17", "Statement": [{"Effect": "Alow", "Action": "*", "Resource": "*"}]}]}, "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}}
+{"id": "not json
+{"id": "service-trust", "policies": {"resource": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]}}, "request": {"principal": "sagemaker.amazonaws.com", "action": "sts:AssumeRole", "resource": "arn:aws:iam::111122223333:role/Exec"}}
+{"id": "bad-principal", "policies": {"identity": []}, "request": {"principal": "alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}}
+"#;
+
+fn check_cases_output(out: &Output) {
+    assert_eq!(out.code, 0, "{}", out.dump());
+    let lines: Vec<Value> = out.stdout.lines().map(|l| parse_json(l, out)).collect();
+    let got: Vec<(String, String)> = lines
+        .iter()
+        .map(|v| {
+            (
+                v["id"].as_str().unwrap_or("<no id>").to_owned(),
+                v["decision"].as_str().unwrap_or("<no decision>").to_owned(),
+            )
+        })
+        .collect();
+    let want: Vec<(String, String)> = [
+        ("allow", "Allow"),
+        ("scp-deny", "ExplicitDeny"),
+        ("no-scp-allows", "ImplicitDeny"),
+        ("broken-policy", "Error"),
+        ("", "Error"),
+        ("service-trust", "Allow"),
+        ("bad-principal", "Error"),
+    ]
+    .iter()
+    .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
+    .collect();
+    assert_eq!(
+        got,
+        want,
+        "one output line per non-blank input line, in order:\n{}",
+        out.dump()
+    );
+
+    let determining = |v: &Value| -> Vec<(String, String, String)> {
+        v["determining"]
+            .as_array()
+            .unwrap_or_else(|| panic!("`determining` must be an array: {v}"))
+            .iter()
+            .map(|s| {
+                let f = |k: &str| s[k].as_str().unwrap_or("").to_owned();
+                (f("policy"), f("sid"), f("effect"))
+            })
+            .collect()
+    };
+    assert_eq!(determining(&lines[0]), [sref("identity/0", "A", "Allow")]);
+    assert_eq!(determining(&lines[1]), [sref("scp/0", "OnlyVpn", "Deny")]);
+    assert!(determining(&lines[2]).is_empty());
+    for (i, what) in [(3, "Effect"), (4, "line 6"), (6, "request.principal")] {
+        let err = lines[i]["error"].as_str().unwrap_or("");
+        assert!(
+            err.contains(what),
+            "the error of line {} must mention `{what}`: {}",
+            i + 1,
+            lines[i]
+        );
+    }
+}
+
+#[test]
+fn eval_cases_reads_a_file_of_json_lines() {
+    let tmp = support::temp_dir();
+    let file = tmp.path().join("cases.jsonl");
+    std::fs::write(&file, CASES).expect("write cases");
+    let out = support::warden([Path::new("eval"), Path::new("--cases"), &file]);
+    check_cases_output(&out);
+}
+
+#[test]
+fn eval_cases_reads_stdin() {
+    let out = support::warden_stdin(["eval", "--cases", "-"], CASES);
+    check_cases_output(&out);
+}
+
+#[test]
+fn eval_cases_keeps_non_string_ids() {
+    let line = r#"{"id": 7, "policies": {"identity": []}, "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}}"#;
+    let out = support::warden_stdin(["eval", "--cases", "-"], line);
+    assert_eq!(out.code, 0, "{}", out.dump());
+    let v = parse_json(out.stdout.trim(), &out);
+    assert_eq!(v["id"], json!("7"), "{v}");
+    assert_eq!(v["decision"], json!("ImplicitDeny"), "{v}");
+}
+
+#[test]
+fn eval_cases_survives_hostile_lines() {
+    let ok = r#"{"id": "ok", "policies": {"identity": []}, "request": {"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}}"#;
+    let deep = "[".repeat(100_000) + &"]".repeat(100_000);
+    let deep_policy = format!(r#"{{"id": "deep", "policies": {{"identity": [{deep}]}}}}"#);
+    let input = format!("{deep}\n{deep_policy}\n[1, 2]\n{ok}\n");
+    let out = support::warden_stdin(["eval", "--cases", "-"], &input);
+    assert_eq!(out.code, 0, "{}", out.dump());
+    let decisions: Vec<String> = out
+        .stdout
+        .lines()
+        .map(|l| parse_json(l, &out)["decision"].as_str().unwrap_or("").to_owned())
+        .collect();
+    assert_eq!(decisions, ["Error", "Error", "Error", "ImplicitDeny"], "{}", out.dump());
+}
+
+#[test]
+fn eval_cases_goes_on_after_a_non_utf8_line() {
+    let tmp = support::temp_dir();
+    let file = tmp.path().join("cases.jsonl");
+    let case = |id: &str| {
+        format!(
+            r#"{{"id": "{id}", "policies": {{"identity": []}}, "request": {{"principal": "arn:aws:iam::111122223333:user/alice", "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}}}}"#
+        )
+    };
+    let mut bytes = case("a").into_bytes();
+    bytes.extend_from_slice(b"\n\xff\xfe not text\n");
+    bytes.extend_from_slice(case("b").as_bytes());
+    bytes.push(b'\n');
+    std::fs::write(&file, bytes).expect("write cases");
+    let out = support::warden([Path::new("eval"), Path::new("--cases"), &file]);
+    assert_eq!(out.code, 0, "{}", out.dump());
+    let got: Vec<(String, String)> = out
+        .stdout
+        .lines()
+        .map(|l| {
+            let v = parse_json(l, &out);
+            (
+                v["id"].as_str().unwrap_or("").to_owned(),
+                v["decision"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let want = [("a", "ImplicitDeny"), ("", "Error"), ("b", "ImplicitDeny")].map(|(i, d)| (i.to_owned(), d.to_owned()));
+    assert_eq!(got, want, "{}", out.dump());
+}
+
+// --- test -----------------------------------------------------------------------------------
+
+fn case(name: &str, principal: &str, action: &str, resource: &str, decision: &str) -> Value {
+    json!({
+        "name": name,
+        "authorize": {"principal": {"arn": principal}, "action": action, "resource": resource},
+        "expect": {"decision": decision},
+    })
+}
+
+fn bundle_with_tests(cases: &[Value]) -> tempfile::TempDir {
+    let b = small_bundle();
+    let text = serde_json::to_string_pretty(&json!({"cases": cases})).expect("serialize");
+    support::write_file(b.path(), "tests/cases.json", text.as_bytes());
+    b
+}
+
+fn run_tests(dir: &Path) -> Output {
+    support::warden([Path::new("test"), dir])
+}
+
+#[test]
+fn test_passes_when_every_case_passes() {
+    let mut with_determining = case(
+        "no_bucket_deletion",
+        ALICE_ARN,
+        "s3:DeleteBucket",
+        "arn:aws:s3:::data",
+        "EXPLICIT_DENY",
+    );
+    with_determining["expect"]["determining"] =
+        json!([{"policy": "user/alice/inline/DeveloperAccess", "sid": "NoBucketDeletion"}]);
+    let b = bundle_with_tests(&[
+        case(
+            "alice_reads_s3",
+            ALICE_ARN,
+            "s3:GetObject",
+            "arn:aws:s3:::data/k",
+            "ALLOW",
+        ),
+        with_determining,
+        case("no_ec2", ALICE_ARN, "ec2:RunInstances", "*", "EXPLICIT_DENY"),
+        case("no_iam", ALICE_ARN, "iam:CreateUser", "*", "IMPLICIT_DENY"),
+        case("alice_assumes_exec", ALICE_ARN, "sts:AssumeRole", ROLE_EXEC, "ALLOW"),
+    ]);
+    let out = run_tests(b.path());
+    assert_eq!(out.code, 0, "{}", out.dump());
+    assert!(
+        out.stdout.lines().any(|l| l == "5 passed, 0 failed"),
+        "expected `5 passed, 0 failed`:\n{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn test_fails_when_a_case_fails() {
+    let b = bundle_with_tests(&[
+        case(
+            "alice_reads_s3",
+            ALICE_ARN,
+            "s3:GetObject",
+            "arn:aws:s3:::data/k",
+            "ALLOW",
+        ),
+        case("wrongly_expects_allow", ALICE_ARN, "ec2:RunInstances", "*", "ALLOW"),
+    ]);
+    let out = run_tests(b.path());
+    assert_ne!(out.code, 0, "a failing case must fail the run:\n{}", out.dump());
+    assert_ne!(out.code, 64, "a failing case is not a usage error:\n{}", out.dump());
+    assert!(
+        out.stdout.lines().any(|l| l == "1 passed, 1 failed"),
+        "expected `1 passed, 1 failed`:\n{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout.contains("wrongly_expects_allow"),
+        "the failing case must be named:\n{}",
+        out.dump()
+    );
+}
+
+#[test]
+fn test_fails_on_an_invalid_bundle() {
+    let b = bundle_with_tests(&[case(
+        "alice_reads_s3",
+        ALICE_ARN,
+        "s3:GetObject",
+        "arn:aws:s3:::data/k",
+        "ALLOW",
+    )]);
+    support::write_file(b.path(), "iam/policies/Broken.json", b"{");
+    let out = run_tests(b.path());
+    assert_eq!(out.code, 1, "{}", out.dump());
+    assert!(
+        out.stderr.contains("iam/policies/Broken.json: /: malformed JSON"),
+        "{}",
+        out.dump()
+    );
+}
+
+// --- usage errors ---------------------------------------------------------------------------
+
+#[test]
+fn usage_errors_exit_64() {
+    let cases: &[&[&str]] = &[
+        &["frobnicate"],
+        &[],
+        &["eval"],
+        &["eval", "--request", "-", "--cases", "-"],
+        &["validate", "--no-such-flag"],
+        &["validate", "a", "b"],
+    ];
+    let mut failures = Vec::new();
+    for args in cases {
+        let out = support::warden(*args);
+        if out.code != 64 || out.stderr.trim().is_empty() {
+            failures.push(format!(
+                "warden {}: expected exit 64 with a message:\n{}",
+                args.join(" "),
+                out.dump()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
+#[test]
+fn help_and_version_exit_0() {
+    for args in [["--help"], ["--version"]] {
+        let out = support::warden(args);
+        assert_eq!(out.code, 0, "{}", out.dump());
+        assert!(!out.stdout.trim().is_empty(), "{}", out.dump());
+    }
+}

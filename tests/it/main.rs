@@ -1,0 +1,6 @@
+//! Warden's integration tests, built into one binary (a 2-core CI machine links one binary faster).
+mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each with its exact errors
+mod cli; // the `warden` binary: validate, eval, test, exit codes
+mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded generated corpus
+mod layering; // the pure modules stay pure
+mod support; // helpers shared by the modules above
