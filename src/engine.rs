@@ -15,7 +15,7 @@ pub use self::request::{Request, RequestError, is_derived_key};
 use self::context::{Derived, Precedence, RequestContext};
 use crate::bundle::{Bundle, Role, Tags};
 use crate::policy::arn::{self, PrincipalArn};
-use crate::policy::{Policy, PrincipalFacts, PrincipalKind};
+use crate::policy::{Policy, PrincipalFacts, PrincipalKind, StatementIndex};
 use std::borrow::Cow;
 use std::cell::Cell;
 use std::sync::Arc;
@@ -25,6 +25,7 @@ struct Resolved<'b> {
     kind: PrincipalKind,
     account: Option<&'b str>,
     identity: &'b [Arc<Policy>],
+    index: Option<&'b StatementIndex>,
     boundary: Option<&'b Policy>,
     tags: Option<&'b Tags>,
     derived: Derived<'b>,
@@ -35,10 +36,21 @@ struct Resolved<'b> {
 /// Answers one request against a bundle. The request must have passed [`Request::validate`]; an
 /// unknown principal is an implicit deny with a diagnostic, never an error.
 pub fn authorize(bundle: &Bundle, req: &Request) -> Response {
+    authorize_with(bundle, req, true)
+}
+
+/// [`authorize`], choosing whether the principal's prebuilt statement index is used (`true`) or every
+/// policy is scanned in turn (`false`, the reference the index is tested against).
+pub fn authorize_with(bundle: &Bundle, req: &Request, use_index: bool) -> Response {
     let Some(resolved) = resolve(bundle, req) else {
         return Response::implicit_deny(format!("principal `{}` is not in the bundle", req.principal));
     };
-    let action = req.action.to_ascii_lowercase();
+    // The wire conversion lower-cases actions; other callers may not have.
+    let action: Cow<'_, str> = if req.action.bytes().any(|b| b.is_ascii_uppercase()) {
+        Cow::Owned(req.action.to_ascii_lowercase())
+    } else {
+        Cow::Borrowed(&req.action)
+    };
     // A role trust policy is the resource policy of `sts:` actions on a role.
     let trust =
         is_trust_action(&action) && matches!(arn::parse_principal(&req.resource), Some(PrincipalArn::Role { .. }));
@@ -83,6 +95,7 @@ pub fn authorize(bundle: &Bundle, req: &Request) -> Response {
         trust,
         boundary: resolved.boundary,
         identity: resolved.identity,
+        index: resolved.index.filter(|_| use_index),
     };
     let input = Input {
         principal: facts,
@@ -110,6 +123,7 @@ fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
             kind: PrincipalKind::Service,
             account: None,
             identity: &[],
+            index: None,
             boundary: None,
             tags: None,
             derived: Derived {
@@ -129,6 +143,7 @@ fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
                 kind: PrincipalKind::User,
                 account: Some(&u.account),
                 identity: &u.identity,
+                index: Some(&u.index),
                 boundary: u.boundary.as_deref(),
                 tags: Some(&u.tags),
                 derived: Derived {
@@ -169,6 +184,7 @@ fn role_resolved<'b>(
         kind,
         account: Some(&r.account),
         identity: &r.identity,
+        index: Some(&r.index),
         boundary: r.boundary.as_deref(),
         tags: Some(&r.tags),
         derived: Derived {

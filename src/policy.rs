@@ -6,6 +6,7 @@ pub mod condition;
 pub mod context;
 pub mod document;
 pub mod error;
+pub mod index;
 pub mod json;
 pub mod pattern;
 pub mod principal;
@@ -13,6 +14,7 @@ pub mod template;
 
 pub use self::condition::{Condition, Tri};
 pub use self::context::{Context, CtxVal, MapContext, Value};
-pub use self::document::{Effect, Policy, PolicyKind, ResourcePattern, Statement, document_value};
+pub use self::document::{Effect, Policy, PolicyKind, ResourcePattern, Statement, StatementInfo, document_value};
 pub use self::error::{Problem, Problems};
+pub use self::index::StatementIndex;
 pub use self::principal::{Naming, PrincipalFacts, PrincipalKind, PrincipalSpec};

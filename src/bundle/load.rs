@@ -5,7 +5,7 @@ use super::fields::{bool_field, list_field, object, str_field, string_list, tags
 use super::model::{Bundle, Counts, Role, Tags, TestCase, User};
 use super::sagemaker;
 use crate::policy::error::ptr_token;
-use crate::policy::{Policy, PolicyKind, Problem, Problems, arn, document_value, json};
+use crate::policy::{Policy, PolicyKind, Problem, Problems, StatementIndex, arn, document_value, json};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -371,7 +371,39 @@ fn derived_id(prefix: &str, arn_s: &str) -> String {
     format!("{prefix}{}", &hex[..17])
 }
 
+/// The index of what applies to a principal: SCPs (layer 1), boundary (4), identity policies (8).
+fn principal_index(
+    scps: Option<&[Arc<Policy>]>,
+    boundary: Option<&Arc<Policy>>,
+    identity: &[Arc<Policy>],
+) -> StatementIndex {
+    let mut layered: Vec<(u8, Arc<Policy>)> = Vec::new();
+    layered.extend(scps.unwrap_or(&[]).iter().map(|p| (1, p.clone())));
+    layered.extend(boundary.map(|p| (4, p.clone())));
+    layered.extend(identity.iter().map(|p| (8, p.clone())));
+    StatementIndex::build(&layered)
+}
+
 fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mut Vec<Problem>) {
+    // SCPs.
+    if !raw.scps.is_empty() {
+        let mut scps = Vec::new();
+        let mut names: Vec<String> = Vec::new();
+        for (name, doc, at, file) in &raw.scps {
+            let mut p = Problems::new(file, problems);
+            if names.contains(name) {
+                p.push(at.clone(), format!("duplicate SCP name `{name}`"));
+            }
+            names.push(name.clone());
+            if let Some(pol) = Policy::compile(doc, PolicyKind::Scp, &format!("scp/{name}"), at, &mut p) {
+                counts.policies += 1;
+                counts.statements += pol.statements.len();
+                scps.push(Arc::new(pol));
+            }
+        }
+        counts.scps = scps.len();
+        bundle.scps = Some(scps);
+    }
     // Managed policies by ARN, and by name for files that give no ARN.
     let mut by_arn: HashMap<String, Arc<Policy>> = HashMap::new();
     let mut by_name: HashMap<String, Arc<Policy>> = HashMap::new();
@@ -526,7 +558,9 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
                 ),
             }
         }
+        let index = principal_index(bundle.scps.as_deref(), boundary.as_ref(), &identity);
         let user = User {
+            index,
             name: u.name.clone(),
             arn: u.arn.clone(),
             account,
@@ -570,7 +604,9 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         };
         trust_counts.0 += 1;
         trust_counts.1 += trust.statements.len();
+        let index = principal_index(bundle.scps.as_deref(), boundary.as_ref(), &identity);
         let role = Arc::new(Role {
+            index,
             name: r.name.clone(),
             arn: r.arn.clone(),
             account,
@@ -587,26 +623,6 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     counts.policies += trust_counts.0;
     counts.statements += trust_counts.1;
     counts.roles = bundle.roles.len();
-
-    // SCPs.
-    if !raw.scps.is_empty() {
-        let mut scps = Vec::new();
-        let mut names: Vec<String> = Vec::new();
-        for (name, doc, at, file) in &raw.scps {
-            let mut p = Problems::new(file, problems);
-            if names.contains(name) {
-                p.push(at.clone(), format!("duplicate SCP name `{name}`"));
-            }
-            names.push(name.clone());
-            if let Some(pol) = Policy::compile(doc, PolicyKind::Scp, &format!("scp/{name}"), at, &mut p) {
-                counts.policies += 1;
-                counts.statements += pol.statements.len();
-                scps.push(Arc::new(pol));
-            }
-        }
-        counts.scps = scps.len();
-        bundle.scps = Some(scps);
-    }
 }
 
 fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec<Problem>) {

@@ -1,6 +1,6 @@
 //! The compiled bundle: an immutable snapshot of principals, policies, SCPs, SageMaker resources and
 //! the bundle's own test cases. Pure data.
-use crate::policy::Policy;
+use crate::policy::{Policy, StatementIndex};
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
 use std::sync::Arc;
@@ -72,6 +72,8 @@ pub struct User {
     pub tags: Tags,
     /// The file it came from.
     pub file: String,
+    /// Index of the SCPs, boundary and identity policies that apply to it.
+    pub index: StatementIndex,
 }
 
 /// An IAM role with everything that applies to it resolved.
@@ -95,6 +97,8 @@ pub struct Role {
     pub tags: Tags,
     /// The file it came from.
     pub file: String,
+    /// Index of the SCPs, boundary and identity policies that apply to it.
+    pub index: StatementIndex,
 }
 
 /// A SageMaker partner AI app (`DescribePartnerApp`).

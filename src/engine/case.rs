@@ -251,6 +251,7 @@ impl Case {
             trust: is_trust_action(&action) && is_role,
             boundary: self.boundary.as_ref(),
             identity: &self.identity,
+            index: None,
         };
         let input = Input {
             principal: facts,

@@ -1,5 +1,5 @@
 //! The answer of an evaluation: a three-valued decision and the statements that determined it. Pure.
-use crate::policy::{Effect, Policy, Statement};
+use crate::policy::{Statement, StatementInfo};
 use std::sync::Arc;
 
 /// The outcome of an IAM evaluation.
@@ -24,28 +24,21 @@ impl Decision {
     }
 }
 
-/// A statement that determined a decision.
+/// A statement that determined a decision (shared, cheap to clone; fields through `Deref`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct StatementRef {
-    /// Stable policy id.
-    pub policy: Arc<str>,
-    /// `Sid` or `#INDEX`.
-    pub sid: Arc<str>,
-    /// The statement's effect.
-    pub effect: Effect,
-    /// Bundle file of the policy.
-    pub file: Arc<str>,
-}
+pub struct StatementRef(Arc<StatementInfo>);
 
 impl StatementRef {
-    /// The reference to `st` of `policy`.
-    pub fn new(policy: &Policy, st: &Statement) -> StatementRef {
-        StatementRef {
-            policy: policy.id.clone(),
-            sid: st.sid.clone(),
-            effect: st.effect,
-            file: policy.file.clone(),
-        }
+    /// The reference to a compiled statement.
+    pub fn new(st: &Statement) -> StatementRef {
+        StatementRef(st.info.clone())
+    }
+}
+
+impl std::ops::Deref for StatementRef {
+    type Target = StatementInfo;
+    fn deref(&self) -> &StatementInfo {
+        &self.0
     }
 }
 

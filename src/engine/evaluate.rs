@@ -4,7 +4,8 @@
 use super::decision::{Decision, Response, StatementRef};
 use crate::policy::pattern::ArnGlob;
 use crate::policy::{
-    Context, Effect, Naming, Policy, PrincipalFacts, PrincipalKind, ResourcePattern, Statement, Tri, arn,
+    Context, Effect, Naming, Policy, PrincipalFacts, PrincipalKind, ResourcePattern, Statement, StatementIndex, Tri,
+    arn,
 };
 use std::sync::Arc;
 
@@ -22,6 +23,9 @@ pub struct Layers<'a> {
     pub boundary: Option<&'a Policy>,
     /// The principal's identity policies (inline, attached managed, groups').
     pub identity: &'a [Arc<Policy>],
+    /// A prebuilt index of `scps`, `boundary` and `identity` (layers tagged 1, 4, 8): when present it
+    /// replaces scanning them policy by policy.
+    pub index: Option<&'a StatementIndex>,
 }
 
 /// The request as the evaluator sees it.
@@ -64,13 +68,12 @@ enum Layer {
 /// A statement that applies to the request.
 struct Hit<'p> {
     layer: Layer,
-    policy: &'p Policy,
     statement: &'p Statement,
 }
 
 struct Eval<'a, 'p> {
     input: Input<'a>,
-    hits: Vec<Hit<'p>>,
+    hits: smallvec::SmallVec<[Hit<'p>; 16]>,
     /// Allow counts per layer, and the number of denies.
     allows: [u32; 4],
     denies: u32,
@@ -93,7 +96,7 @@ fn slot(layer: Layer) -> usize {
 pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
     let mut ev = Eval {
         input: *input,
-        hits: Vec::with_capacity(8),
+        hits: smallvec::SmallVec::new(),
         allows: [0; 4],
         denies: 0,
         naming: None,
@@ -104,18 +107,42 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
     // SCPs, boundaries and identity policies govern principals of an account; a service principal has
     // none of them.
     let scps = if service { None } else { layers.scps };
-    for p in scps.unwrap_or(&[]) {
-        ev.scan(p, Layer::Scp);
-    }
-    if let Some(p) = layers.resource {
-        ev.scan(p, Layer::Resource);
-    }
-    if !service {
-        if let Some(p) = layers.boundary {
-            ev.scan(p, Layer::Boundary);
+    match layers.index.filter(|_| !service) {
+        Some(ix) => {
+            let mut resource_done = false;
+            for (layer, p, st) in ix.candidates(input.action) {
+                if layer > Layer::Scp as u8 && !resource_done {
+                    if let Some(rp) = layers.resource {
+                        ev.scan(rp, Layer::Resource);
+                    }
+                    resource_done = true;
+                }
+                let layer = match layer {
+                    1 => Layer::Scp,
+                    4 => Layer::Boundary,
+                    _ => Layer::Identity,
+                };
+                ev.consider(p, st, layer);
+            }
+            if !resource_done && let Some(rp) = layers.resource {
+                ev.scan(rp, Layer::Resource);
+            }
         }
-        for p in layers.identity {
-            ev.scan(p, Layer::Identity);
+        None => {
+            for p in scps.unwrap_or(&[]) {
+                ev.scan(p, Layer::Scp);
+            }
+            if let Some(p) = layers.resource {
+                ev.scan(p, Layer::Resource);
+            }
+            if !service {
+                if let Some(p) = layers.boundary {
+                    ev.scan(p, Layer::Boundary);
+                }
+                for p in layers.identity {
+                    ev.scan(p, Layer::Identity);
+                }
+            }
         }
     }
     let has = |ev: &Eval<'_, '_>, l: Layer| ev.allows[slot(l)] > 0;
@@ -226,7 +253,7 @@ impl<'p> Eval<'_, 'p> {
         self.hits
             .iter()
             .filter(|h| pred(h))
-            .map(|h| StatementRef::new(h.policy, h.statement))
+            .map(|h| StatementRef::new(h.statement))
             .collect()
     }
 
@@ -255,6 +282,12 @@ impl<'p> Eval<'_, 'p> {
 
     fn scan(&mut self, policy: &'p Policy, layer: Layer) {
         for st in policy.candidates(self.input.action) {
+            self.consider(policy, st, layer);
+        }
+    }
+
+    fn consider(&mut self, policy: &'p Policy, st: &'p Statement, layer: Layer) {
+        {
             let t = self.statement_applies(st);
             let applies = match (t, st.effect) {
                 (Tri::True, _) => true,
@@ -284,7 +317,7 @@ impl<'p> Eval<'_, 'p> {
                 ));
             }
             if !applies {
-                continue;
+                return;
             }
             match st.effect {
                 Effect::Deny => self.denies += 1,
@@ -303,11 +336,7 @@ impl<'p> Eval<'_, 'p> {
                     self.allows[slot(layer)] += 1;
                 }
             }
-            self.hits.push(Hit {
-                layer,
-                policy,
-                statement: st,
-            });
+            self.hits.push(Hit { layer, statement: st });
         }
     }
 

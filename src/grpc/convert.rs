@@ -114,7 +114,8 @@ pub fn request_from_proto(r: proto::AuthorizeRequest, now_ms: i64) -> Result<eng
         principal: arn,
         session_tags,
         source_identity: Some(source_identity).filter(|s| !s.is_empty()),
-        action,
+        // Action names are case-insensitive: lower-cased once here.
+        action: action.to_ascii_lowercase(),
         resource,
         context: context_from_struct(context)?,
         resource_tags,

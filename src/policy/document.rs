@@ -51,9 +51,25 @@ pub enum ResourcePattern {
     Dynamic(Template),
 }
 
+/// What identifies a statement in an answer: policy id, `Sid` (or `#INDEX`), effect, file. Built once
+/// at compile time and shared by every answer it determines.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct StatementInfo {
+    /// Stable policy id.
+    pub policy: Arc<str>,
+    /// `Sid` or `#INDEX`.
+    pub sid: Arc<str>,
+    /// The statement's effect.
+    pub effect: Effect,
+    /// Bundle file of the policy.
+    pub file: Arc<str>,
+}
+
 /// A compiled statement.
 #[derive(Debug, Clone)]
 pub struct Statement {
+    /// Its identity in answers.
+    pub info: Arc<StatementInfo>,
     /// `Sid`, or `#INDEX` when it has none.
     pub sid: Arc<str>,
     /// Effect.
@@ -128,26 +144,12 @@ impl Policy {
     /// The statements that may match `action_lower`, in document order (the others cannot apply).
     pub fn candidates<'p>(&'p self, action_lower: &str) -> impl Iterator<Item = &'p Statement> + 'p {
         let exact: &[u32] = self.index.exact.get(action_lower).map_or(&[], Vec::as_slice);
-        let others: &[u32] = &self.index.others;
-        let (mut a, mut b) = (0usize, 0usize);
-        std::iter::from_fn(move || {
-            let next = match (exact.get(a), others.get(b)) {
-                (Some(&x), Some(&y)) if x < y => {
-                    a += 1;
-                    x
-                }
-                (_, Some(&y)) => {
-                    b += 1;
-                    y
-                }
-                (Some(&x), None) => {
-                    a += 1;
-                    x
-                }
-                (None, None) => return None,
-            };
-            self.statements.get(next as usize)
-        })
+        super::index::merge_sorted(exact, &self.index.others).filter_map(move |i| self.statements.get(i as usize))
+    }
+
+    /// The action index: statements by exact action, and statements any action may match.
+    pub(crate) fn action_index(&self) -> (&rustc_hash::FxHashMap<Box<str>, Vec<u32>>, &[u32]) {
+        (&self.index.exact, &self.index.others)
     }
 }
 
@@ -262,9 +264,18 @@ impl Policy {
             return None;
         }
         let index = ActionIndex::build(&statements);
+        let (id, file): (Arc<str>, Arc<str>) = (Arc::from(id), Arc::from(problems.file()));
+        for st in &mut statements {
+            st.info = Arc::new(StatementInfo {
+                policy: id.clone(),
+                sid: st.sid.clone(),
+                effect: st.effect,
+                file: file.clone(),
+            });
+        }
         Some(Policy {
-            id: Arc::from(id),
-            file: Arc::from(problems.file()),
+            id,
+            file,
             kind,
             statements,
             index,
@@ -395,7 +406,14 @@ fn compile_statement(
     if p.count() > before {
         return None;
     }
+    let info = Arc::new(StatementInfo {
+        policy: Arc::from(""),
+        sid: sid.clone(),
+        effect,
+        file: Arc::from(""),
+    });
     Some(Statement {
+        info,
         sid,
         effect,
         principal,

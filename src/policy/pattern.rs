@@ -157,7 +157,12 @@ enum ArnKind {
     Any,
     Exact(String),
     Prefix(String),
-    Segments { segs: Vec<Glob>, expand: bool },
+    /// `prefix`: the literal text before the first wildcard, a quick reject.
+    Segments {
+        prefix: String,
+        segs: Vec<Glob>,
+        expand: bool,
+    },
 }
 
 // === impl ArnGlob ===
@@ -222,8 +227,13 @@ impl ArnGlob {
                 kind: ArnKind::Prefix(text),
             });
         }
+        let prefix = match toks.first() {
+            Some(Tok::Lit(s)) => s.clone(),
+            _ => String::new(),
+        };
         Some(ArnGlob {
             kind: ArnKind::Segments {
+                prefix,
                 segs: globs,
                 expand: trailing_star_expands,
             },
@@ -236,9 +246,40 @@ impl ArnGlob {
             ArnKind::Any => true,
             ArnKind::Exact(e) => e == value,
             ArnKind::Prefix(p) => value.starts_with(p.as_str()),
-            ArnKind::Segments { segs, expand } => match_segments(segs, value, *expand),
+            ArnKind::Segments { prefix, segs, expand } => {
+                value.starts_with(prefix.as_str())
+                    && (match_fixed(segs, value) || (*expand && can_expand(segs) && match_segments(segs, value, true)))
+            }
         }
     }
+}
+
+/// Segment-wise matching with the value's segments cut at its first colons (no expansion).
+fn match_fixed(segs: &[Glob], value: &str) -> bool {
+    let last = segs.len().saturating_sub(1);
+    let mut rest = value;
+    for (i, g) in segs.iter().enumerate() {
+        if i == last {
+            return g.matches(rest);
+        }
+        let Some(k) = rest.bytes().position(|b| b == b':') else {
+            return false;
+        };
+        let (Some(head), Some(tail)) = (rest.get(..k), rest.get(k + 1..)) else {
+            return false;
+        };
+        if !g.matches(head) {
+            return false;
+        }
+        rest = tail;
+    }
+    false
+}
+
+/// Whether some non-final segment ends with `*` (and so may swallow colons).
+fn can_expand(segs: &[Glob]) -> bool {
+    segs.split_last()
+        .is_some_and(|(_, init)| init.iter().any(Glob::ends_with_star))
 }
 
 fn match_segments(segs: &[Glob], value: &str, expand: bool) -> bool {

@@ -1,4 +1,4 @@
-//! The evaluator stays pure: `policy`, `engine` (and `bundle`, apart from its one `read_files`) use no
+//! The evaluator stays pure (unit-test files excepted): `policy`, `engine` (and `bundle`, apart from its one `read_files`) use no
 //! tokio, tonic, sockets or file I/O.
 use std::path::{Path, PathBuf};
 
@@ -12,7 +12,12 @@ fn sources(module: &str) -> Vec<PathBuf> {
             let p = e.path();
             if p.is_dir() {
                 stack.push(p);
-            } else if p.extension().is_some_and(|x| x == "rs") {
+            } else if p.extension().is_some_and(|x| x == "rs")
+                && !p
+                    .file_stem()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| n == "tests" || n.ends_with("_tests"))
+            {
                 out.push(p);
             }
         }
