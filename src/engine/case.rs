@@ -53,7 +53,7 @@ pub fn context_from_json(v: Option<&Value>) -> Result<MapContext, String> {
         }
     }
     for (k, val) in o {
-        let lower = k.to_ascii_lowercase();
+        let lower = k.to_lowercase();
         if ctx.contains(&lower) {
             return Err(format!("context key `{k}` is given twice (keys are case-insensitive)"));
         }

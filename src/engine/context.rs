@@ -57,10 +57,19 @@ pub struct RequestContext<'a> {
     pub read_time: Cell<bool>,
 }
 
+/// Whether tag key `k` equals the lower-cased `key_lower`, ignoring case (allocation-free for ASCII).
+pub fn tag_key_eq(k: &str, key_lower: &str) -> bool {
+    if k.is_ascii() {
+        k.eq_ignore_ascii_case(key_lower)
+    } else {
+        k.to_lowercase() == key_lower
+    }
+}
+
 fn tag_lookup<'a>(pairs: &'a [(String, String)], key_lower: &str) -> Option<&'a str> {
     pairs
         .iter()
-        .find(|(k, _)| k.len() == key_lower.len() && k.to_lowercase() == key_lower)
+        .find(|(k, _)| tag_key_eq(k, key_lower))
         .map(|(_, v)| v.as_str())
 }
 

@@ -48,7 +48,7 @@ pub fn context_from_struct(s: Option<pbjson_types::Struct>) -> Result<MapContext
     keys.sort_by(|a, b| a.0.cmp(&b.0));
     for (k, v) in keys {
         let field = format!("context.{k}");
-        let lower = k.to_ascii_lowercase();
+        let lower = k.to_lowercase();
         if ctx.contains(&lower) {
             return Err(RequestError::new(
                 field,

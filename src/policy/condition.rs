@@ -277,7 +277,7 @@ impl Condition {
         if key.chars().any(char::is_whitespace) {
             return Err(vec![format!("condition key `{key}` has a space")]);
         }
-        let key_lower = key.to_ascii_lowercase();
+        let key_lower = key.to_lowercase();
         if op.qualifier == Qualifier::Single && op.family != Family::Null && is_multivalued_key(&key_lower) {
             return Err(vec![format!(
                 "`{key}` is a multivalued key: use `ForAnyValue:{operator}` or `ForAllValues:{operator}`"
@@ -505,11 +505,8 @@ impl Condition {
                 };
                 vals.iter().any(|pv| match pv {
                     StrVal::Static(s) => s == v,
-                    StrVal::Dynamic(t) => match t.resolve_text(ctx) {
-                        Some(s) if ic => s.to_lowercase() == v,
-                        Some(s) => s == v,
-                        None => false,
-                    },
+                    StrVal::Dynamic(t) if ic => t.resolve_text(ctx).is_some_and(|s| s.to_lowercase() == v),
+                    StrVal::Dynamic(t) => t.eq_text(ctx, v).unwrap_or(false),
                 })
             }
             Values::Like(vals) => vals.iter().any(|pv| match pv {

@@ -57,7 +57,7 @@ impl MapContext {
 
     /// Inserts or replaces a key (stored lower-cased).
     pub fn insert(&mut self, key: &str, value: Value) {
-        let k = key.to_ascii_lowercase();
+        let k = key.to_lowercase();
         if let Some(e) = self.entries.iter_mut().find(|(ek, _)| *ek == k) {
             e.1 = value;
         } else {

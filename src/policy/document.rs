@@ -560,7 +560,7 @@ fn compile_conditions(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> 
         let mut seen: Vec<String> = Vec::new();
         for (key, vals) in keys {
             let kat = format!("{oat}/{}", ptr_token(key));
-            let lower = key.to_ascii_lowercase();
+            let lower = key.to_lowercase();
             if seen.contains(&lower) {
                 p.push(
                     kat.clone(),

@@ -135,6 +135,31 @@ impl Template {
         Some(out)
     }
 
+    /// Whether the template, with its variables substituted, equals `text` (case-sensitive); `None`
+    /// when a variable has no value and no default. Allocation-free.
+    pub fn eq_text(&self, ctx: &dyn Context, text: &str) -> Option<bool> {
+        let mut rest = text;
+        let mut ok = true;
+        for p in &self.parts {
+            let piece: std::borrow::Cow<'_, str> = match p {
+                Part::Lit(s) => std::borrow::Cow::Borrowed(s.as_str()),
+                Part::Star => std::borrow::Cow::Borrowed("*"),
+                Part::One => std::borrow::Cow::Borrowed("?"),
+                Part::Var { key, default } => match ctx.get(key) {
+                    Some(CtxVal::One(v)) if !v.is_empty() => v,
+                    _ => std::borrow::Cow::Borrowed(default.as_deref()?),
+                },
+            };
+            if ok {
+                match rest.strip_prefix(piece.as_ref()) {
+                    Some(r) => rest = r,
+                    None => ok = false,
+                }
+            }
+        }
+        Some(ok && rest.is_empty())
+    }
+
     /// Substitutes variables into plain text (templates without wildcards).
     pub fn resolve_text(&self, ctx: &dyn Context) -> Option<String> {
         let mut out = String::new();
@@ -189,7 +214,7 @@ fn parse_var(inner: &str, text: &str) -> Result<Part, String> {
     if name.chars().any(char::is_whitespace) {
         return Err(format!("policy variable name `{name}` has a space in `{text}`"));
     }
-    let key = name.to_ascii_lowercase();
+    let key = name.to_lowercase();
     if is_multivalued_key(&key) {
         return Err(format!("multivalued key `{name}` cannot be used as a policy variable"));
     }

@@ -1,10 +1,7 @@
-//! Deliberately broken bundles under `tests/bad-bundles/<case>/`: each is a small directory in the
-//! bundle layout plus `expected-errors.txt`, the exact problem lines `warden validate` must print
-//! (sorted as printed, without the `N problem(s) found` summary). A case that also holds
-//!
-//! The bundle files are copied to a temp dir without those two files before `warden validate` runs,
-//! so the problems are exactly the bundle's own. The >4 MiB file case is generated here rather than
-//! committed. Finally, the loader is fed hostile input directly and must return `Err`, never panic.
+//! Deliberately broken bundles under `tests/bad-bundles/<case>/`: each has the bundle in `bundle/`
+//! and `expected-errors.txt`, the exact problem lines `warden validate <case>/bundle` must print
+//! (sorted as printed, without the `N problem(s) found` summary). The >4 MiB file case is generated
+//! here rather than committed. Finally, the loader is fed hostile input directly and must return `Err`, never panic.
 use crate::support::{self, Output};
 use std::path::{Path, PathBuf};
 
@@ -26,10 +23,6 @@ fn case_dirs() -> Vec<PathBuf> {
         .collect();
     dirs.sort();
     dirs
-}
-
-fn is_harness_file(p: &Path) -> bool {
-    matches!(p.file_name().and_then(|n| n.to_str()), Some(EXPECTED))
 }
 
 fn read_expected(case: &Path) -> Vec<String> {
@@ -107,15 +100,14 @@ fn check_output(name: &str, out: &Output, expected: &[String]) -> Result<(), Str
     }
 }
 
-/// Copies a case (without the harness files) to a temp dir, validates it and compares.
+/// Validates a case's `bundle/` and compares.
 fn check_case(case: &Path) -> Result<(), String> {
     let name = case.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
     let expected = read_expected(case);
     if expected.is_empty() {
         return Err(format!("== {name}\n{EXPECTED} lists no problem"));
     }
-    let tmp = support::copy_to_temp(case, &is_harness_file);
-    let out = support::warden([Path::new("validate"), tmp.path()]);
+    let out = support::warden([Path::new("validate"), &case.join("bundle")]);
     check_output(&name, &out, &expected)
 }
 

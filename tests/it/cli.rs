@@ -592,3 +592,92 @@ fn help_and_version_exit_0() {
         assert!(!out.stdout.trim().is_empty(), "{}", out.dump());
     }
 }
+
+// --- the default bundle ----------------------------------------------------------------------
+
+#[test]
+fn default_bundle_validates_and_its_own_tests_pass() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let v = support::warden_in(root, ["validate", "policies"], "");
+    assert_eq!(v.code, 0, "{}", v.dump());
+    assert!(support::is_revision(&support::revision_in(&v)), "{}", v.dump());
+    let t = support::warden_in(root, ["test", "policies"], "");
+    assert_eq!(t.code, 0, "{}", t.dump());
+    let last = t.stdout.lines().last().unwrap_or_default().to_owned();
+    let passed: usize = last
+        .strip_suffix(" passed, 0 failed")
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("`{last}` is not `N passed, 0 failed`"));
+    assert!(passed >= 40, "{passed} cases");
+}
+
+#[test]
+fn embedded_default_bundle_is_the_policies_directory() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let on_disk = warden::bundle::read_dir(&root.join("policies")).expect("policies/ loads");
+    let embedded = warden::bundle::embedded().expect("embedded bundle loads");
+    assert_eq!(on_disk.revision, embedded.revision);
+}
+
+// --- iam/authorization-details.json ------------------------------------------------------------
+
+/// Percent-encodes like the raw IAM API (RFC 3986 unreserved characters kept).
+fn url_encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+#[test]
+fn authorization_details_output_is_a_bundle() {
+    let doc = |sid: &str, effect: &str, action: &str| json!({"Version": "2012-10-17", "Statement": [{"Sid": sid, "Effect": effect, "Action": action, "Resource": "*"}]});
+    let enc = |v: &Value| Value::String(url_encode(&v.to_string()));
+    let trust = json!({"Version": "2012-10-17", "Statement": [{"Sid": "", "Effect": "Allow",
+        "Principal": {"AWS": "arn:aws:iam::111122223333:root"}, "Action": "sts:AssumeRole"}]});
+    let details = json!({
+        "UserDetailList": [{"UserName": "carol", "UserId": "AIDAEXAMPLECAROL00001", "Arn": "arn:aws:iam::111122223333:user/carol",
+            "GroupList": ["Readers"], "UserPolicyList": [{"PolicyName": "Own", "PolicyDocument": enc(&doc("Inline", "Allow", "s3:PutObject"))}],
+            "AttachedManagedPolicies": [], "Tags": []}],
+        "GroupDetailList": [{"GroupName": "Readers", "GroupId": "AGPAEXAMPLE", "Arn": "arn:aws:iam::111122223333:group/Readers",
+            "GroupPolicyList": [],
+            // The AWS CLI example prints this list as an object once: accepted as a one-element list.
+            "AttachedManagedPolicies": {"PolicyName": "Read", "PolicyArn": "arn:aws:iam::111122223333:policy/Read"}}],
+        "RoleDetailList": [{"RoleName": "Exec", "RoleId": "AROAEXAMPLEEXEC000001", "Arn": "arn:aws:iam::111122223333:role/Exec",
+            "AssumeRolePolicyDocument": enc(&trust), "RolePolicyList": [], "AttachedManagedPolicies": [], "Tags": []}],
+        "Policies": [{"PolicyName": "Read", "Arn": "arn:aws:iam::111122223333:policy/Read", "DefaultVersionId": "v2",
+            "PolicyVersionList": [
+                {"VersionId": "v2", "IsDefaultVersion": true, "Document": enc(&doc("ReadV2", "Allow", "s3:GetObject"))},
+                {"VersionId": "v1", "IsDefaultVersion": false, "Document": doc("OldV1", "Allow", "s3:*")}]}]
+    });
+    let dir = support::bundle_in_temp(&[("iam/authorization-details.json", &details.to_string())]);
+    let carol = "arn:aws:iam::111122223333:user/carol";
+    let get = response(&eval_file(
+        dir.path(),
+        &request(carol, "s3:GetObject", "arn:aws:s3:::b/k"),
+    ));
+    assert_eq!(get.0, "ALLOW");
+    assert_eq!(get.1, vec![sref("policy/Read", "ReadV2", "Allow")]);
+    let put = response(&eval_file(
+        dir.path(),
+        &request(carol, "s3:PutObject", "arn:aws:s3:::b/k"),
+    ));
+    assert_eq!(
+        (put.0.as_str(), put.1.clone()),
+        ("ALLOW", vec![sref("user/carol/inline/Own", "Inline", "Allow")])
+    );
+    // Only the default version is in force: v1's s3:* does not apply.
+    let del = response(&eval_file(
+        dir.path(),
+        &request(carol, "s3:DeleteObject", "arn:aws:s3:::b/k"),
+    ));
+    assert_eq!(del.0, "IMPLICIT_DENY");
+    // The URL-encoded trust policy trusts the account: carol also needs an identity allow.
+    let assume = response(&eval_file(
+        dir.path(),
+        &request(carol, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Exec"),
+    ));
+    assert_eq!(assume.0, "IMPLICIT_DENY");
+}
