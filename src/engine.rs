@@ -135,7 +135,11 @@ fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
         });
     }
     // Most requests come from users and sessions: try the direct lookup before parsing.
-    let user = bundle.users.get(req.principal.as_str());
+    let user = if req.principal.contains(":assumed-role/") {
+        None
+    } else {
+        bundle.users.get(req.principal.as_str())
+    };
     match user.map_or_else(|| arn::parse_principal(&req.principal), |_| None) {
         None => {
             let u = user?;
