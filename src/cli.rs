@@ -1,4 +1,4 @@
-//! The command line (`warden validate | eval | test`): clap parsing, then the offline tools on the
+//! The command line (`warden serve | validate | eval | test`): clap parsing, then the offline tools on the
 //! pure engine. Exit codes: 0 success, 1 a check failed (invalid bundle, failing tests, bad input
 //! file), 64 bad usage.
 mod bundle_tests;
@@ -30,6 +30,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
+    Serve {
+        /// Bundle directory (default: `policies`, or the embedded default bundle when there is none).
+        #[arg(long)]
+        bundle: Option<String>,
+        /// gRPC address (`off` to serve only on `--uds`).
+        #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
+        listen: String,
+        /// Also serve gRPC on this Unix socket (for same-pod gateways).
+        #[arg(long)]
+        uds: Option<String>,
+        /// Admin HTTP address for /metrics, /healthz, /readyz, /v1/status (`off` to disable).
+        #[arg(long, default_value = crate::config::DEFAULT_ADMIN_LISTEN)]
+        admin_listen: String,
+        /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
+        #[arg(long, default_value_t = 10_000)]
+        shutdown_grace_ms: u64,
+    },
     /// Load and check a bundle exactly as `serve` would; print every problem as `path: field: message`.
     Validate {
         /// Bundle directory (default: `policies`).
@@ -76,6 +94,28 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
+        Command::Serve {
+            bundle,
+            listen,
+            uds,
+            admin_listen,
+            shutdown_grace_ms,
+        } => {
+            let config = match crate::config::ServeConfig::from_flags(
+                bundle.as_deref(),
+                Some(&listen),
+                uds.as_deref(),
+                Some(&admin_listen),
+                Some(shutdown_grace_ms),
+            ) {
+                Ok(c) => c,
+                Err(e) => {
+                    eprintln!("warden: {e}");
+                    return Ok(ExitCode::from(64));
+                }
+            };
+            serve(config)
+        }
         Command::Validate { dir } => validate(dir.as_deref()),
         Command::Eval {
             request: Some(r),
@@ -86,6 +126,23 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval { .. } => bail!("give `--request FILE` or `--cases FILE`"),
         Command::Test { dir } => test(dir.as_deref()),
     }
+}
+
+fn serve(config: crate::config::ServeConfig) -> Result<ExitCode> {
+    let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(ansi)
+        .with_writer(std::io::stderr)
+        .try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the runtime")?;
+    rt.block_on(crate::server::run(config))?;
+    Ok(ExitCode::SUCCESS)
 }
 
 fn print_problems(problems: &[Problem]) {

@@ -1,3 +1,5 @@
-//! The wire side of Warden: conversions between the protobuf messages of `warden.v1` and the domain
-//! types of the engine. (The tonic services arrive with the sidecar.)
+//! The wire side of Warden: the tonic services of `warden.v1`, conversions between the protobuf
+//! messages and the engine's domain types, and the mapping of errors to gRPC statuses.
+pub mod authorize;
 pub mod convert;
+pub mod status;

@@ -5,7 +5,11 @@
 
 pub mod bundle;
 pub mod cli;
+pub mod config;
 pub mod engine;
 pub mod grpc;
 pub mod policy;
 pub mod proto;
+pub mod server;
+pub mod store;
+pub mod telemetry;

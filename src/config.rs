@@ -1,0 +1,159 @@
+//! The typed configuration of `warden serve`: every flag has a documented default, and every error
+//! names the flag and the bad value. Built from the parsed command line (no environment reads).
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Flag names, as the user types them.
+pub mod flag {
+    /// Bundle directory.
+    pub const BUNDLE: &str = "--bundle";
+    /// gRPC TCP listen address.
+    pub const LISTEN: &str = "--listen";
+    /// gRPC Unix socket path.
+    pub const UDS: &str = "--uds";
+    /// Admin HTTP listen address.
+    pub const ADMIN_LISTEN: &str = "--admin-listen";
+    /// Drain time on shutdown.
+    pub const SHUTDOWN_GRACE: &str = "--shutdown-grace-ms";
+}
+
+/// Default gRPC address.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// Default admin address (loopback: metrics are not for the world).
+pub const DEFAULT_ADMIN_LISTEN: &str = "127.0.0.1:9464";
+/// Default drain time.
+pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Largest request message accepted (SPEC §7).
+pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
+/// Most requests in one `AuthorizeBatch`.
+pub const MAX_BATCH: usize = 100;
+
+/// Where the bundle comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BundleSource {
+    /// A directory on disk.
+    Dir(PathBuf),
+    /// The default bundle compiled into the binary.
+    Embedded,
+}
+
+/// `warden serve` configuration.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServeConfig {
+    /// The bundle.
+    pub bundle: BundleSource,
+    /// gRPC over TCP (`None`: only the Unix socket).
+    pub listen: Option<SocketAddr>,
+    /// gRPC over a Unix socket.
+    pub uds: Option<PathBuf>,
+    /// Admin HTTP (`None`: off).
+    pub admin_listen: Option<SocketAddr>,
+    /// How long in-flight calls may take to finish on shutdown.
+    pub shutdown_grace: Duration,
+}
+
+/// A bad flag value.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{flag}: {message}")]
+pub struct ConfigError {
+    /// The flag.
+    pub flag: &'static str,
+    /// What is wrong, with the value.
+    pub message: String,
+}
+
+fn addr(flag: &'static str, v: &str) -> Result<Option<SocketAddr>, ConfigError> {
+    if v == "off" || v == "none" {
+        return Ok(None);
+    }
+    v.parse::<SocketAddr>().map(Some).map_err(|e| ConfigError {
+        flag,
+        message: format!("`{v}` is not an address such as `127.0.0.1:50051` (or `off`): {e}"),
+    })
+}
+
+// === impl ServeConfig ===
+
+impl ServeConfig {
+    /// Validates raw flag values.
+    pub fn from_flags(
+        bundle: Option<&str>,
+        listen: Option<&str>,
+        uds: Option<&str>,
+        admin_listen: Option<&str>,
+        shutdown_grace_ms: Option<u64>,
+    ) -> Result<ServeConfig, ConfigError> {
+        let bundle = match bundle {
+            Some("") => {
+                return Err(ConfigError {
+                    flag: flag::BUNDLE,
+                    message: "must not be empty".into(),
+                });
+            }
+            Some(d) => BundleSource::Dir(PathBuf::from(d)),
+            None if std::path::Path::new("policies").is_dir() => BundleSource::Dir(PathBuf::from("policies")),
+            None => BundleSource::Embedded,
+        };
+        let uds = match uds {
+            Some("") => {
+                return Err(ConfigError {
+                    flag: flag::UDS,
+                    message: "must not be empty".into(),
+                });
+            }
+            Some(p) => Some(PathBuf::from(p)),
+            None => None,
+        };
+        let listen = addr(flag::LISTEN, listen.unwrap_or(DEFAULT_LISTEN))?;
+        if listen.is_none() && uds.is_none() {
+            return Err(ConfigError {
+                flag: flag::LISTEN,
+                message: "is `off` and no `--uds` is given: nothing to serve on".into(),
+            });
+        }
+        let admin_listen = addr(flag::ADMIN_LISTEN, admin_listen.unwrap_or(DEFAULT_ADMIN_LISTEN))?;
+        let shutdown_grace = match shutdown_grace_ms {
+            None => DEFAULT_SHUTDOWN_GRACE,
+            Some(ms) if ms <= 600_000 => Duration::from_millis(ms),
+            Some(ms) => {
+                return Err(ConfigError {
+                    flag: flag::SHUTDOWN_GRACE,
+                    message: format!("{ms} ms is over the 600000 ms limit"),
+                });
+            }
+        };
+        Ok(ServeConfig {
+            bundle,
+            listen,
+            uds,
+            admin_listen,
+            shutdown_grace,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_loopback() {
+        let c = ServeConfig::from_flags(Some("policies"), None, None, None, None).unwrap();
+        assert_eq!(c.listen, Some("127.0.0.1:50051".parse().unwrap()));
+        assert_eq!(c.admin_listen, Some("127.0.0.1:9464".parse().unwrap()));
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let e = ServeConfig::from_flags(None, Some("localhost"), None, None, None).unwrap_err();
+        assert_eq!(e.flag, "--listen");
+        assert!(e.to_string().contains("`localhost`"));
+        let e = ServeConfig::from_flags(None, None, None, Some("x:y"), None).unwrap_err();
+        assert_eq!(e.flag, "--admin-listen");
+        let e = ServeConfig::from_flags(None, Some("off"), None, None, None).unwrap_err();
+        assert_eq!(e.flag, "--listen");
+        let e = ServeConfig::from_flags(Some(""), None, None, None, None).unwrap_err();
+        assert_eq!(e.flag, "--bundle");
+    }
+}

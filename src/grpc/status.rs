@@ -1,0 +1,24 @@
+//! The only place domain errors become `tonic::Status`: INVALID_ARGUMENT carries a
+//! `google.rpc.BadRequest` field violation naming the field.
+use crate::engine::RequestError;
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// INVALID_ARGUMENT naming the field and the rule.
+pub fn invalid_argument(e: &RequestError) -> Status {
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: {}: {}", e.field, e.rule),
+        ErrorDetails::with_bad_request_violation(e.field.clone(), e.rule.clone()),
+    )
+}
+
+/// UNAVAILABLE: no bundle has been activated yet.
+pub fn no_bundle() -> Status {
+    Status::unavailable("no policy bundle is active yet: the sidecar is starting or its bundle is invalid")
+}
+
+/// INTERNAL: evaluation panicked (counted; never an allow).
+pub fn internal_panic() -> Status {
+    Status::internal("internal error while evaluating the request; the request is denied")
+}

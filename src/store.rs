@@ -1,0 +1,89 @@
+//! The active bundle: an atomically swapped snapshot (arc-swap). A request loads it once and uses that
+//! one snapshot for its evaluation and the revision it reports. Also keeps the status operators see.
+use crate::bundle::Bundle;
+use arc_swap::{ArcSwap, ArcSwapOption};
+use std::sync::Arc;
+use std::time::SystemTime;
+
+/// One activated bundle.
+#[derive(Debug)]
+pub struct Active {
+    /// The bundle.
+    pub bundle: Arc<Bundle>,
+    /// When it was activated.
+    pub activated_at: SystemTime,
+    /// The revision it replaced.
+    pub previous_revision: Option<String>,
+    /// Where it came from (a directory, or the embedded default).
+    pub source: String,
+}
+
+/// The last reload attempt, for status.
+#[derive(Debug, Clone, Default)]
+pub struct ReloadStatus {
+    /// When the last attempt finished.
+    pub at: Option<SystemTime>,
+    /// Its error, if it failed (every problem, one per line).
+    pub error: Option<String>,
+}
+
+/// What `activate` changed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activation {
+    /// The new revision.
+    pub revision: String,
+    /// The previous one.
+    pub previous: Option<String>,
+}
+
+/// The store of the active bundle.
+#[derive(Debug, Default)]
+pub struct Store {
+    active: ArcSwapOption<Active>,
+    reload: ArcSwap<ReloadStatus>,
+}
+
+// === impl Store ===
+
+impl Store {
+    /// An empty store: no bundle yet (RPCs answer UNAVAILABLE).
+    pub fn new() -> Store {
+        Store::default()
+    }
+
+    /// The active snapshot, loaded once per request.
+    pub fn load(&self) -> Option<Arc<Active>> {
+        self.active.load_full()
+    }
+
+    /// Swaps in a new bundle atomically.
+    pub fn activate(&self, bundle: Arc<Bundle>, source: String) -> Activation {
+        let previous = self.active.load().as_ref().map(|a| a.bundle.revision.clone());
+        let revision = bundle.revision.clone();
+        let now = SystemTime::now();
+        self.active.store(Some(Arc::new(Active {
+            bundle,
+            activated_at: now,
+            previous_revision: previous.clone(),
+            source,
+        })));
+        self.reload.store(Arc::new(ReloadStatus {
+            at: Some(now),
+            error: None,
+        }));
+        Activation { revision, previous }
+    }
+
+    /// Records a failed load; the active bundle (if any) keeps serving.
+    pub fn reject(&self, error: String) {
+        self.reload.store(Arc::new(ReloadStatus {
+            at: Some(SystemTime::now()),
+            error: Some(error),
+        }));
+    }
+
+    /// The last reload attempt.
+    pub fn reload_status(&self) -> Arc<ReloadStatus> {
+        self.reload.load_full()
+    }
+}

@@ -1,0 +1,151 @@
+//! Every Warden metric, declared once with its help text and closed label values. The recorder is
+//! installed once per process; its histograms need the upkeep task (metrics-rs#467) and explicit
+//! buckets (else they render as summaries).
+use metrics_exporter_prometheus::{Matcher, PrometheusBuilder, PrometheusHandle};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+/// Decision latency, seconds {rpc, decision}.
+pub const DECISION_DURATION: &str = "warden_decision_duration_seconds";
+/// Requests {rpc, code}.
+pub const REQUESTS: &str = "warden_requests_total";
+/// Panics caught inside evaluation (each answered INTERNAL and deny).
+pub const PANICS: &str = "warden_evaluation_panics_total";
+/// Bundle reloads {result}.
+pub const BUNDLE_RELOADS: &str = "warden_bundle_reloads_total";
+/// The active revision {revision} = 1.
+pub const BUNDLE_INFO: &str = "warden_bundle_info";
+/// When the bundle was last (re)loaded.
+pub const BUNDLE_LAST_RELOAD: &str = "warden_bundle_last_reload_timestamp_seconds";
+
+/// Histogram buckets: 1 µs to 100 ms.
+pub const DECISION_BUCKETS: &[f64] = &[
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1,
+];
+
+/// The `rpc` label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rpc {
+    /// Authorize and each AuthorizeBatch item.
+    Authorize,
+    /// AuthorizeBatch as a call.
+    AuthorizeBatch,
+    /// GetBundleStatus.
+    GetBundleStatus,
+    /// PropagateIdentity.
+    PropagateIdentity,
+    /// Anything else.
+    Unknown,
+}
+
+impl Rpc {
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Rpc::Authorize => "authorize",
+            Rpc::AuthorizeBatch => "authorize_batch",
+            Rpc::GetBundleStatus => "get_bundle_status",
+            Rpc::PropagateIdentity => "propagate_identity",
+            Rpc::Unknown => "unknown",
+        }
+    }
+}
+
+static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
+
+/// Installs the recorder (once per process; later calls return the same handle) and describes the
+/// metrics. `None` if another recorder was installed first.
+pub fn install() -> Option<PrometheusHandle> {
+    HANDLE
+        .get_or_init(|| {
+            let builder = PrometheusBuilder::new()
+                .set_buckets_for_metric(Matcher::Full(DECISION_DURATION.to_owned()), DECISION_BUCKETS)
+                .ok()?;
+            let handle = builder.install_recorder().ok()?;
+            describe();
+            Some(handle)
+        })
+        .clone()
+}
+
+fn describe() {
+    metrics::describe_histogram!(
+        DECISION_DURATION,
+        metrics::Unit::Seconds,
+        "Time to answer one decision, by rpc and decision."
+    );
+    metrics::describe_counter!(REQUESTS, "gRPC requests answered, by rpc and status code.");
+    metrics::describe_counter!(
+        PANICS,
+        "Panics caught inside evaluation; each was answered INTERNAL, never allow."
+    );
+    metrics::describe_counter!(
+        BUNDLE_RELOADS,
+        "Bundle loads, by result (activated, unchanged, rejected)."
+    );
+    metrics::describe_gauge!(BUNDLE_INFO, "The active bundle revision (value 1).");
+    metrics::describe_gauge!(BUNDLE_LAST_RELOAD, "Unix time of the last bundle load attempt.");
+}
+
+/// Runs the recorder's upkeep forever (drains histogram samples); spawn it once.
+pub async fn upkeep(handle: PrometheusHandle) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        handle.run_upkeep();
+    }
+}
+
+/// Counts one answered request.
+pub fn request(rpc: Rpc, code: tonic::Code) {
+    metrics::counter!(REQUESTS, "rpc" => rpc.as_str(), "code" => code_name(code)).increment(1);
+}
+
+/// Records one decision's latency.
+pub fn decision(rpc: Rpc, decision: &'static str, elapsed: Duration) {
+    metrics::histogram!(DECISION_DURATION, "rpc" => rpc.as_str(), "decision" => decision).record(elapsed.as_secs_f64());
+}
+
+/// Counts a caught panic.
+pub fn panic() {
+    metrics::counter!(PANICS).increment(1);
+}
+
+/// Records a bundle load outcome (`activated`, `unchanged`, `rejected`).
+pub fn bundle_reload(result: &'static str, revision: Option<&str>, previous: Option<&str>) {
+    metrics::counter!(BUNDLE_RELOADS, "result" => result).increment(1);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!(BUNDLE_LAST_RELOAD).set(now);
+    if let Some(prev) = previous {
+        metrics::gauge!(BUNDLE_INFO, "revision" => prev.to_owned()).set(0.0);
+    }
+    if let Some(rev) = revision {
+        metrics::gauge!(BUNDLE_INFO, "revision" => rev.to_owned()).set(1.0);
+    }
+}
+
+/// The gRPC code name used as a label (`OK`, `INVALID_ARGUMENT`, …).
+pub fn code_name(code: tonic::Code) -> &'static str {
+    use tonic::Code::*;
+    match code {
+        Ok => "OK",
+        Cancelled => "CANCELLED",
+        Unknown => "UNKNOWN",
+        InvalidArgument => "INVALID_ARGUMENT",
+        DeadlineExceeded => "DEADLINE_EXCEEDED",
+        NotFound => "NOT_FOUND",
+        AlreadyExists => "ALREADY_EXISTS",
+        PermissionDenied => "PERMISSION_DENIED",
+        ResourceExhausted => "RESOURCE_EXHAUSTED",
+        FailedPrecondition => "FAILED_PRECONDITION",
+        Aborted => "ABORTED",
+        OutOfRange => "OUT_OF_RANGE",
+        Unimplemented => "UNIMPLEMENTED",
+        Internal => "INTERNAL",
+        Unavailable => "UNAVAILABLE",
+        DataLoss => "DATA_LOSS",
+        Unauthenticated => "UNAUTHENTICATED",
+    }
+}
