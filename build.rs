@@ -24,9 +24,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf.ListValue", "::pbjson_types::ListValue")
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
         .compile_fds(fds)?;
-    pbjson_build::Builder::new()
-        .register_descriptors(&descriptor)?
-        .build(&[".warden.v1"])?;
+    pbjson_build::Builder::new().register_descriptors(&descriptor)?.build(&[".warden.v1"])?;
     Ok(())
 }
 

@@ -23,11 +23,7 @@ fn floor_bundle() -> bundle::Bundle {
     let user = serde_json::json!({"UserName": "alice", "Arn": "arn:aws:iam::111122223333:user/alice",
         "UserPolicyList": [{"PolicyName": "All", "PolicyDocument": {"Version": "2012-10-17",
             "Statement": [{"Sid": "All", "Effect": "Allow", "Action": "*", "Resource": "*"}]}}]});
-    bundle::from_files(vec![(
-        "iam/users/alice.json".into(),
-        serde_json::to_vec(&user).unwrap(),
-    )])
-    .unwrap()
+    bundle::from_files(vec![("iam/users/alice.json".into(), serde_json::to_vec(&user).unwrap())]).unwrap()
 }
 
 fn bench(c: &mut Criterion) {

@@ -30,11 +30,7 @@ fn main() {
     let mean = rows.iter().map(|r| r.0).sum::<f64>() / rows.len() as f64;
     let mut sorted: Vec<f64> = rows.iter().map(|r| r.0).collect();
     sorted.sort_by(f64::total_cmp);
-    println!(
-        "{} requests: mean {mean:.0} ns, median {:.0} ns",
-        rows.len(),
-        sorted[sorted.len() / 2]
-    );
+    println!("{} requests: mean {mean:.0} ns, median {:.0} ns", rows.len(), sorted[sorted.len() / 2]);
     for (ns, name) in rows.iter().take(10) {
         println!("{ns:8.0} ns  {name}");
     }

@@ -64,11 +64,7 @@ pub fn read_files(root: &Path) -> Result<(Vec<BundleFile>, Vec<Problem>), Vec<Pr
             if name.starts_with('.') {
                 continue;
             }
-            let rel_path = if rel.is_empty() {
-                name.clone()
-            } else {
-                format!("{rel}/{name}")
-            };
+            let rel_path = if rel.is_empty() { name.clone() } else { format!("{rel}/{name}") };
             let path = entry.path();
             let Ok(md) = std::fs::metadata(&path) else {
                 problems.push(Problem {
@@ -94,11 +90,7 @@ pub fn read_files(root: &Path) -> Result<(Vec<BundleFile>, Vec<Problem>), Vec<Pr
                 problems.push(Problem {
                     file: rel_path,
                     field: String::new(),
-                    message: format!(
-                        "file of {} bytes exceeds the limit of {}",
-                        md.len(),
-                        load::MAX_FILE_BYTES
-                    ),
+                    message: format!("file of {} bytes exceeds the limit of {}", md.len(), load::MAX_FILE_BYTES),
                 });
                 continue;
             }

@@ -29,6 +29,22 @@ struct Cli {
 }
 
 #[derive(Debug, Subcommand)]
+enum AdminsCommand {
+    /// Revoke the ordinary admin rights a user kept after removal from a comet app's admin list.
+    Revoke {
+        /// The server's admin listener.
+        #[arg(long, default_value = crate::config::DEFAULT_ADMIN_LISTEN)]
+        admin_addr: String,
+        /// Partner app ARN.
+        #[arg(long)]
+        app: String,
+        /// User name.
+        #[arg(long)]
+        user: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
 enum Command {
     /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
     Serve {
@@ -47,6 +63,14 @@ enum Command {
         /// How long in-flight calls may take to finish after SIGTERM/SIGINT.
         #[arg(long, default_value_t = 10_000)]
         shutdown_grace_ms: u64,
+        /// Persist remembered partner-app admins here (the server locks it; atomic writes).
+        #[arg(long)]
+        state_dir: Option<String>,
+    },
+    /// Manage the remembered admins of a running server.
+    Admins {
+        #[command(subcommand)]
+        command: AdminsCommand,
     },
     /// Load and check a bundle exactly as `serve` would; print every problem as `path: field: message`.
     Validate {
@@ -56,8 +80,11 @@ enum Command {
     /// Answer requests offline: one AuthorizeRequest (proto JSON), or JSON Lines of cases.
     Eval {
         /// An AuthorizeRequest as proto JSON (`-` for stdin); answered against `--bundle`.
-        #[arg(long, conflicts_with = "cases", required_unless_present = "cases")]
+        #[arg(long, conflicts_with_all = ["cases", "propagate"], required_unless_present_any = ["cases", "propagate"])]
         request: Option<String>,
+        /// A PropagateIdentityRequest as proto JSON (`-` for stdin); answered against `--bundle`.
+        #[arg(long, conflicts_with = "cases")]
+        propagate: Option<String>,
         /// Cases in the case format, one JSON object per line (`-` for stdin); policies inline.
         #[arg(long)]
         cases: Option<String>,
@@ -94,20 +121,16 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve {
-            bundle,
-            listen,
-            uds,
-            admin_listen,
-            shutdown_grace_ms,
-        } => {
+        Command::Serve { bundle, listen, uds, admin_listen, shutdown_grace_ms, state_dir } => {
             let config = match crate::config::ServeConfig::from_flags(
                 bundle.as_deref(),
                 Some(&listen),
                 uds.as_deref(),
                 Some(&admin_listen),
                 Some(shutdown_grace_ms),
-            ) {
+            )
+            .and_then(|c| c.with_state_dir(state_dir.as_deref()))
+            {
                 Ok(c) => c,
                 Err(e) => {
                     eprintln!("warden: {e}");
@@ -117,11 +140,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
             serve(config)
         }
         Command::Validate { dir } => validate(dir.as_deref()),
-        Command::Eval {
-            request: Some(r),
-            bundle,
-            ..
-        } => eval_request(&r, bundle.as_deref()),
+        Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
+        Command::Eval { propagate: Some(p), bundle, .. } => eval_propagate(&p, bundle.as_deref()),
+        Command::Admins { command: AdminsCommand::Revoke { admin_addr, app, user } } => {
+            admins_revoke(&admin_addr, &app, &user)
+        }
         Command::Eval { cases: Some(c), .. } => eval_cases(&c),
         Command::Eval { .. } => bail!("give `--request FILE` or `--cases FILE`"),
         Command::Test { dir } => test(dir.as_deref()),
@@ -132,15 +155,8 @@ fn serve(config: crate::config::ServeConfig) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(ansi)
-        .with_writer(std::io::stderr)
-        .try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("starting the runtime")?;
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
     rt.block_on(crate::server::run(config))?;
     Ok(ExitCode::SUCCESS)
 }
@@ -149,11 +165,7 @@ fn print_problems(problems: &[Problem]) {
     for p in problems {
         eprintln!("{p}");
     }
-    eprintln!(
-        "{} problem{} found",
-        problems.len(),
-        if problems.len() == 1 { "" } else { "s" }
-    );
+    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
 }
 
 /// Loads a bundle directory, or the embedded default when no directory was named and `policies/`
@@ -236,13 +248,70 @@ fn eval_request(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+fn eval_propagate(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
+    let text = read_input(arg)?;
+    let req: proto::PropagateIdentityRequest = serde_json::from_str(&text)
+        .with_context(|| format!("`{arg}` is not a PropagateIdentityRequest in proto JSON"))?;
+    let (bundle, _) = match load_bundle(dir) {
+        Ok(b) => b,
+        Err(problems) => {
+            print_problems(&problems);
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let req = match crate::grpc::propagate::request_from_proto(req, now_ms()) {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("warden: INVALID_ARGUMENT: invalid request: {e}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    // Offline there is no server state: remembered admins start from the bundle's own lists.
+    let admins = crate::identity::AdminMemory::default().transition(&bundle).unwrap_or_default();
+    match crate::identity::propagate(&bundle, &admins, &req, &engine::authorize) {
+        Ok(o) => {
+            let out = crate::grpc::propagate::outcome_to_proto(&o, &bundle.revision, String::new());
+            println!("{}", serde_json::to_string_pretty(&out)?);
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => {
+            let s = crate::grpc::propagate::error_to_status(&e);
+            eprintln!("warden: {}: {}", crate::telemetry::metrics::code_name(s.code()), s.message());
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+/// `warden admins revoke`: `POST /v1/admins/revoke` on the admin listener (loopback HTTP/1.1).
+fn admins_revoke(addr: &str, app: &str, user: &str) -> Result<ExitCode> {
+    use std::io::Read as _;
+    let body = serde_json::json!({"app_arn": app, "user_name": user}).to_string();
+    let mut stream =
+        std::net::TcpStream::connect(addr).with_context(|| format!("--admin-addr: cannot connect to `{addr}`"))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
+    write!(
+        stream,
+        "POST /v1/admins/revoke HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut resp = String::new();
+    stream.read_to_string(&mut resp)?;
+    let status = resp.split_whitespace().nth(1).unwrap_or("");
+    let text = resp.split("\r\n\r\n").nth(1).unwrap_or("").trim();
+    if status == "200" {
+        println!("{text}");
+        Ok(ExitCode::SUCCESS)
+    } else {
+        eprintln!("warden: revoke failed (HTTP {status}): {text}");
+        Ok(ExitCode::from(1))
+    }
+}
+
 fn eval_cases(arg: &str) -> Result<ExitCode> {
     let reader: Box<dyn BufRead> = if arg == "-" {
         Box::new(std::io::BufReader::new(std::io::stdin()))
     } else {
-        Box::new(std::io::BufReader::new(
-            std::fs::File::open(arg).with_context(|| format!("opening `{arg}`"))?,
-        ))
+        Box::new(std::io::BufReader::new(std::fs::File::open(arg).with_context(|| format!("opening `{arg}`"))?))
     };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
@@ -252,11 +321,7 @@ fn eval_cases(arg: &str) -> Result<ExitCode> {
     let mut n = 0usize;
     loop {
         buf.clear();
-        if reader
-            .read_until(b'\n', &mut buf)
-            .with_context(|| format!("reading line {}", n + 1))?
-            == 0
-        {
+        if reader.read_until(b'\n', &mut buf).with_context(|| format!("reading line {}", n + 1))? == 0 {
             break;
         }
         n += 1;
@@ -310,9 +375,5 @@ fn test(dir: Option<&Path>) -> Result<ExitCode> {
         println!("{src}: the bundle has no test cases (tests/*.json)");
     }
     println!("{} passed, {} failed", report.passed, report.failures.len());
-    Ok(if report.failures.is_empty() && !bundle.tests.is_empty() {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(1)
-    })
+    Ok(if report.failures.is_empty() && !bundle.tests.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -16,6 +16,8 @@ pub mod flag {
     pub const ADMIN_LISTEN: &str = "--admin-listen";
     /// Drain time on shutdown.
     pub const SHUTDOWN_GRACE: &str = "--shutdown-grace-ms";
+    /// Where remembered state is kept.
+    pub const STATE_DIR: &str = "--state-dir";
 }
 
 /// Default gRPC address.
@@ -51,6 +53,8 @@ pub struct ServeConfig {
     pub admin_listen: Option<SocketAddr>,
     /// How long in-flight calls may take to finish on shutdown.
     pub shutdown_grace: Duration,
+    /// Where remembered partner-app admins are persisted (`None`: in memory only).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// A bad flag value.
@@ -76,6 +80,16 @@ fn addr(flag: &'static str, v: &str) -> Result<Option<SocketAddr>, ConfigError> 
 // === impl ServeConfig ===
 
 impl ServeConfig {
+    /// Sets `--state-dir`.
+    pub fn with_state_dir(mut self, dir: Option<&str>) -> Result<ServeConfig, ConfigError> {
+        self.state_dir = match dir {
+            Some("") => return Err(ConfigError { flag: flag::STATE_DIR, message: "must not be empty".into() }),
+            Some(d) => Some(PathBuf::from(d)),
+            None => None,
+        };
+        Ok(self)
+    }
+
     /// Validates raw flag values.
     pub fn from_flags(
         bundle: Option<&str>,
@@ -86,10 +100,7 @@ impl ServeConfig {
     ) -> Result<ServeConfig, ConfigError> {
         let bundle = match bundle {
             Some("") => {
-                return Err(ConfigError {
-                    flag: flag::BUNDLE,
-                    message: "must not be empty".into(),
-                });
+                return Err(ConfigError { flag: flag::BUNDLE, message: "must not be empty".into() });
             }
             Some(d) => BundleSource::Dir(PathBuf::from(d)),
             None if std::path::Path::new("policies").is_dir() => BundleSource::Dir(PathBuf::from("policies")),
@@ -97,10 +108,7 @@ impl ServeConfig {
         };
         let uds = match uds {
             Some("") => {
-                return Err(ConfigError {
-                    flag: flag::UDS,
-                    message: "must not be empty".into(),
-                });
+                return Err(ConfigError { flag: flag::UDS, message: "must not be empty".into() });
             }
             Some(p) => Some(PathBuf::from(p)),
             None => None,
@@ -123,13 +131,7 @@ impl ServeConfig {
                 });
             }
         };
-        Ok(ServeConfig {
-            bundle,
-            listen,
-            uds,
-            admin_listen,
-            shutdown_grace,
-        })
+        Ok(ServeConfig { bundle, listen, uds, admin_listen, shutdown_grace, state_dir: None })
     }
 }
 

@@ -97,20 +97,12 @@ pub fn authorize_with(bundle: &Bundle, req: &Request, use_index: bool) -> Respon
         identity: resolved.identity,
         index: resolved.index.filter(|_| use_index),
     };
-    let input = Input {
-        principal: facts,
-        action: &action,
-        resource: &req.resource,
-        ctx: &ctx,
-        explain: req.explain,
-    };
+    let input = Input { principal: facts, action: &action, resource: &req.resource, ctx: &ctx, explain: req.explain };
     let mut resp = evaluate(&layers, &input);
     resp.reads_time = ctx.read_time.get();
     for (k, _) in req.context.iter() {
         if is_derived_key(k) {
-            resp.diagnostics.push(format!(
-                "context key `{k}` is derived by Warden; the caller's value was ignored"
-            ));
+            resp.diagnostics.push(format!("context key `{k}` is derived by Warden; the caller's value was ignored"));
         }
     }
     resp
@@ -126,20 +118,13 @@ fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
             index: None,
             boundary: None,
             tags: None,
-            derived: Derived {
-                principal_type: Some("Service"),
-                ..Derived::default()
-            },
+            derived: Derived { principal_type: Some("Service"), ..Derived::default() },
             role_name: None,
             unique_id: None,
         });
     }
     // Most requests come from users and sessions: try the direct lookup before parsing.
-    let user = if req.principal.contains(":assumed-role/") {
-        None
-    } else {
-        bundle.users.get(req.principal.as_str())
-    };
+    let user = if req.principal.contains(":assumed-role/") { None } else { bundle.users.get(req.principal.as_str()) };
     match user.map_or_else(|| arn::parse_principal(&req.principal), |_| None) {
         None => {
             let u = user?;
@@ -164,10 +149,7 @@ fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
             })
         }
         Some(PrincipalArn::Role { account, name }) => {
-            let r = bundle
-                .roles
-                .get(req.principal.as_str())
-                .or_else(|| bundle.role_by_name(account, name))?;
+            let r = bundle.roles.get(req.principal.as_str()).or_else(|| bundle.role_by_name(account, name))?;
             Some(role_resolved(r, PrincipalKind::Role, None, source_identity))
         }
         Some(PrincipalArn::Session { account, role, session }) => {

@@ -2,4 +2,5 @@
 //! messages and the engine's domain types, and the mapping of errors to gRPC statuses.
 pub mod authorize;
 pub mod convert;
+pub mod propagate;
 pub mod status;

@@ -9,7 +9,9 @@ use crate::bundle;
 use crate::config::{BundleSource, MAX_MESSAGE_BYTES, ServeConfig, flag};
 use crate::engine;
 use crate::grpc::authorize::{AuthorizerService, Evaluator};
+use crate::identity::AdminMemory;
 use crate::proto;
+use crate::state::StateDir;
 use crate::store::Store;
 use crate::telemetry::metrics;
 use anyhow::{Context as _, Result};
@@ -38,10 +40,7 @@ pub struct Options {
 
 impl Default for Options {
     fn default() -> Options {
-        Options {
-            evaluator: engine::authorize,
-            load_bundle: true,
-        }
+        Options { evaluator: engine::authorize, load_bundle: true }
     }
 }
 
@@ -57,6 +56,10 @@ pub struct Running {
     pub store: Arc<Store>,
     /// The health reporter.
     pub health: HealthReporter,
+    /// Reloads and admin changes.
+    pub shared: Arc<Shared>,
+    /// The outcome of the first bundle load, once known.
+    pub first_load: watch::Receiver<Option<ReloadOutcome>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
     grace: Duration,
@@ -81,33 +84,114 @@ fn source_name(source: &BundleSource) -> String {
     }
 }
 
-/// Loads the bundle off the request path and activates it (health SERVING), or records why not.
-pub async fn load_and_activate(store: &Store, health: &HealthReporter, source: &BundleSource) -> bool {
-    let src = source.clone();
-    let result = tokio::task::spawn_blocking(move || load(&src)).await;
-    match result {
-        Ok(Ok(b)) => {
-            let act = store.activate(Arc::new(b), source_name(source));
-            metrics::bundle_reload("activated", Some(&act.revision), act.previous.as_deref());
-            tracing::info!(revision = %act.revision, source = %source_name(source), "bundle activated");
-            set_health(health, ServingStatus::Serving).await;
-            true
-        }
-        Ok(Err(problems)) => {
-            let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            for p in &text {
-                tracing::error!(problem = %p, "bundle rejected");
+/// What a (re)load did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReloadOutcome {
+    /// A new revision is active.
+    Activated(String),
+    /// Same content as the active bundle: nothing to do.
+    Unchanged(String),
+    /// The bundle is invalid; the previous one (if any) keeps serving.
+    Rejected(Vec<String>),
+    /// The bundle changes the admin users of an app whose admins cannot change.
+    AdminChangeRefused(Vec<String>),
+}
+
+/// What reloads and admin changes share: the store, health, the bundle source, the state directory.
+pub struct Shared {
+    /// The active snapshot.
+    pub store: Arc<Store>,
+    /// Health reporter.
+    pub health: HealthReporter,
+    /// Bundle source.
+    pub source: BundleSource,
+    /// State directory, if any.
+    pub state: Option<StateDir>,
+    /// One reload or admin change at a time.
+    pub serial: tokio::sync::Mutex<()>,
+    /// Admin memory from the state directory, used until the first activation.
+    initial_admins: AdminMemory,
+}
+
+impl Shared {
+    /// Loads the bundle off the request path, checks it and activates it (health SERVING), or
+    /// records why not; the active bundle keeps serving on failure.
+    pub async fn reload(&self) -> ReloadOutcome {
+        let _one = self.serial.lock().await;
+        let src = self.source.clone();
+        let result = tokio::task::spawn_blocking(move || load(&src)).await;
+        let bundle = match result {
+            Ok(Ok(b)) => b,
+            Ok(Err(problems)) => {
+                let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
+                return self.reject("rejected", text);
             }
-            metrics::bundle_reload("rejected", None, None);
-            store.reject(text.join("\n"));
-            false
+            Err(e) => return self.reject("rejected", vec![format!("bundle load task failed: {e}")]),
+        };
+        let current = self.store.load();
+        if let Some(a) = &current
+            && a.bundle.revision == bundle.revision
+        {
+            metrics::bundle_reload("unchanged", None, None);
+            return ReloadOutcome::Unchanged(bundle.revision);
         }
-        Err(e) => {
-            tracing::error!(error = %e, "bundle load task failed");
-            store.reject(format!("bundle load task failed: {e}"));
-            false
+        let base = current.as_ref().map_or_else(|| self.initial_admins.clone(), |a| (*a.admins).clone());
+        let admins = match base.transition(&bundle) {
+            Ok(m) => m,
+            Err(refused) => {
+                if let ReloadOutcome::Rejected(r) = self.reject("rejected", refused) {
+                    return ReloadOutcome::AdminChangeRefused(r);
+                }
+                return ReloadOutcome::AdminChangeRefused(Vec::new());
+            }
+        };
+        if let Some(state) = &self.state
+            && let Err(e) = state.save(&admins)
+        {
+            return self.reject("rejected", vec![format!("{e:#}")]);
         }
+        let act = self.store.activate(Arc::new(bundle), admins, source_name(&self.source));
+        metrics::bundle_reload("activated", Some(&act.revision), act.previous.as_deref());
+        tracing::info!(revision = %act.revision, previous = ?act.previous, source = %source_name(&self.source), "bundle activated");
+        set_health(&self.health, ServingStatus::Serving).await;
+        ReloadOutcome::Activated(act.revision)
     }
+
+    fn reject(&self, result: &'static str, problems: Vec<String>) -> ReloadOutcome {
+        for p in &problems {
+            tracing::error!(problem = %p, "bundle rejected; the active bundle keeps serving");
+        }
+        metrics::bundle_reload(result, None, None);
+        self.store.reject(problems.join("\n"));
+        ReloadOutcome::Rejected(problems)
+    }
+
+    /// Revokes a remembered admin (persisted first, then swapped in).
+    pub async fn revoke_admin(&self, app: &str, user: &str) -> Result<(), String> {
+        let _one = self.serial.lock().await;
+        let Some(active) = self.store.load() else { return Err("no bundle is active".into()) };
+        let next = active.admins.revoke(app, user)?;
+        if let Some(state) = &self.state {
+            state.save(&next).map_err(|e| format!("{e:#}"))?;
+        }
+        self.store.set_admins(next);
+        tracing::info!(app, user, "remembered admin revoked");
+        Ok(())
+    }
+}
+
+/// Loads `source` into `store` and reports SERVING: the first activation of a server started with
+/// `Options { load_bundle: false }` (no state directory). Prefer `Running::shared.reload()`.
+pub async fn load_and_activate(store: &Arc<Store>, health: &HealthReporter, source: &BundleSource) -> bool {
+    let shared = Shared {
+        store: store.clone(),
+        health: health.clone(),
+        source: source.clone(),
+        state: None,
+        serial: tokio::sync::Mutex::new(()),
+        initial_admins: AdminMemory::default(),
+    };
+    matches!(shared.reload().await, ReloadOutcome::Activated(_) | ReloadOutcome::Unchanged(_))
 }
 
 fn router(
@@ -151,10 +235,26 @@ impl Running {
         if let Some(h) = handle.clone() {
             tokio::spawn(metrics::upkeep(h));
         }
+        let state = match &config.state_dir {
+            Some(d) => Some(StateDir::open(d)?),
+            None => None,
+        };
+        let initial_admins = match &state {
+            Some(s) => s.load()?,
+            None => AdminMemory::default(),
+        };
         let store = Arc::new(Store::new());
         let (health, health_svc) = tonic_health::server::health_reporter();
         // HealthReporter starts with "" SERVING: readiness follows the bundle, so say NOT_SERVING now.
         set_health(&health, ServingStatus::NotServing).await;
+        let shared = Arc::new(Shared {
+            store: store.clone(),
+            health: health.clone(),
+            source: config.bundle.clone(),
+            state,
+            serial: tokio::sync::Mutex::new(()),
+            initial_admins,
+        });
         let svc = AuthorizerService::new(store.clone(), options.evaluator);
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
@@ -164,9 +264,7 @@ impl Running {
 
         let mut grpc_addr = None;
         if let Some(addr) = config.listen {
-            let l = TcpListener::bind(addr)
-                .await
-                .with_context(|| format!("{}: cannot bind `{addr}`", flag::LISTEN))?;
+            let l = TcpListener::bind(addr).await.with_context(|| format!("{}: cannot bind `{addr}`", flag::LISTEN))?;
             let local = l.local_addr()?;
             tracing::info!(addr = %local, "gRPC listening (TCP)");
             grpc_addr = Some(local);
@@ -174,9 +272,7 @@ impl Running {
             let incoming = TcpListenerStream::new(l);
             let rx = rx.clone();
             tasks.push(tokio::spawn(async move {
-                r.serve_with_incoming_shutdown(incoming, stop(rx))
-                    .await
-                    .context("gRPC TCP server")
+                r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC TCP server")
             }));
         }
         if let Some(path) = &config.uds {
@@ -192,10 +288,7 @@ impl Running {
             let rx = rx.clone();
             let path = path.clone();
             tasks.push(tokio::spawn(async move {
-                let r = r
-                    .serve_with_incoming_shutdown(incoming, stop(rx))
-                    .await
-                    .context("gRPC Unix-socket server");
+                let r = r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC Unix-socket server");
                 let _ = std::fs::remove_file(&path);
                 r
             }));
@@ -208,19 +301,18 @@ impl Running {
             let local = l.local_addr()?;
             tracing::info!(addr = %local, "admin HTTP listening (/metrics, /healthz, /readyz, /v1/status)");
             admin_addr = Some(local);
-            let app = admin::router(store.clone(), handle);
+            let app = admin::router(store.clone(), handle, shared.clone());
             let rx = rx.clone();
             tasks.push(tokio::spawn(async move {
-                axum::serve(l, app)
-                    .with_graceful_shutdown(stop(rx))
-                    .await
-                    .context("admin HTTP server")
+                axum::serve(l, app).with_graceful_shutdown(stop(rx)).await.context("admin HTTP server")
             }));
         }
+        let (first_tx, first_load) = watch::channel(None);
         if options.load_bundle {
-            let (store, health, source) = (store.clone(), health.clone(), config.bundle.clone());
+            let shared = shared.clone();
             tokio::spawn(async move {
-                load_and_activate(&store, &health, &source).await;
+                let outcome = shared.reload().await;
+                let _ = first_tx.send(Some(outcome));
             });
         }
         Ok(Running {
@@ -229,6 +321,8 @@ impl Running {
             admin_addr,
             store,
             health,
+            shared,
+            first_load,
             shutdown,
             tasks,
             grace: config.shutdown_grace,
@@ -287,8 +381,39 @@ pub async fn shutdown_signal() {
 /// `warden serve`: runs until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn run(config: ServeConfig) -> Result<()> {
     let running = Running::start(&config, Options::default()).await?;
-    shutdown_signal().await;
-    running.shutdown().await;
-    tracing::info!("stopped");
-    Ok(())
+    let mut first = running.first_load.clone();
+    // At start-up, a refused admin change is fatal (SPEC §5.5): exit non-zero naming the app.
+    let refused = async {
+        loop {
+            if let Some(ReloadOutcome::AdminChangeRefused(r)) = first.borrow().clone() {
+                return r;
+            }
+            if first.changed().await.is_err() {
+                return std::future::pending().await;
+            }
+        }
+    };
+    // SIGHUP: reload the bundle now.
+    #[cfg(unix)]
+    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+        let shared = running.shared.clone();
+        tokio::spawn(async move {
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the bundle");
+                let outcome = shared.reload().await;
+                tracing::info!(?outcome, "SIGHUP reload finished");
+            }
+        });
+    }
+    tokio::select! {
+        () = shutdown_signal() => {
+            running.shutdown().await;
+            tracing::info!("stopped");
+            Ok(())
+        }
+        r = refused => {
+            running.shutdown().await;
+            anyhow::bail!("the bundle changes partner-app admins that cannot change: {}", r.join("; "))
+        }
+    }
 }

@@ -1,6 +1,7 @@
 //! The active bundle: an atomically swapped snapshot (arc-swap). A request loads it once and uses that
 //! one snapshot for its evaluation and the revision it reports. Also keeps the status operators see.
 use crate::bundle::Bundle;
+use crate::identity::AdminMemory;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -10,6 +11,8 @@ use std::time::SystemTime;
 pub struct Active {
     /// The bundle.
     pub bundle: Arc<Bundle>,
+    /// Remembered partner-app admins, consistent with `bundle`.
+    pub admins: Arc<AdminMemory>,
     /// When it was activated.
     pub activated_at: SystemTime,
     /// The revision it replaced.
@@ -56,30 +59,34 @@ impl Store {
         self.active.load_full()
     }
 
-    /// Swaps in a new bundle atomically.
-    pub fn activate(&self, bundle: Arc<Bundle>, source: String) -> Activation {
+    /// Swaps in a new bundle (with the admin memory computed for it) atomically.
+    pub fn activate(&self, bundle: Arc<Bundle>, admins: AdminMemory, source: String) -> Activation {
         let previous = self.active.load().as_ref().map(|a| a.bundle.revision.clone());
         let revision = bundle.revision.clone();
         let now = SystemTime::now();
-        self.active.store(Some(Arc::new(Active {
-            bundle,
-            activated_at: now,
-            previous_revision: previous.clone(),
-            source,
-        })));
-        self.reload.store(Arc::new(ReloadStatus {
-            at: Some(now),
-            error: None,
-        }));
+        let admins = Arc::new(admins);
+        let active = Active { bundle, admins, activated_at: now, previous_revision: previous.clone(), source };
+        self.active.store(Some(Arc::new(active)));
+        self.reload.store(Arc::new(ReloadStatus { at: Some(now), error: None }));
         Activation { revision, previous }
+    }
+
+    /// Replaces the admin memory of the active bundle (an operator revoked a remembered admin).
+    pub fn set_admins(&self, admins: AdminMemory) -> bool {
+        let Some(cur) = self.active.load_full() else { return false };
+        self.active.store(Some(Arc::new(Active {
+            bundle: cur.bundle.clone(),
+            admins: Arc::new(admins),
+            activated_at: cur.activated_at,
+            previous_revision: cur.previous_revision.clone(),
+            source: cur.source.clone(),
+        })));
+        true
     }
 
     /// Records a failed load; the active bundle (if any) keeps serving.
     pub fn reject(&self, error: String) {
-        self.reload.store(Arc::new(ReloadStatus {
-            at: Some(SystemTime::now()),
-            error: Some(error),
-        }));
+        self.reload.store(Arc::new(ReloadStatus { at: Some(SystemTime::now()), error: Some(error) }));
     }
 
     /// The last reload attempt.

@@ -33,10 +33,7 @@ pub fn bool_field(obj: &Map<String, Value>, key: &str, at: &str, default: bool, 
         Some(Value::Bool(b)) => *b,
         None | Some(Value::Null) => default,
         Some(_) => {
-            p.push(
-                format!("{at}/{}", ptr_token(key)),
-                format!("`{key}` must be true or false"),
-            );
+            p.push(format!("{at}/{}", ptr_token(key)), format!("`{key}` must be true or false"));
             default
         }
     }
@@ -51,11 +48,9 @@ pub fn list_field<'a>(
 ) -> Vec<(String, &'a Value)> {
     match obj.get(key) {
         None | Some(Value::Null) => Vec::new(),
-        Some(Value::Array(a)) => a
-            .iter()
-            .enumerate()
-            .map(|(i, v)| (format!("{at}/{}/{i}", ptr_token(key)), v))
-            .collect(),
+        Some(Value::Array(a)) => {
+            a.iter().enumerate().map(|(i, v)| (format!("{at}/{}/{i}", ptr_token(key)), v)).collect()
+        }
         Some(o @ Value::Object(_)) => vec![(format!("{at}/{}", ptr_token(key)), o)],
         Some(_) => {
             p.push(format!("{at}/{}", ptr_token(key)), format!("`{key}` must be an array"));
@@ -91,10 +86,7 @@ pub fn tags_field(obj: &Map<String, Value>, key: &str, at: &str, p: &mut Problem
             p.push(format!("{f}/Key"), format!("tag key `{k}` must be 1–128 characters"));
         }
         if !tags.insert(&k, v.as_deref().unwrap_or("")) {
-            p.push(
-                format!("{f}/Key"),
-                format!("duplicate tag key `{k}` (tag keys are case-insensitive)"),
-            );
+            p.push(format!("{f}/Key"), format!("duplicate tag key `{k}` (tag keys are case-insensitive)"));
         }
     }
     tags

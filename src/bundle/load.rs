@@ -107,10 +107,7 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
             continue;
         }
         if bytes.len() > MAX_FILE_BYTES {
-            p.push(
-                "",
-                format!("file of {} bytes exceeds the limit of {MAX_FILE_BYTES}", bytes.len()),
-            );
+            p.push("", format!("file of {} bytes exceeds the limit of {MAX_FILE_BYTES}", bytes.len()));
             continue;
         }
         let value = match json::parse_strict_bytes(bytes) {
@@ -136,10 +133,7 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
             _ => p.push("", "unknown location: see docs/bundle-format.md for the bundle layout"),
         }
     }
-    let mut bundle = Bundle {
-        revision,
-        ..Bundle::default()
-    };
+    let mut bundle = Bundle { revision, ..Bundle::default() };
     let mut counts = Counts::default();
     resolve_iam(raw, &mut bundle, &mut counts, &mut problems);
     sagemaker::read_partner_apps(&apps, &mut bundle, &mut problems);
@@ -222,14 +216,8 @@ fn read_principal(v: &Value, at: &str, kind: Kind, raw: &mut Raw, p: &mut Proble
         Kind::Role => str_field(o, "RoleId", at, false, p),
         Kind::Group => str_field(o, "GroupId", at, false, p),
     };
-    let mut rp = RawPrincipal {
-        name,
-        arn: arn_s,
-        id,
-        at: at.to_owned(),
-        file: p.file().to_owned(),
-        ..RawPrincipal::default()
-    };
+    let mut rp =
+        RawPrincipal { name, arn: arn_s, id, at: at.to_owned(), file: p.file().to_owned(), ..RawPrincipal::default() };
     for (f, item) in list_field(o, inline_key, at, p) {
         let Some(io) = object(item, &f, "an inline policy", p) else {
             continue;
@@ -309,10 +297,8 @@ fn read_auth_details(v: &Value, raw: &mut Raw, p: &mut Problems<'_>) {
         let arn_s = str_field(po, "Arn", &f, true, p);
         let versions = list_field(po, "PolicyVersionList", &f, p);
         // Only the default version is in force.
-        let default: Vec<_> = versions
-            .iter()
-            .filter(|(_, ver)| ver.get("IsDefaultVersion") == Some(&Value::Bool(true)))
-            .collect();
+        let default: Vec<_> =
+            versions.iter().filter(|(_, ver)| ver.get("IsDefaultVersion") == Some(&Value::Bool(true))).collect();
         match default.as_slice() {
             [(vf, ver)] => match ver.get("Document").map(document_value) {
                 Some(Ok(doc)) => {
@@ -340,8 +326,7 @@ fn read_scp(v: &Value, stem: &str, raw: &mut Raw, p: &mut Problems<'_>) {
         return;
     };
     if o.contains_key("Statement") {
-        raw.scps
-            .push((stem.to_owned(), v.clone(), String::new(), p.file().to_owned()));
+        raw.scps.push((stem.to_owned(), v.clone(), String::new(), p.file().to_owned()));
         return;
     }
     // `aws organizations describe-policy` prints {"Policy": {"PolicySummary": {"Name"}, "Content"}}.
@@ -409,10 +394,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     let mut by_name: HashMap<String, Arc<Policy>> = HashMap::new();
     for m in &raw.managed {
         let mut p = Problems::new(&m.file, problems);
-        let aws_managed = m
-            .arn
-            .as_deref()
-            .is_some_and(|a| a.starts_with("arn:aws:iam::aws:policy/"));
+        let aws_managed = m.arn.as_deref().is_some_and(|a| a.starts_with("arn:aws:iam::aws:policy/"));
         if let Some(a) = &m.arn {
             let ok = arn::parse(a).is_some_and(|x| x.service == "iam" && x.resource.starts_with("policy/"));
             if !ok {
@@ -423,11 +405,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
                 continue;
             }
         }
-        let id = if aws_managed {
-            format!("aws-policy/{}", m.name)
-        } else {
-            format!("policy/{}", m.name)
-        };
+        let id = if aws_managed { format!("aws-policy/{}", m.name) } else { format!("policy/{}", m.name) };
         let Some(policy) = Policy::compile(&m.doc, PolicyKind::Identity, &id, &m.at, &mut p) else {
             continue;
         };
@@ -480,17 +458,11 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         for (a, at) in &g.attached {
             match resolve(a, &acct) {
                 Some(pol) => pols.push(pol),
-                None => p.push(
-                    at.clone(),
-                    format!("attached managed policy `{a}` is not in the bundle"),
-                ),
+                None => p.push(at.clone(), format!("attached managed policy `{a}` is not in the bundle")),
             }
         }
         if groups.keys().any(|k| k.eq_ignore_ascii_case(&g.name)) {
-            p.push(
-                g.at.clone(),
-                format!("duplicate group name `{}` (names are unique ignoring case)", g.name),
-            );
+            p.push(g.at.clone(), format!("duplicate group name `{}` (names are unique ignoring case)", g.name));
         }
         groups.insert(g.name.clone(), pols);
     }
@@ -514,10 +486,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         for (a, at) in &r.attached {
             match resolve(a, &acct) {
                 Some(pol) => pols.push(pol),
-                None => p.push(
-                    at.clone(),
-                    format!("attached managed policy `{a}` is not in the bundle"),
-                ),
+                None => p.push(at.clone(), format!("attached managed policy `{a}` is not in the bundle")),
             }
         }
         let boundary = r.boundary.as_ref().and_then(|(a, at)| {
@@ -536,26 +505,17 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         let (mut identity, boundary, account) = common(u, "user", problems);
         let mut p = Problems::new(&u.file, problems);
         if !matches!(arn::parse_principal(&u.arn), Some(arn::PrincipalArn::User { name, .. }) if name == u.name) {
-            p.push(
-                format!("{}/Arn", u.at),
-                format!("malformed user ARN `{}` for user `{}`", u.arn, u.name),
-            );
+            p.push(format!("{}/Arn", u.at), format!("malformed user ARN `{}` for user `{}`", u.arn, u.name));
         }
         let lower = u.name.to_lowercase();
         if seen_users.contains(&lower) {
-            p.push(
-                u.at.clone(),
-                format!("duplicate user name `{}` (names are unique ignoring case)", u.name),
-            );
+            p.push(u.at.clone(), format!("duplicate user name `{}` (names are unique ignoring case)", u.name));
         }
         seen_users.push(lower);
         for g in &u.groups {
             match groups.get(g) {
                 Some(gp) => identity.extend(gp.iter().cloned()),
-                None => p.push(
-                    format!("{}/GroupList", u.at),
-                    format!("group `{g}` is not in the bundle"),
-                ),
+                None => p.push(format!("{}/GroupList", u.at), format!("group `{g}` is not in the bundle")),
             }
         }
         let index = principal_index(bundle.scps.as_deref(), boundary.as_ref(), &identity);
@@ -581,21 +541,11 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         let (identity, boundary, account) = common(r, "role", problems);
         let mut p = Problems::new(&r.file, problems);
         if !matches!(arn::parse_principal(&r.arn), Some(arn::PrincipalArn::Role { name, .. }) if name == r.name) {
-            p.push(
-                format!("{}/Arn", r.at),
-                format!("malformed role ARN `{}` for role `{}`", r.arn, r.name),
-            );
+            p.push(format!("{}/Arn", r.at), format!("malformed role ARN `{}` for role `{}`", r.arn, r.name));
         }
         let key = r.name.clone();
-        if bundle
-            .roles
-            .values()
-            .any(|x| x.account == account && x.name.eq_ignore_ascii_case(&r.name))
-        {
-            p.push(
-                r.at.clone(),
-                format!("duplicate role name `{}` (names are unique ignoring case)", r.name),
-            );
+        if bundle.roles.values().any(|x| x.account == account && x.name.eq_ignore_ascii_case(&r.name)) {
+            p.push(r.at.clone(), format!("duplicate role name `{}` (names are unique ignoring case)", r.name));
         }
         let Some((doc, at)) = &r.trust else { continue };
         let id = format!("role/{}/trust", r.name);
@@ -639,10 +589,7 @@ fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec
         };
         if let Value::Object(o) = v {
             for k in o.keys().filter(|k| *k != "cases") {
-                p.push(
-                    format!("/{}", ptr_token(k)),
-                    format!("unknown key `{k}` in a test file"),
-                );
+                p.push(format!("/{}", ptr_token(k)), format!("unknown key `{k}` in a test file"));
             }
         }
         for (at, c) in cases {
@@ -657,31 +604,18 @@ fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec
                 p.push(format!("{at}/name"), format!("duplicate test case name `{name}`"));
             }
             names.push(name.clone());
-            bundle.tests.push(TestCase {
-                name,
-                file: path.clone(),
-                body: c.clone(),
-            });
+            bundle.tests.push(TestCase { name, file: path.clone(), body: c.clone() });
         }
     }
 }
 
 fn check_case(o: &Map<String, Value>, at: &str, p: &mut Problems<'_>) {
     for k in o.keys() {
-        if !matches!(
-            k.as_str(),
-            "name" | "description" | "authorize" | "propagate" | "expect"
-        ) {
-            p.push(
-                format!("{at}/{}", ptr_token(k)),
-                format!("unknown key `{k}` in a test case"),
-            );
+        if !matches!(k.as_str(), "name" | "description" | "authorize" | "propagate" | "expect") {
+            p.push(format!("{at}/{}", ptr_token(k)), format!("unknown key `{k}` in a test case"));
         }
     }
-    let kinds = ["authorize", "propagate"]
-        .iter()
-        .filter(|k| o.contains_key(**k))
-        .count();
+    let kinds = ["authorize", "propagate"].iter().filter(|k| o.contains_key(**k)).count();
     if kinds != 1 {
         p.push(at, "a test case needs exactly one of `authorize` or `propagate`");
     }
@@ -695,6 +629,15 @@ fn check_case(o: &Map<String, Value>, at: &str, p: &mut Problems<'_>) {
             _ => p.push(
                 format!("{at}/expect/decision"),
                 "`decision` must be `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`",
+            ),
+        }
+    }
+    if o.contains_key("propagate") {
+        match expect.get("code").and_then(Value::as_str) {
+            Some("OK" | "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "FAILED_PRECONDITION") => {}
+            _ => p.push(
+                format!("{at}/expect/code"),
+                "`code` must be `OK`, `INVALID_ARGUMENT`, `NOT_FOUND`, `PERMISSION_DENIED` or `FAILED_PRECONDITION`",
             ),
         }
     }

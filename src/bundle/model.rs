@@ -24,10 +24,7 @@ impl Tags {
 
     /// The value of a tag, by lower-cased key.
     pub fn get_lower(&self, key_lower: &str) -> Option<&str> {
-        self.entries
-            .iter()
-            .find(|(l, _, _)| l == key_lower)
-            .map(|(_, _, v)| v.as_str())
+        self.entries.iter().find(|(l, _, _)| l == key_lower).map(|(_, _, v)| v.as_str())
     }
 
     /// The value of a tag, key compared case-insensitively.
@@ -179,6 +176,8 @@ pub struct Domain {
     pub teams: Vec<Team>,
     /// User profiles.
     pub profiles: Vec<UserProfile>,
+    /// Identity Center groups assigned to the domain (their members may use it without a listed profile).
+    pub assigned_groups: Vec<String>,
     /// The file it came from.
     pub file: String,
 }

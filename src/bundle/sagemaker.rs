@@ -50,20 +50,11 @@ pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problem
         }
         let app_type = str_field(o, "Type", "", true, &mut p).unwrap_or_default();
         if !app_type.is_empty() && !APP_TYPES.contains(&app_type.as_str()) {
-            p.push(
-                "/Type",
-                format!(
-                    "unknown partner app type `{app_type}`: expected one of {}",
-                    APP_TYPES.join(", ")
-                ),
-            );
+            p.push("/Type", format!("unknown partner app type `{app_type}`: expected one of {}", APP_TYPES.join(", ")));
         }
         let auth_type = str_field(o, "AuthType", "", false, &mut p).unwrap_or_else(|| "IAM".into());
         if !matches!(auth_type.as_str(), "IAM" | "IDC") {
-            p.push(
-                "/AuthType",
-                format!("unknown `AuthType` `{auth_type}`: expected `IAM` or `IDC`"),
-            );
+            p.push("/AuthType", format!("unknown `AuthType` `{auth_type}`: expected `IAM` or `IDC`"));
         }
         let role = str_field(o, "ExecutionRoleArn", "", true, &mut p).unwrap_or_default();
         if !role.is_empty() && !valid_role_arn(&role) {
@@ -88,10 +79,7 @@ pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problem
             );
         }
         if matches!(app_type.as_str(), "comet" | "fiddler") && admins.is_empty() {
-            p.push(
-                "/ApplicationConfig/AdminUsers",
-                format!("a {app_type} app needs at least one admin user"),
-            );
+            p.push("/ApplicationConfig/AdminUsers", format!("a {app_type} app needs at least one admin user"));
         }
         let iam_session_identity = bool_field(o, "EnableIamSessionBasedIdentity", "", false, &mut p);
         let tags = tags_field(o, "Tags", "", &mut p);
@@ -130,10 +118,7 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
         };
         for k in o.keys() {
             if !matches!(k.as_str(), "Instance" | "Users" | "Groups") {
-                p.push(
-                    format!("/{k}"),
-                    format!("unknown key `{k}`: expected `Instance`, `Users` or `Groups`"),
-                );
+                p.push(format!("/{k}"), format!("unknown key `{k}`: expected `Instance`, `Users` or `Groups`"));
             }
         }
         if let Some(inst) = o.get("Instance") {
@@ -179,19 +164,15 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
             let Some(uo) = object(u, &f, "a user", &mut p) else {
                 continue;
             };
-            let (Some(id), Some(name)) = (
-                str_field(uo, "UserId", &f, true, &mut p),
-                str_field(uo, "UserName", &f, true, &mut p),
-            ) else {
+            let (Some(id), Some(name)) =
+                (str_field(uo, "UserId", &f, true, &mut p), str_field(uo, "UserName", &f, true, &mut p))
+            else {
                 continue;
             };
             if ic.users.iter().any(|x| x.user_id == id || x.user_name == name) {
                 p.push(f, format!("duplicate Identity Center user `{name}`"));
             }
-            ic.users.push(IcUser {
-                user_id: id,
-                user_name: name,
-            });
+            ic.users.push(IcUser { user_id: id, user_name: name });
         }
         for (f, g) in list_field(o, "Groups", "", &mut p) {
             let Some(go) = object(g, &f, "a group", &mut p) else {
@@ -203,11 +184,7 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
             for (i, m) in members.iter().enumerate() {
                 group_members.push((path.clone(), format!("{f}/Members/{i}"), name.clone(), m.clone()));
             }
-            ic.groups.push(IcGroup {
-                group_id: id,
-                name,
-                members,
-            });
+            ic.groups.push(IcGroup { group_id: id, name, members });
         }
     }
     for (path, field, group, member) in group_members {
@@ -230,31 +207,20 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
         };
         let id = str_field(o, "DomainId", "", true, &mut p).unwrap_or_default();
         if !id.is_empty() && !valid_domain_id(&id) {
-            p.push(
-                "/DomainId",
-                format!("malformed domain id `{id}`: expected `d-` + 12 lower-case letters or digits"),
-            );
+            p.push("/DomainId", format!("malformed domain id `{id}`: expected `d-` + 12 lower-case letters or digits"));
         }
         let arn_s = str_field(o, "DomainArn", "", true, &mut p).unwrap_or_default();
         let parsed = arn::parse(&arn_s);
         if !arn_s.is_empty()
             && !parsed.is_some_and(|a| a.service == "sagemaker" && a.resource == format!("domain/{id}"))
         {
-            p.push(
-                "/DomainArn",
-                format!("malformed domain ARN `{arn_s}` for domain `{id}`"),
-            );
+            p.push("/DomainArn", format!("malformed domain ARN `{arn_s}` for domain `{id}`"));
         }
-        let (region, account) = parsed
-            .map(|a| (a.region.to_owned(), a.account.to_owned()))
-            .unwrap_or_default();
+        let (region, account) = parsed.map(|a| (a.region.to_owned(), a.account.to_owned())).unwrap_or_default();
         let name = str_field(o, "DomainName", "", false, &mut p).unwrap_or_else(|| id.clone());
         let auth_mode = str_field(o, "AuthMode", "", true, &mut p).unwrap_or_default();
         if !matches!(auth_mode.as_str(), "SSO" | "IAM") {
-            p.push(
-                "/AuthMode",
-                format!("unknown `AuthMode` `{auth_mode}`: expected `SSO` or `IAM`"),
-            );
+            p.push("/AuthMode", format!("unknown `AuthMode` `{auth_mode}`: expected `SSO` or `IAM`"));
         }
         let status = |o: &serde_json::Map<String, Value>, key: &str| {
             o.get("DomainSettings")
@@ -265,10 +231,7 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
         };
         let tip = status(o, "TrustedIdentityPropagationSettings");
         let grants = status(o, "S3AccessGrants");
-        for (key, s) in [
-            ("TrustedIdentityPropagationSettings", &tip),
-            ("S3AccessGrants", &grants),
-        ] {
+        for (key, s) in [("TrustedIdentityPropagationSettings", &tip), ("S3AccessGrants", &grants)] {
             if let Some(s) = s
                 && !matches!(s.as_str(), "ENABLED" | "DISABLED")
             {
@@ -293,10 +256,7 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
         if let Some(r) = &default_role
             && !valid_role_arn(r)
         {
-            p.push(
-                "/DefaultUserSettings/ExecutionRole",
-                format!("malformed role ARN `{r}`"),
-            );
+            p.push("/DefaultUserSettings/ExecutionRole", format!("malformed role ARN `{r}`"));
         }
         let anat = str_field(o, "AppNetworkAccessType", "", false, &mut p);
         if let Some(a) = &anat
@@ -305,6 +265,7 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             p.push("/AppNetworkAccessType", format!("unknown `AppNetworkAccessType` `{a}`"));
         }
         let tags = tags_field(o, "Tags", "", &mut p);
+        let assigned_groups = string_list(o, "AssignedGroups", "", &mut p);
         let mut teams = Vec::new();
         for (f, t) in list_field(o, "Teams", "", &mut p) {
             let Some(to) = object(t, &f, "a team", &mut p) else {
@@ -326,13 +287,7 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             if teams.iter().any(|x: &Team| x.team_id == team_id) {
                 p.push(format!("{f}/TeamId"), format!("duplicate team `{team_id}`"));
             }
-            teams.push(Team {
-                team_id,
-                execution_role: role,
-                tags: ttags,
-                users,
-                groups,
-            });
+            teams.push(Team { team_id, execution_role: role, tags: ttags, users, groups });
         }
         let mut profiles = Vec::new();
         for (f, u) in list_field(o, "UserProfiles", "", &mut p) {
@@ -342,37 +297,22 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             let pname = str_field(uo, "UserProfileName", &f, true, &mut p).unwrap_or_default();
             let sso_user = str_field(uo, "SingleSignOnUserValue", &f, false, &mut p);
             if auth_mode == "SSO" && sso_user.is_none() {
-                p.push(
-                    f.clone(),
-                    "a user profile of an SSO domain needs `SingleSignOnUserValue`",
-                );
+                p.push(f.clone(), "a user profile of an SSO domain needs `SingleSignOnUserValue`");
             }
             if auth_mode == "IAM" && sso_user.is_some() {
-                p.push(
-                    format!("{f}/SingleSignOnUserValue"),
-                    "`SingleSignOnUserValue` is only for SSO domains",
-                );
+                p.push(format!("{f}/SingleSignOnUserValue"), "`SingleSignOnUserValue` is only for SSO domains");
             }
             let role = str_field(uo, "ExecutionRole", &f, false, &mut p);
             let ptags = tags_field(uo, "Tags", &f, &mut p);
             let parn = format!("arn:aws:sagemaker:{region}:{account}:user-profile/{id}/{pname}");
-            if profiles
-                .iter()
-                .any(|x: &UserProfile| x.name.eq_ignore_ascii_case(&pname))
-            {
+            if profiles.iter().any(|x: &UserProfile| x.name.eq_ignore_ascii_case(&pname)) {
                 p.push(
                     format!("{f}/UserProfileName"),
                     format!("duplicate user profile `{pname}` (names are case-insensitive)"),
                 );
             }
             bundle.resource_tags.insert(parn.clone(), ptags.clone());
-            profiles.push(UserProfile {
-                name: pname,
-                arn: parn,
-                sso_user,
-                execution_role: role,
-                tags: ptags,
-            });
+            profiles.push(UserProfile { name: pname, arn: parn, sso_user, execution_role: role, tags: ptags });
         }
         if bundle.domains.contains_key(&id) {
             p.push("/DomainId", format!("duplicate domain `{id}`"));
@@ -390,6 +330,7 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             tags,
             teams,
             profiles,
+            assigned_groups,
             file: path.clone(),
         };
         bundle.domains.insert(id, Arc::new(domain));

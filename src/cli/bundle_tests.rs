@@ -28,7 +28,7 @@ pub fn run(bundle: &Bundle, now_ms: i64) -> Report {
 
 fn run_case(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), String> {
     let Some(req) = case.body.get("authorize") else {
-        return Err("`propagate` cases are not supported by this version of warden".into());
+        return run_propagate(bundle, case, now_ms);
     };
     let req: proto::AuthorizeRequest =
         serde_json::from_value(req.clone()).map_err(|e| format!("`authorize` is not an AuthorizeRequest: {e}"))?;
@@ -51,22 +51,15 @@ fn run_case(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), String>
                 )
             })
             .collect();
-        let mut got_refs: Vec<(String, String)> = resp
-            .determining
-            .iter()
-            .map(|s| (s.policy.to_string(), s.sid.to_string()))
-            .collect();
+        let mut got_refs: Vec<(String, String)> =
+            resp.determining.iter().map(|s| (s.policy.to_string(), s.sid.to_string())).collect();
         want_refs.sort();
         want_refs.dedup();
         got_refs.sort();
         got_refs.dedup();
         if want_refs != got_refs {
             let fmt = |v: &[(String, String)]| v.iter().map(|(p, s)| format!("{p}#{s}")).collect::<Vec<_>>().join(", ");
-            errs.push(format!(
-                "determining [{}], expected [{}]",
-                fmt(&got_refs),
-                fmt(&want_refs)
-            ));
+            errs.push(format!("determining [{}], expected [{}]", fmt(&got_refs), fmt(&want_refs)));
         }
     }
     if errs.is_empty() {
@@ -77,4 +70,99 @@ fn run_case(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), String>
         }
         Err(errs.join("; "))
     }
+}
+
+/// The remembered admins a case starts from: the bundle's lists, plus `remembered_admins`.
+fn admins_for(bundle: &Bundle, case: &TestCase) -> Result<crate::identity::AdminMemory, String> {
+    let mut m = crate::identity::AdminMemory::default().transition(bundle).map_err(|e| e.join("; "))?;
+    for r in case.body.get("remembered_admins").and_then(Value::as_array).into_iter().flatten() {
+        let app = r.get("app_arn").and_then(Value::as_str).ok_or("`remembered_admins` entries need `app_arn`")?;
+        let user = r.get("user_name").and_then(Value::as_str).ok_or("`remembered_admins` entries need `user_name`")?;
+        let a = m.apps.get_mut(app).ok_or_else(|| format!("`remembered_admins`: app `{app}` is not in the bundle"))?;
+        a.remembered.insert(user.to_owned());
+    }
+    Ok(m)
+}
+
+fn run_propagate(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), String> {
+    let req = case.body.get("propagate").cloned().unwrap_or(Value::Null);
+    let req: proto::PropagateIdentityRequest =
+        serde_json::from_value(req).map_err(|e| format!("`propagate` is not a PropagateIdentityRequest: {e}"))?;
+    let admins = admins_for(bundle, case)?;
+    let (code, message, out) = match crate::grpc::propagate::request_from_proto(req, now_ms) {
+        Err(e) => ("INVALID_ARGUMENT".to_owned(), format!("{}: {}", e.field, e.rule), None),
+        Ok(r) => match crate::identity::propagate(bundle, &admins, &r, &engine::authorize) {
+            Ok(o) => (
+                "OK".to_owned(),
+                String::new(),
+                Some(crate::grpc::propagate::outcome_to_proto(&o, &bundle.revision, String::new())),
+            ),
+            Err(e) => {
+                let s = crate::grpc::propagate::error_to_status(&e);
+                (crate::telemetry::metrics::code_name(s.code()).to_owned(), s.message().to_owned(), None)
+            }
+        },
+    };
+    let expect = case.body.get("expect").cloned().unwrap_or(Value::Null);
+    let mut errs = Vec::new();
+    let want_code = expect.get("code").and_then(Value::as_str).unwrap_or("OK");
+    if code != want_code {
+        errs.push(format!("code {code} ({message}), expected {want_code}"));
+    }
+    if let Some(m) = expect.get("message_contains").and_then(Value::as_str)
+        && !message.contains(m)
+    {
+        errs.push(format!("message `{message}` does not contain `{m}`"));
+    }
+    if let Some(out) = &out {
+        let got = serde_json::to_value(out).unwrap_or(Value::Null);
+        for key in ["userName", "source", "adminRole", "trustVerified"] {
+            if let Some(want) = expect.get(key) {
+                let g = got.get(key).cloned().unwrap_or(match key {
+                    "trustVerified" => Value::Bool(false),
+                    _ => Value::Null,
+                });
+                if &g != want {
+                    errs.push(format!("{key} {g}, expected {want}"));
+                }
+            }
+        }
+        let pick = |path: &[&str]| path.iter().try_fold(&got, |v, k| v.get(*k)).cloned().unwrap_or(Value::Null);
+        for (key, path) in [
+            ("profileName", &["profile", "name"][..]),
+            ("profileArn", &["profile", "arn"][..]),
+            ("executionRoleArn", &["profile", "executionRoleArn"][..]),
+            ("jobExecutionRoleArn", &["job", "executionRoleArn"][..]),
+            ("effectiveMaxRuntimeSeconds", &["job", "effectiveMaxRuntimeSeconds"][..]),
+            ("onBehalfOfUserId", &["job", "userIdentity", "onBehalfOf", "userId"][..]),
+        ] {
+            if let Some(want) = expect.get(key) {
+                let g = pick(path);
+                if &g != want {
+                    errs.push(format!("{key} {g}, expected {want}"));
+                }
+            }
+        }
+        if let Some(det) = expect.get("determining").and_then(Value::as_array) {
+            let mut want: Vec<(String, String)> = det
+                .iter()
+                .map(|d| {
+                    (
+                        d.get("policy").and_then(Value::as_str).unwrap_or("").to_owned(),
+                        d.get("sid").and_then(Value::as_str).unwrap_or("").to_owned(),
+                    )
+                })
+                .collect();
+            let mut have: Vec<(String, String)> =
+                out.determining.iter().map(|s| (s.policy.clone(), s.sid.clone())).collect();
+            want.sort();
+            want.dedup();
+            have.sort();
+            have.dedup();
+            if want != have {
+                errs.push(format!("determining {have:?}, expected {want:?}"));
+            }
+        }
+    }
+    if errs.is_empty() { Ok(()) } else { Err(errs.join("; ")) }
 }

@@ -84,18 +84,14 @@ impl Case {
         });
         let id = id.unwrap_or_default();
         let fail = |m: String| (id.clone(), m);
-        let obj = v
-            .as_object()
-            .ok_or_else(|| fail("a case must be a JSON object".into()))?;
+        let obj = v.as_object().ok_or_else(|| fail("a case must be a JSON object".into()))?;
         for k in obj.keys() {
             if !matches!(k.as_str(), "id" | "policies" | "request" | "description" | "expect") {
                 return Err(fail(format!("unknown key `{k}` in a case")));
             }
         }
-        let pols = obj
-            .get("policies")
-            .and_then(Value::as_object)
-            .ok_or_else(|| fail("missing `policies` object".into()))?;
+        let pols =
+            obj.get("policies").and_then(Value::as_object).ok_or_else(|| fail("missing `policies` object".into()))?;
         for k in pols.keys() {
             if !matches!(k.as_str(), "identity" | "scp" | "resource" | "boundary") {
                 return Err(fail(format!("unknown key `policies.{k}`")));
@@ -129,13 +125,7 @@ impl Case {
             docs.iter()
                 .enumerate()
                 .filter_map(|(i, d)| {
-                    Policy::compile(
-                        d,
-                        PolicyKind::Scp,
-                        &format!("scp/{i}"),
-                        &format!("/policies/scp/{i}"),
-                        &mut p,
-                    )
+                    Policy::compile(d, PolicyKind::Scp, &format!("scp/{i}"), &format!("/policies/scp/{i}"), &mut p)
                 })
                 .map(Arc::new)
                 .collect::<Vec<_>>()
@@ -150,10 +140,8 @@ impl Case {
             let msgs: Vec<String> = problems.iter().map(|x| format!("{}: {}", x.field, x.message)).collect();
             return Err(fail(format!("invalid policy: {}", msgs.join("; "))));
         }
-        let req = obj
-            .get("request")
-            .and_then(Value::as_object)
-            .ok_or_else(|| fail("missing `request` object".into()))?;
+        let req =
+            obj.get("request").and_then(Value::as_object).ok_or_else(|| fail("missing `request` object".into()))?;
         let s = |k: &str| {
             req.get(k)
                 .and_then(Value::as_str)
@@ -164,9 +152,7 @@ impl Case {
         let action = s("action")?;
         let resource_arn = s("resource")?;
         if principal.is_empty() || action.is_empty() || resource_arn.is_empty() {
-            return Err(fail(
-                "`request.principal`, `request.action` and `request.resource` must not be empty".into(),
-            ));
+            return Err(fail("`request.principal`, `request.action` and `request.resource` must not be empty".into()));
         }
         if arn::parse_principal(&principal).is_none() && !arn::is_service_principal(&principal) {
             return Err(fail(format!(
@@ -174,17 +160,7 @@ impl Case {
             )));
         }
         let context = context_from_json(req.get("context")).map_err(fail)?;
-        Ok(Case {
-            id: id.clone(),
-            identity,
-            scps,
-            resource,
-            boundary,
-            principal,
-            action,
-            resource_arn,
-            context,
-        })
+        Ok(Case { id: id.clone(), identity, scps, resource, boundary, principal, action, resource_arn, context })
     }
 
     /// Evaluates the case at `now_ms`.
@@ -233,18 +209,9 @@ impl Case {
             precedence: Precedence::Caller,
             read_time: Cell::new(false),
         };
-        let facts = PrincipalFacts {
-            kind,
-            arn: &self.principal,
-            account,
-            role_name,
-            unique_id: None,
-        };
+        let facts = PrincipalFacts { kind, arn: &self.principal, account, role_name, unique_id: None };
         let action = self.action.to_ascii_lowercase();
-        let is_role = matches!(
-            arn::parse_principal(&self.resource_arn),
-            Some(PrincipalArn::Role { .. })
-        );
+        let is_role = matches!(arn::parse_principal(&self.resource_arn), Some(PrincipalArn::Role { .. }));
         let layers = Layers {
             scps: self.scps.as_deref(),
             resource: self.resource.as_ref(),
@@ -253,13 +220,8 @@ impl Case {
             identity: &self.identity,
             index: None,
         };
-        let input = Input {
-            principal: facts,
-            action: &action,
-            resource: &self.resource_arn,
-            ctx: &ctx,
-            explain: false,
-        };
+        let input =
+            Input { principal: facts, action: &action, resource: &self.resource_arn, ctx: &ctx, explain: false };
         let mut r = evaluate(&layers, &input);
         r.reads_time = ctx.read_time.get();
         r
@@ -269,10 +231,7 @@ impl Case {
 /// Reads, compiles and evaluates one case given as JSON.
 pub fn simulate(v: &Value, now_ms: i64) -> CaseOutcome {
     match Case::parse(v) {
-        Ok(c) => CaseOutcome {
-            id: c.id.clone(),
-            result: Ok(c.evaluate(now_ms)),
-        },
+        Ok(c) => CaseOutcome { id: c.id.clone(), result: Ok(c.evaluate(now_ms)) },
         Err((id, e)) => CaseOutcome { id, result: Err(e) },
     }
 }

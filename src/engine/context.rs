@@ -59,18 +59,11 @@ pub struct RequestContext<'a> {
 
 /// Whether tag key `k` equals the lower-cased `key_lower`, ignoring case (allocation-free for ASCII).
 pub fn tag_key_eq(k: &str, key_lower: &str) -> bool {
-    if k.is_ascii() {
-        k.eq_ignore_ascii_case(key_lower)
-    } else {
-        k.to_lowercase() == key_lower
-    }
+    if k.is_ascii() { k.eq_ignore_ascii_case(key_lower) } else { k.to_lowercase() == key_lower }
 }
 
 fn tag_lookup<'a>(pairs: &'a [(String, String)], key_lower: &str) -> Option<&'a str> {
-    pairs
-        .iter()
-        .find(|(k, _)| tag_key_eq(k, key_lower))
-        .map(|(_, v)| v.as_str())
+    pairs.iter().find(|(k, _)| tag_key_eq(k, key_lower)).map(|(_, v)| v.as_str())
 }
 
 fn one(s: &str) -> CtxVal<'_> {
@@ -111,10 +104,7 @@ impl RequestContext<'_> {
             }
             return self.principal_tags.and_then(|t| t.get_lower(tag)).map(one);
         }
-        if let Some(tag) = key
-            .strip_prefix("aws:resourcetag/")
-            .or_else(|| key.strip_prefix("sagemaker:resourcetag/"))
-        {
+        if let Some(tag) = key.strip_prefix("aws:resourcetag/").or_else(|| key.strip_prefix("sagemaker:resourcetag/")) {
             if let Some(t) = self.resource_tags {
                 return t.get_lower(tag).map(one);
             }

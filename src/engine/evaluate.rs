@@ -250,11 +250,7 @@ impl<'p> Eval<'_, 'p> {
     }
 
     fn collect(&self, pred: impl Fn(&Hit<'p>) -> bool) -> Vec<StatementRef> {
-        self.hits
-            .iter()
-            .filter(|h| pred(h))
-            .map(|h| StatementRef::new(h.statement))
-            .collect()
+        self.hits.iter().filter(|h| pred(h)).map(|h| StatementRef::new(h.statement)).collect()
     }
 
     fn finish_denies(self) -> Response {
@@ -298,11 +294,7 @@ impl<'p> Eval<'_, 'p> {
                         "{} {}: a condition could not be evaluated from the request; treated as {}",
                         policy.id,
                         st.sid,
-                        if eff == Effect::Deny {
-                            "matching (deny)"
-                        } else {
-                            "not matching (allow)"
-                        }
+                        if eff == Effect::Deny { "matching (deny)" } else { "not matching (allow)" }
                     ));
                     eff == Effect::Deny
                 }
@@ -360,11 +352,7 @@ impl<'p> Eval<'_, 'p> {
             }
         }
         if let Some((spec, negated)) = &st.principal {
-            let ok = if *negated {
-                !spec.excludes(&input.principal)
-            } else {
-                spec.naming(&input.principal).is_some()
-            };
+            let ok = if *negated { !spec.excludes(&input.principal) } else { spec.naming(&input.principal).is_some() };
             if !ok {
                 return Tri::False;
             }

@@ -40,10 +40,7 @@ pub struct RequestError {
 impl RequestError {
     /// A new error.
     pub fn new(field: impl Into<String>, rule: impl Into<String>) -> RequestError {
-        RequestError {
-            field: field.into(),
-            rule: rule.into(),
-        }
+        RequestError { field: field.into(), rule: rule.into() }
     }
 }
 
@@ -91,19 +88,13 @@ impl Request {
                 && a.bytes().all(|b| b.is_ascii_alphanumeric())
         });
         if !ok {
-            return Err(RequestError::new(
-                "action",
-                format!("`{}` is not `service:Action`", self.action),
-            ));
+            return Err(RequestError::new("action", format!("`{}` is not `service:Action`", self.action)));
         }
         if self.resource.is_empty() {
             return Err(RequestError::new("resource", "must not be empty"));
         }
         if self.resource != "*" && arn::parse(&self.resource).is_none() {
-            return Err(RequestError::new(
-                "resource",
-                format!("`{}` is not an ARN or `*`", self.resource),
-            ));
+            return Err(RequestError::new("resource", format!("`{}` is not an ARN or `*`", self.resource)));
         }
         if self.context.len() > MAX_CONTEXT_KEYS {
             return Err(RequestError::new(
@@ -134,10 +125,7 @@ impl Request {
                 ));
             }
             if seen.contains(&l) {
-                return Err(RequestError::new(
-                    "principal.session_tags",
-                    format!("tag keys `{k}` differ only in case"),
-                ));
+                return Err(RequestError::new("principal.session_tags", format!("tag keys `{k}` differ only in case")));
             }
             seen.push(l);
         }

@@ -38,16 +38,10 @@ fn check(rows: &[Row]) {
         match out.result {
             Err(e) => failures.push(format!("{}: error {e}", r.name)),
             Ok(resp) => {
-                let got: Vec<(String, String)> = resp
-                    .determining
-                    .iter()
-                    .map(|s| (s.policy.to_string(), s.sid.to_string()))
-                    .collect();
-                let want: Vec<(String, String)> = r
-                    .determining
-                    .iter()
-                    .map(|(p, s)| ((*p).to_owned(), (*s).to_owned()))
-                    .collect();
+                let got: Vec<(String, String)> =
+                    resp.determining.iter().map(|s| (s.policy.to_string(), s.sid.to_string())).collect();
+                let want: Vec<(String, String)> =
+                    r.determining.iter().map(|(p, s)| ((*p).to_owned(), (*s).to_owned())).collect();
                 if resp.decision != r.decision || got != want {
                     failures.push(format!(
                         "{}: got {:?} {:?}, want {:?} {:?} ({:?})",
@@ -624,10 +618,7 @@ fn evaluation_order_rules() {
 }
 
 fn bundle_with(files: &[(&str, Value)]) -> bundle::Bundle {
-    let files = files
-        .iter()
-        .map(|(p, v)| ((*p).to_owned(), serde_json::to_vec(v).unwrap()))
-        .collect();
+    let files = files.iter().map(|(p, v)| ((*p).to_owned(), serde_json::to_vec(v).unwrap())).collect();
     bundle::from_files(files).unwrap_or_else(|e| panic!("{e:?}"))
 }
 
@@ -684,15 +675,10 @@ fn small_bundle() -> bundle::Bundle {
 fn derived_keys_cannot_be_overridden_by_the_caller() {
     let b = small_bundle();
     let mut r = req(ALICE, "s3:GetObject", "arn:aws:s3:::bucket/bob/doc");
-    r.context
-        .insert("aws:username", crate::policy::Value::One("bob".into()));
+    r.context.insert("aws:username", crate::policy::Value::One("bob".into()));
     let resp = authorize(&b, &r);
     assert_eq!(resp.decision, Decision::ImplicitDeny);
-    assert!(
-        resp.diagnostics.iter().any(|d| d.contains("aws:username")),
-        "{:?}",
-        resp.diagnostics
-    );
+    assert!(resp.diagnostics.iter().any(|d| d.contains("aws:username")), "{:?}", resp.diagnostics);
     let resp = authorize(&b, &req(ALICE, "s3:GetObject", "arn:aws:s3:::bucket/alice/doc"));
     assert_eq!(resp.decision, Decision::Allow);
 }
@@ -705,8 +691,7 @@ fn resource_tags_of_known_resources_come_from_the_bundle() {
     assert_eq!(resp.decision, Decision::Allow, "{:?}", resp.diagnostics);
     // The caller cannot substitute the tags of a resource the bundle knows.
     let mut r = req(ALICE, "sagemaker:CreatePartnerAppPresignedUrl", app);
-    r.context
-        .insert("sagemaker:ResourceTag/Team", crate::policy::Value::One("Team2".into()));
+    r.context.insert("sagemaker:ResourceTag/Team", crate::policy::Value::One("Team2".into()));
     assert_eq!(authorize(&b, &r).decision, Decision::Allow);
     // An unknown resource takes its tags from the request's resource_tags.
     let other = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-ZZZZZZ999999";
@@ -723,10 +708,7 @@ fn resource_tags_of_known_resources_come_from_the_bundle() {
 fn session_userid_is_role_id_and_session_name() {
     let b = small_bundle();
     let s = "arn:aws:sts::111122223333:assumed-role/Exec/alice";
-    let resp = authorize(
-        &b,
-        &req(s, "s3:GetObject", "arn:aws:s3:::bucket/AROAEXAMPLEEXEC00001:alice/x"),
-    );
+    let resp = authorize(&b, &req(s, "s3:GetObject", "arn:aws:s3:::bucket/AROAEXAMPLEEXEC00001:alice/x"));
     assert_eq!(resp.decision, Decision::Allow, "{:?}", resp.diagnostics);
 }
 
@@ -734,10 +716,7 @@ fn session_userid_is_role_id_and_session_name() {
 fn session_principal_arn_is_the_role_arn_with_path() {
     let b = small_bundle();
     let s = "arn:aws:sts::111122223333:assumed-role/Exec/anything";
-    assert_eq!(
-        authorize(&b, &req(s, "s3:ListBucket", "arn:aws:s3:::bucket")).decision,
-        Decision::Allow
-    );
+    assert_eq!(authorize(&b, &req(s, "s3:ListBucket", "arn:aws:s3:::bucket")).decision, Decision::Allow);
 }
 
 #[test]
@@ -745,10 +724,7 @@ fn session_tags_override_role_tags() {
     let b = small_bundle();
     let s = "arn:aws:sts::111122223333:assumed-role/Exec/alice";
     let d = "arn:aws:sagemaker:us-east-1:111122223333:domain/d-abcdefghijkl";
-    assert_eq!(
-        authorize(&b, &req(s, "sagemaker:DescribeDomain", d)).decision,
-        Decision::ImplicitDeny
-    );
+    assert_eq!(authorize(&b, &req(s, "sagemaker:DescribeDomain", d)).decision, Decision::ImplicitDeny);
     let mut r = req(s, "sagemaker:DescribeDomain", d);
     r.session_tags = vec![("team".into(), "Team9".into())];
     assert_eq!(authorize(&b, &r).decision, Decision::Allow);
@@ -757,10 +733,7 @@ fn session_tags_override_role_tags() {
 #[test]
 fn unknown_principal_is_implicit_deny_with_diagnostic() {
     let b = small_bundle();
-    let resp = authorize(
-        &b,
-        &req("arn:aws:iam::111122223333:user/mallory", "s3:GetObject", BUCKET),
-    );
+    let resp = authorize(&b, &req("arn:aws:iam::111122223333:user/mallory", "s3:GetObject", BUCKET));
     assert_eq!(resp.decision, Decision::ImplicitDeny);
     assert!(resp.diagnostics[0].contains("not in the bundle"));
 }
@@ -782,17 +755,13 @@ fn trust_session_name_bound_to_username_admits_only_iam_users() {
     };
     let with_name = |principal: &str, name: &str| {
         let mut r = req(principal, "sts:AssumeRole", role);
-        r.context
-            .insert("sts:RoleSessionName", crate::policy::Value::One(name.into()));
+        r.context.insert("sts:RoleSessionName", crate::policy::Value::One(name.into()));
         authorize(&b2, &r)
     };
     let ok = with_name(ALICE, "alice");
     assert_eq!(ok.decision, Decision::Allow, "{:?}", ok.diagnostics);
     assert_eq!(
-        ok.determining
-            .iter()
-            .map(|s| format!("{}#{}", s.policy, s.sid))
-            .collect::<Vec<_>>(),
+        ok.determining.iter().map(|s| format!("{}#{}", s.policy, s.sid)).collect::<Vec<_>>(),
         ["role/Exec/trust#SessionNameIsUser", "policy/Assume#AssumeExec"]
     );
     assert_eq!(with_name(ALICE, "bob").decision, Decision::ImplicitDeny);
@@ -854,25 +823,15 @@ fn indexed_and_linear_evaluation_agree_on_the_default_bundle() {
             "iam:PassRole",
             base.action.as_str(),
         ];
-        let principals: Vec<String> = b
-            .users
-            .keys()
-            .chain(b.roles.keys())
-            .cloned()
-            .chain([base.principal.clone()])
-            .collect();
+        let principals: Vec<String> =
+            b.users.keys().chain(b.roles.keys()).cloned().chain([base.principal.clone()]).collect();
         for a in actions {
             for p in &principals {
                 let mut r = base.clone();
                 r.action = a.to_ascii_lowercase();
                 r.principal = p.clone();
                 r.explain = true;
-                assert_eq!(
-                    authorize_with(&b, &r, true),
-                    authorize_with(&b, &r, false),
-                    "{} {a} {p}",
-                    t.name
-                );
+                assert_eq!(authorize_with(&b, &r, true), authorize_with(&b, &r, false), "{} {a} {p}", t.name);
                 n += 1;
             }
         }

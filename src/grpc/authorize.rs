@@ -34,18 +34,9 @@ pub struct DecisionIds {
 
 impl DecisionIds {
     fn new() -> DecisionIds {
-        let now = SystemTime::now()
-            .duration_since(SystemTime::UNIX_EPOCH)
-            .map_or(0, |d| d.as_nanos());
-        let prefix = format!(
-            "{:012x}{:04x}",
-            (now as u64) & 0xffff_ffff_ffff,
-            std::process::id() & 0xffff
-        );
-        DecisionIds {
-            prefix,
-            next: AtomicU64::new(1),
-        }
+        let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+        let prefix = format!("{:012x}{:04x}", (now as u64) & 0xffff_ffff_ffff, std::process::id() & 0xffff);
+        DecisionIds { prefix, next: AtomicU64::new(1) }
     }
 
     fn next(&self) -> String {
@@ -74,11 +65,7 @@ pub fn decision_label(d: Decision) -> &'static str {
 impl AuthorizerService {
     /// A service answering from `store` with `evaluator` (normally [`engine::authorize`]).
     pub fn new(store: Arc<Store>, evaluator: Evaluator) -> AuthorizerService {
-        AuthorizerService {
-            store,
-            evaluator,
-            ids: Arc::new(DecisionIds::new()),
-        }
+        AuthorizerService { store, evaluator, ids: Arc::new(DecisionIds::new()) }
     }
 
     fn active(&self) -> Result<Arc<Active>, Status> {
@@ -103,12 +90,44 @@ impl AuthorizerService {
             status::internal_panic()
         })?;
         metrics::decision(rpc, decision_label(resp.decision), started.elapsed());
-        Ok(convert::response_to_proto(
-            &resp,
-            &bundle.revision,
-            false,
-            self.ids.next(),
-        ))
+        Ok(convert::response_to_proto(&resp, &bundle.revision, false, self.ids.next()))
+    }
+}
+
+impl AuthorizerService {
+    fn propagate(
+        &self,
+        active: &Active,
+        req: proto::PropagateIdentityRequest,
+    ) -> Result<proto::PropagateIdentityResponse, Status> {
+        let started = Instant::now();
+        let req = super::propagate::request_from_proto(req, now_ms()).map_err(|e| status::invalid_argument(&e))?;
+        let bundle = &*active.bundle;
+        let evaluator = self.evaluator;
+        let authorize = |b: &Bundle, r: &Request| evaluator(b, r);
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            crate::identity::propagate(bundle, &active.admins, &req, &authorize)
+        }))
+        .map_err(|_| {
+            metrics::panic();
+            metrics::decision(Rpc::PropagateIdentity, "error", started.elapsed());
+            status::internal_panic()
+        })?;
+        match result {
+            Ok(o) => {
+                metrics::decision(Rpc::PropagateIdentity, "allow", started.elapsed());
+                Ok(super::propagate::outcome_to_proto(&o, &bundle.revision, self.ids.next()))
+            }
+            Err(e) => {
+                let label = match e.decision.as_ref().map(|d| d.decision) {
+                    Some(Decision::ExplicitDeny) => "explicit_deny",
+                    Some(Decision::ImplicitDeny) => "implicit_deny",
+                    _ => "error",
+                };
+                metrics::decision(Rpc::PropagateIdentity, label, started.elapsed());
+                Err(super::propagate::error_to_status(&e))
+            }
+        }
     }
 }
 
@@ -134,10 +153,7 @@ fn finish<T>(rpc: Rpc, request_id: Option<String>, r: Result<T, Status>) -> Resu
 }
 
 fn request_id<T>(req: &tonic::Request<T>) -> Option<String> {
-    req.metadata()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .map(str::to_owned)
+    req.metadata().get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned)
 }
 
 #[tonic::async_trait]
@@ -147,9 +163,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         request: tonic::Request<proto::AuthorizeRequest>,
     ) -> Result<tonic::Response<proto::AuthorizeResponse>, Status> {
         let id = request_id(&request);
-        let r = self
-            .active()
-            .and_then(|active| self.decide(&active, request.into_inner(), Rpc::Authorize));
+        let r = self.active().and_then(|active| self.decide(&active, request.into_inner(), Rpc::Authorize));
         finish(Rpc::Authorize, id, r)
     }
 
@@ -187,12 +201,18 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
                     proto::AuthorizeBatchItem { result: Some(result) }
                 })
                 .collect();
-            Ok(proto::AuthorizeBatchResponse {
-                results,
-                bundle_revision: active.bundle.revision.clone(),
-            })
+            Ok(proto::AuthorizeBatchResponse { results, bundle_revision: active.bundle.revision.clone() })
         })();
         finish(Rpc::AuthorizeBatch, id, r)
+    }
+
+    async fn propagate_identity(
+        &self,
+        request: tonic::Request<proto::PropagateIdentityRequest>,
+    ) -> Result<tonic::Response<proto::PropagateIdentityResponse>, Status> {
+        let id = request_id(&request);
+        let r = self.active().and_then(|active| self.propagate(&active, request.into_inner()));
+        finish(Rpc::PropagateIdentity, id, r)
     }
 
     async fn get_bundle_status(

@@ -37,11 +37,7 @@ pub fn context_from_struct(s: Option<pbjson_types::Struct>) -> Result<MapContext
     if s.fields.len() > engine::request::MAX_CONTEXT_KEYS {
         return Err(RequestError::new(
             "context",
-            format!(
-                "{} keys exceed the limit of {}",
-                s.fields.len(),
-                engine::request::MAX_CONTEXT_KEYS
-            ),
+            format!("{} keys exceed the limit of {}", s.fields.len(), engine::request::MAX_CONTEXT_KEYS),
         ));
     }
     let mut keys: Vec<_> = s.fields.into_iter().collect();
@@ -50,10 +46,7 @@ pub fn context_from_struct(s: Option<pbjson_types::Struct>) -> Result<MapContext
         let field = format!("context.{k}");
         let lower = k.to_lowercase();
         if ctx.contains(&lower) {
-            return Err(RequestError::new(
-                field,
-                "given twice (condition keys are case-insensitive)",
-            ));
+            return Err(RequestError::new(field, "given twice (condition keys are case-insensitive)"));
         }
         let Some(kind) = v.kind else {
             return Err(RequestError::new(field, "has no value"));
@@ -61,18 +54,12 @@ pub fn context_from_struct(s: Option<pbjson_types::Struct>) -> Result<MapContext
         let value = match kind {
             Kind::ListValue(l) => {
                 if l.values.len() > MAX_VALUES_PER_KEY {
-                    return Err(RequestError::new(
-                        field,
-                        format!("more than {MAX_VALUES_PER_KEY} values"),
-                    ));
+                    return Err(RequestError::new(field, format!("more than {MAX_VALUES_PER_KEY} values")));
                 }
                 let mut vals = Vec::with_capacity(l.values.len());
                 for (i, x) in l.values.iter().enumerate() {
                     let f = format!("{field}[{i}]");
-                    let kind = x
-                        .kind
-                        .as_ref()
-                        .ok_or_else(|| RequestError::new(f.clone(), "has no value"))?;
+                    let kind = x.kind.as_ref().ok_or_else(|| RequestError::new(f.clone(), "has no value"))?;
                     vals.push(scalar(kind, &f)?);
                 }
                 CtxValue::Many(vals)
@@ -87,23 +74,11 @@ pub fn context_from_struct(s: Option<pbjson_types::Struct>) -> Result<MapContext
 
 /// Converts a wire request; `now_ms` is the request time.
 pub fn request_from_proto(r: proto::AuthorizeRequest, now_ms: i64) -> Result<engine::Request, RequestError> {
-    let proto::AuthorizeRequest {
-        principal,
-        action,
-        resource,
-        context,
-        resource_tags,
-        explain,
-    } = r;
+    let proto::AuthorizeRequest { principal, action, resource, context, resource_tags, explain } = r;
     let Some(principal) = principal else {
         return Err(RequestError::new("principal", "is required"));
     };
-    let proto::Principal {
-        arn,
-        session_tags,
-        source_identity,
-        identity_center_user,
-    } = principal;
+    let proto::Principal { arn, session_tags, source_identity, identity_center_user } = principal;
     // Identity Center evidence matters to PropagateIdentity, not to IAM evaluation.
     let _ = identity_center_user;
     let mut session_tags: Vec<(String, String)> = session_tags.into_iter().collect();
@@ -133,6 +108,18 @@ pub fn decision_to_proto(d: Decision) -> proto::Decision {
         Decision::ExplicitDeny => proto::Decision::ExplicitDeny,
         Decision::ImplicitDeny => proto::Decision::ImplicitDeny,
     }
+}
+
+/// The wire form of determining statements.
+pub fn statement_refs(refs: &[crate::engine::StatementRef]) -> Vec<proto::StatementRef> {
+    refs.iter()
+        .map(|s| proto::StatementRef {
+            policy: s.policy.to_string(),
+            sid: s.sid.to_string(),
+            effect: s.effect.as_str().to_owned(),
+            file: s.file.to_string(),
+        })
+        .collect()
 }
 
 /// Converts an engine response.

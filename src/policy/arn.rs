@@ -46,13 +46,7 @@ pub fn parse(s: &str) -> Option<Arn<'_>> {
     if partition.is_empty() || service.is_empty() || resource.is_empty() {
         return None;
     }
-    Some(Arn {
-        partition,
-        service,
-        region,
-        account,
-        resource,
-    })
+    Some(Arn { partition, service, region, account, resource })
 }
 
 /// Whether `s` is a 12-digit account id.
@@ -70,11 +64,7 @@ pub enum PrincipalArn<'a> {
     /// `arn:aws:iam::ACCT:role/PATH/NAME`
     Role { account: &'a str, name: &'a str },
     /// `arn:aws:sts::ACCT:assumed-role/ROLE/SESSION`
-    Session {
-        account: &'a str,
-        role: &'a str,
-        session: &'a str,
-    },
+    Session { account: &'a str, role: &'a str, session: &'a str },
     /// `arn:aws:sts::ACCT:federated-user/NAME`
     FederatedUser { account: &'a str, name: &'a str },
 }
@@ -93,16 +83,10 @@ pub fn parse_principal<'a>(s: &'a str) -> Option<PrincipalArn<'a>> {
                 return Some(PrincipalArn::Root { account });
             }
             if let Some(r) = a.resource.strip_prefix("user/") {
-                return Some(PrincipalArn::User {
-                    account,
-                    name: last(r)?,
-                });
+                return Some(PrincipalArn::User { account, name: last(r)? });
             }
             if let Some(r) = a.resource.strip_prefix("role/") {
-                return Some(PrincipalArn::Role {
-                    account,
-                    name: last(r)?,
-                });
+                return Some(PrincipalArn::Role { account, name: last(r)? });
             }
             None
         }
@@ -158,18 +142,11 @@ mod tests {
     fn principal_arns_parse() {
         assert_eq!(
             parse_principal("arn:aws:sts::111122223333:assumed-role/Launcher/alice"),
-            Some(PrincipalArn::Session {
-                account: "111122223333",
-                role: "Launcher",
-                session: "alice"
-            })
+            Some(PrincipalArn::Session { account: "111122223333", role: "Launcher", session: "alice" })
         );
         assert_eq!(
             parse_principal("arn:aws:iam::111122223333:role/service-role/Exec"),
-            Some(PrincipalArn::Role {
-                account: "111122223333",
-                name: "Exec"
-            })
+            Some(PrincipalArn::Role { account: "111122223333", name: "Exec" })
         );
         assert!(parse_principal("arn:aws:iam::1111:user/x").is_none());
         assert!(is_service_principal("sagemaker.amazonaws.com"));

@@ -151,27 +151,16 @@ fn parse_operator(op: &str) -> Result<OpName, String> {
         _ => return Err(format!("unknown condition operator `{op}`")),
     };
     if family == Null && if_exists {
-        return Err(format!(
-            "unknown condition operator `{op}`: `Null` has no `IfExists` form"
-        ));
+        return Err(format!("unknown condition operator `{op}`: `Null` has no `IfExists` form"));
     }
-    Ok(OpName {
-        qualifier,
-        if_exists,
-        negated,
-        family,
-    })
+    Ok(OpName { qualifier, if_exists, negated, family })
 }
 
 /// Parses an epoch-seconds or ISO 8601 date into milliseconds since the epoch.
 pub fn parse_date_ms(s: &str) -> Option<i64> {
     let t = s.trim();
     if is_epoch(t) {
-        return t
-            .parse::<f64>()
-            .ok()
-            .filter(|f| f.is_finite())
-            .map(|secs| (secs * 1000.0).round() as i64);
+        return t.parse::<f64>().ok().filter(|f| f.is_finite()).map(|secs| (secs * 1000.0).round() as i64);
     }
     if let Ok(dt) = chrono::DateTime::parse_from_rfc3339(t) {
         return Some(dt.timestamp_millis());
@@ -356,11 +345,7 @@ impl Condition {
             Family::Binary => Values::Binary(gather(
                 values
                     .iter()
-                    .map(|v| {
-                        base64::engine::general_purpose::STANDARD
-                            .decode(v.trim())
-                            .map_err(|_| bad(v, "base64"))
-                    })
+                    .map(|v| base64::engine::general_purpose::STANDARD.decode(v.trim()).map_err(|_| bad(v, "base64")))
                     .collect::<Vec<Result<_, String>>>(),
             )?),
             Family::Ip => Values::Ip(gather(
@@ -401,18 +386,15 @@ impl Condition {
     pub fn keys_read(&self) -> Vec<&str> {
         let mut keys = vec![self.key_lower.as_str()];
         let templates: Vec<&Template> = match &self.values {
-            Values::Str(v) => v
-                .iter()
-                .filter_map(|x| if let StrVal::Dynamic(t) = x { Some(t) } else { None })
-                .collect(),
-            Values::Like(v) => v
-                .iter()
-                .filter_map(|x| if let LikeVal::Dynamic(t) = x { Some(t) } else { None })
-                .collect(),
-            Values::Arn(v) => v
-                .iter()
-                .filter_map(|x| if let ArnVal::Dynamic(t) = x { Some(t) } else { None })
-                .collect(),
+            Values::Str(v) => {
+                v.iter().filter_map(|x| if let StrVal::Dynamic(t) = x { Some(t) } else { None }).collect()
+            }
+            Values::Like(v) => {
+                v.iter().filter_map(|x| if let LikeVal::Dynamic(t) = x { Some(t) } else { None }).collect()
+            }
+            Values::Arn(v) => {
+                v.iter().filter_map(|x| if let ArnVal::Dynamic(t) = x { Some(t) } else { None }).collect()
+            }
             _ => Vec::new(),
         };
         for t in templates {
@@ -515,10 +497,9 @@ impl Condition {
             }),
             Values::Arn(vals) => vals.iter().any(|pv| match pv {
                 ArnVal::Static(g) => g.matches(v),
-                ArnVal::Dynamic(t) => t
-                    .resolve_tokens(ctx)
-                    .and_then(|toks| ArnGlob::new(toks, false))
-                    .is_some_and(|g| g.matches(v)),
+                ArnVal::Dynamic(t) => {
+                    t.resolve_tokens(ctx).and_then(|toks| ArnGlob::new(toks, false)).is_some_and(|g| g.matches(v))
+                }
             }),
             Values::Num(vals) => {
                 let Some(x) = parse_number(v) else {

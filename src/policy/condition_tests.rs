@@ -33,13 +33,7 @@ type Row = (&'static str, &'static str, &'static [&'static str], V, Tri);
 
 /// `(operator, key, policy values, whole request context, expected)`: for rows whose values read other
 /// keys through policy variables.
-type CtxRow = (
-    &'static str,
-    &'static str,
-    &'static [&'static str],
-    &'static [(&'static str, V)],
-    Tri,
-);
+type CtxRow = (&'static str, &'static str, &'static [&'static str], &'static [(&'static str, V)], Tri);
 
 /// `(operator, key, policy values)` that must not compile.
 type ErrRow = (&'static str, &'static str, &'static [&'static str]);
@@ -77,9 +71,7 @@ fn check(
         Ok(c) => {
             let got = c.evaluate(ctx);
             if got != want {
-                failures.push(format!(
-                    "{op} {{{key}: {vals:?}}} (vars={vars}) vs {shown}: got {got:?}, want {want:?}"
-                ));
+                failures.push(format!("{op} {{{key}: {vals:?}}} (vars={vars}) vs {shown}: got {got:?}, want {want:?}"));
             }
         }
     }
@@ -87,12 +79,7 @@ fn check(
 
 fn finish(rule: &str, rows: usize, failures: &[String]) {
     assert!(rows > 0, "{rule}: empty table");
-    assert!(
-        failures.is_empty(),
-        "{rule}: {} of {rows} rows failed:\n  {}",
-        failures.len(),
-        failures.join("\n  ")
-    );
+    assert!(failures.is_empty(), "{rule}: {} of {rows} rows failed:\n  {}", failures.len(), failures.join("\n  "));
 }
 
 /// Runs rows with policy variables enabled (`Version` `2012-10-17`).
@@ -429,14 +416,7 @@ fn matrix_rows() -> Vec<MatrixRow> {
             let op = format!("{qual}{base}{}", if if_exists { "IfExists" } else { "" });
             for ((state, ctx), want) in STATES.iter().zip(states.iter()).zip(expected) {
                 let Some(ctx) = ctx else { continue };
-                rows.push(MatrixRow {
-                    op: op.clone(),
-                    key: fam.key,
-                    vals: fam.vals,
-                    state,
-                    ctx: ctx.clone(),
-                    want,
-                });
+                rows.push(MatrixRow { op: op.clone(), key: fam.key, vals: fam.vals, state, ctx: ctx.clone(), want });
             }
         }
     }
@@ -515,13 +495,7 @@ fn missing_key_positive_operator_is_false() {
             ("DateLessThan", "aws:CurrentTime", &["2024-01-01"], V::Missing, F),
             ("DateLessThanEquals", "aws:CurrentTime", &["2024-01-01"], V::Missing, F),
             ("DateGreaterThan", "aws:CurrentTime", &["2024-01-01"], V::Missing, F),
-            (
-                "DateGreaterThanEquals",
-                "aws:CurrentTime",
-                &["2024-01-01"],
-                V::Missing,
-                F,
-            ),
+            ("DateGreaterThanEquals", "aws:CurrentTime", &["2024-01-01"], V::Missing, F),
             ("Bool", "aws:MultiFactorAuthPresent", &["false"], V::Missing, F),
             ("Bool", "aws:MultiFactorAuthPresent", &["true"], V::Missing, F),
             ("BinaryEquals", "aws:RequestTag/b", &["QUJD"], V::Missing, F),
@@ -556,44 +530,20 @@ fn if_exists_with_missing_key_is_true() {
         &[
             ("StringEqualsIfExists", "aws:username", &["alice"], V::Missing, T),
             ("StringNotEqualsIfExists", "aws:username", &["alice"], V::Missing, T),
-            (
-                "StringEqualsIgnoreCaseIfExists",
-                "aws:username",
-                &["alice"],
-                V::Missing,
-                T,
-            ),
+            ("StringEqualsIgnoreCaseIfExists", "aws:username", &["alice"], V::Missing, T),
             ("StringLikeIfExists", "aws:username", &["a*"], V::Missing, T),
             ("StringNotLikeIfExists", "aws:username", &["a*"], V::Missing, T),
             ("NumericLessThanIfExists", "s3:max-keys", &["1"], V::Missing, T),
             ("NumericNotEqualsIfExists", "s3:max-keys", &["1"], V::Missing, T),
-            (
-                "DateGreaterThanIfExists",
-                "aws:CurrentTime",
-                &["2024-01-01"],
-                V::Missing,
-                T,
-            ),
+            ("DateGreaterThanIfExists", "aws:CurrentTime", &["2024-01-01"], V::Missing, T),
             ("BoolIfExists", "aws:MultiFactorAuthPresent", &["true"], V::Missing, T),
             ("BinaryEqualsIfExists", "aws:RequestTag/b", &["QUJD"], V::Missing, T),
             ("IpAddressIfExists", "aws:SourceIp", &["10.0.0.0/8"], V::Missing, T),
             ("NotIpAddressIfExists", "aws:SourceIp", &["10.0.0.0/8"], V::Missing, T),
             ("ArnLikeIfExists", "aws:SourceArn", &["arn:aws:s3:::b/*"], V::Missing, T),
-            (
-                "ArnNotEqualsIfExists",
-                "aws:SourceArn",
-                &["arn:aws:s3:::b/*"],
-                V::Missing,
-                T,
-            ),
+            ("ArnNotEqualsIfExists", "aws:SourceArn", &["arn:aws:s3:::b/*"], V::Missing, T),
             ("ForAnyValue:StringEqualsIfExists", "aws:TagKeys", &["a"], V::Missing, T),
-            (
-                "ForAllValues:StringEqualsIfExists",
-                "aws:TagKeys",
-                &["a"],
-                V::Missing,
-                T,
-            ),
+            ("ForAllValues:StringEqualsIfExists", "aws:TagKeys", &["a"], V::Missing, T),
             // Absent also means an empty string or an empty list.
             ("StringEqualsIfExists", "aws:username", &["alice"], V::One(""), T),
             ("BoolIfExists", "aws:MultiFactorAuthPresent", &["true"], V::Many(&[]), T),
@@ -610,42 +560,12 @@ fn if_exists_with_present_key_evaluates_normally() {
             ("StringEqualsIfExists", "aws:username", &["alice"], V::One("bob"), F),
             // A Deny with StringNotEqualsIfExists still denies a request whose value differs.
             ("StringNotEqualsIfExists", "aws:username", &["alice"], V::One("bob"), T),
-            (
-                "StringNotEqualsIfExists",
-                "aws:username",
-                &["alice"],
-                V::One("alice"),
-                F,
-            ),
+            ("StringNotEqualsIfExists", "aws:username", &["alice"], V::One("alice"), F),
             ("NumericLessThanIfExists", "s3:max-keys", &["10"], V::One("11"), F),
-            (
-                "BoolIfExists",
-                "aws:MultiFactorAuthPresent",
-                &["true"],
-                V::One("false"),
-                F,
-            ),
-            (
-                "IpAddressIfExists",
-                "aws:SourceIp",
-                &["10.0.0.0/8"],
-                V::One("11.0.0.1"),
-                F,
-            ),
-            (
-                "ForAnyValue:StringEqualsIfExists",
-                "aws:TagKeys",
-                &["a"],
-                V::Many(&["b", "c"]),
-                F,
-            ),
-            (
-                "ForAllValues:StringEqualsIfExists",
-                "aws:TagKeys",
-                &["a"],
-                V::Many(&["a", "c"]),
-                F,
-            ),
+            ("BoolIfExists", "aws:MultiFactorAuthPresent", &["true"], V::One("false"), F),
+            ("IpAddressIfExists", "aws:SourceIp", &["10.0.0.0/8"], V::One("11.0.0.1"), F),
+            ("ForAnyValue:StringEqualsIfExists", "aws:TagKeys", &["a"], V::Many(&["b", "c"]), F),
+            ("ForAllValues:StringEqualsIfExists", "aws:TagKeys", &["a"], V::Many(&["a", "c"]), F),
             // …and an unreadable value stays Indeterminate.
             ("NumericLessThanIfExists", "s3:max-keys", &["10"], V::One("many"), I),
         ],
@@ -665,27 +585,9 @@ fn several_policy_values_are_ored() {
             ("NumericEquals", "s3:max-keys", &["1", "2", "3"], V::One("3"), T),
             ("NumericLessThan", "s3:max-keys", &["1", "5"], V::One("4"), T),
             ("NumericGreaterThan", "s3:max-keys", &["10", "5"], V::One("6"), T),
-            (
-                "DateLessThan",
-                "aws:CurrentTime",
-                &["2020-01-01", "2030-01-01"],
-                V::One("2025-01-01"),
-                T,
-            ),
-            (
-                "IpAddress",
-                "aws:SourceIp",
-                &["10.0.0.0/8", "192.168.0.0/16"],
-                V::One("192.168.1.1"),
-                T,
-            ),
-            (
-                "ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"],
-                V::One("arn:aws:s3:::b/k"),
-                T,
-            ),
+            ("DateLessThan", "aws:CurrentTime", &["2020-01-01", "2030-01-01"], V::One("2025-01-01"), T),
+            ("IpAddress", "aws:SourceIp", &["10.0.0.0/8", "192.168.0.0/16"], V::One("192.168.1.1"), T),
+            ("ArnLike", "aws:SourceArn", &["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"], V::One("arn:aws:s3:::b/k"), T),
             ("BinaryEquals", "aws:RequestTag/b", &["QUJD", "eHl6"], V::One("eHl6"), T),
         ],
     );
@@ -700,80 +602,20 @@ fn negated_operator_with_several_values_matches_none() {
             ("StringNotEquals", "aws:username", &["alice", "bob"], V::One("alice"), F),
             ("StringNotEquals", "aws:username", &["alice", "bob"], V::One("bob"), F),
             ("StringNotEquals", "aws:username", &["alice", "bob"], V::One("carol"), T),
-            (
-                "StringNotEqualsIgnoreCase",
-                "aws:username",
-                &["alice", "bob"],
-                V::One("BOB"),
-                F,
-            ),
-            (
-                "StringNotEqualsIgnoreCase",
-                "aws:username",
-                &["alice", "bob"],
-                V::One("eve"),
-                T,
-            ),
+            ("StringNotEqualsIgnoreCase", "aws:username", &["alice", "bob"], V::One("BOB"), F),
+            ("StringNotEqualsIgnoreCase", "aws:username", &["alice", "bob"], V::One("eve"), T),
             ("StringNotLike", "s3:prefix", &["a/*", "b/*"], V::One("b/x"), F),
             ("StringNotLike", "s3:prefix", &["a/*", "b/*"], V::One("c/x"), T),
             ("NumericNotEquals", "s3:max-keys", &["1", "2"], V::One("2"), F),
             ("NumericNotEquals", "s3:max-keys", &["1", "2"], V::One("3"), T),
-            (
-                "DateNotEquals",
-                "aws:CurrentTime",
-                &["2024-01-01", "2024-01-02"],
-                V::One("2024-01-02"),
-                F,
-            ),
-            (
-                "DateNotEquals",
-                "aws:CurrentTime",
-                &["2024-01-01", "2024-01-02"],
-                V::One("2024-01-03"),
-                T,
-            ),
-            (
-                "NotIpAddress",
-                "aws:SourceIp",
-                &["10.0.0.0/8", "192.168.0.0/16"],
-                V::One("192.168.1.1"),
-                F,
-            ),
-            (
-                "NotIpAddress",
-                "aws:SourceIp",
-                &["10.0.0.0/8", "192.168.0.0/16"],
-                V::One("172.16.0.1"),
-                T,
-            ),
-            (
-                "ArnNotLike",
-                "aws:SourceArn",
-                &["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"],
-                V::One("arn:aws:s3:::b/k"),
-                F,
-            ),
-            (
-                "ArnNotLike",
-                "aws:SourceArn",
-                &["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"],
-                V::One("arn:aws:s3:::c/k"),
-                T,
-            ),
-            (
-                "ArnNotEquals",
-                "aws:SourceArn",
-                &["arn:aws:s3:::a", "arn:aws:s3:::b"],
-                V::One("arn:aws:s3:::a"),
-                F,
-            ),
-            (
-                "ArnNotEquals",
-                "aws:SourceArn",
-                &["arn:aws:s3:::a", "arn:aws:s3:::b"],
-                V::One("arn:aws:s3:::c"),
-                T,
-            ),
+            ("DateNotEquals", "aws:CurrentTime", &["2024-01-01", "2024-01-02"], V::One("2024-01-02"), F),
+            ("DateNotEquals", "aws:CurrentTime", &["2024-01-01", "2024-01-02"], V::One("2024-01-03"), T),
+            ("NotIpAddress", "aws:SourceIp", &["10.0.0.0/8", "192.168.0.0/16"], V::One("192.168.1.1"), F),
+            ("NotIpAddress", "aws:SourceIp", &["10.0.0.0/8", "192.168.0.0/16"], V::One("172.16.0.1"), T),
+            ("ArnNotLike", "aws:SourceArn", &["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"], V::One("arn:aws:s3:::b/k"), F),
+            ("ArnNotLike", "aws:SourceArn", &["arn:aws:s3:::a/*", "arn:aws:s3:::b/*"], V::One("arn:aws:s3:::c/k"), T),
+            ("ArnNotEquals", "aws:SourceArn", &["arn:aws:s3:::a", "arn:aws:s3:::b"], V::One("arn:aws:s3:::a"), F),
+            ("ArnNotEquals", "aws:SourceArn", &["arn:aws:s3:::a", "arn:aws:s3:::b"], V::One("arn:aws:s3:::c"), T),
         ],
     );
 }
@@ -791,20 +633,8 @@ fn for_any_value_over_missing_or_empty_key_is_false() {
             ("ForAnyValue:StringNotEquals", "aws:TagKeys", &["a"], V::Missing, F),
             ("ForAnyValue:StringNotLike", "aws:TagKeys", &["a*"], V::Many(&[]), F),
             ("ForAnyValue:NumericLessThan", "aws:RequestTag/n", &["1"], V::Missing, F),
-            (
-                "ForAnyValue:NotIpAddress",
-                "aws:SourceIp",
-                &["10.0.0.0/8"],
-                V::Missing,
-                F,
-            ),
-            (
-                "ForAnyValue:ArnNotLike",
-                "aws:SourceArn",
-                &["arn:aws:s3:::*"],
-                V::Missing,
-                F,
-            ),
+            ("ForAnyValue:NotIpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Missing, F),
+            ("ForAnyValue:ArnNotLike", "aws:SourceArn", &["arn:aws:s3:::*"], V::Missing, F),
         ],
     );
 }
@@ -819,21 +649,9 @@ fn for_all_values_over_missing_key_is_true() {
             ("ForAllValues:StringEquals", "aws:TagKeys", &["a"], V::One(""), T),
             ("ForAllValues:StringNotEquals", "aws:TagKeys", &["a"], V::Missing, T),
             ("ForAllValues:StringLike", "aws:TagKeys", &["a*"], V::Many(&[]), T),
-            (
-                "ForAllValues:NumericLessThan",
-                "aws:RequestTag/n",
-                &["1"],
-                V::Missing,
-                T,
-            ),
+            ("ForAllValues:NumericLessThan", "aws:RequestTag/n", &["1"], V::Missing, T),
             ("ForAllValues:IpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Missing, T),
-            (
-                "ForAllValues:ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:s3:::*"],
-                V::Missing,
-                T,
-            ),
+            ("ForAllValues:ArnLike", "aws:SourceArn", &["arn:aws:s3:::*"], V::Missing, T),
             ("ForAllValues:Bool", "aws:SecureTransport", &["true"], V::Missing, T),
         ],
     );
@@ -845,92 +663,20 @@ fn for_any_value_and_for_all_values_over_sets() {
     run(
         "ForAnyValue/ForAllValues over sets",
         &[
-            (
-                "ForAnyValue:StringEquals",
-                k,
-                &["env", "team"],
-                V::Many(&["owner", "team"]),
-                T,
-            ),
-            (
-                "ForAnyValue:StringEquals",
-                k,
-                &["env", "team"],
-                V::Many(&["owner", "cost"]),
-                F,
-            ),
-            (
-                "ForAllValues:StringEquals",
-                k,
-                &["env", "team"],
-                V::Many(&["env", "team"]),
-                T,
-            ),
+            ("ForAnyValue:StringEquals", k, &["env", "team"], V::Many(&["owner", "team"]), T),
+            ("ForAnyValue:StringEquals", k, &["env", "team"], V::Many(&["owner", "cost"]), F),
+            ("ForAllValues:StringEquals", k, &["env", "team"], V::Many(&["env", "team"]), T),
             ("ForAllValues:StringEquals", k, &["env", "team"], V::Many(&["env"]), T),
-            (
-                "ForAllValues:StringEquals",
-                k,
-                &["env", "team"],
-                V::Many(&["env", "owner"]),
-                F,
-            ),
-            (
-                "ForAnyValue:StringLike",
-                k,
-                &["cost-*"],
-                V::Many(&["env", "cost-center"]),
-                T,
-            ),
-            (
-                "ForAllValues:StringLike",
-                k,
-                &["cost-*", "env"],
-                V::Many(&["env", "cost-center"]),
-                T,
-            ),
+            ("ForAllValues:StringEquals", k, &["env", "team"], V::Many(&["env", "owner"]), F),
+            ("ForAnyValue:StringLike", k, &["cost-*"], V::Many(&["env", "cost-center"]), T),
+            ("ForAllValues:StringLike", k, &["cost-*", "env"], V::Many(&["env", "cost-center"]), T),
             // A qualifier over a single-valued request value tests that one value.
-            (
-                "ForAnyValue:StringEquals",
-                "aws:RequestTag/team",
-                &["red"],
-                V::One("red"),
-                T,
-            ),
-            (
-                "ForAllValues:StringEquals",
-                "aws:RequestTag/team",
-                &["red"],
-                V::One("blue"),
-                F,
-            ),
-            (
-                "ForAnyValue:NumericGreaterThan",
-                "aws:RequestTag/n",
-                &["5"],
-                V::Many(&["1", "9"]),
-                T,
-            ),
-            (
-                "ForAllValues:NumericGreaterThan",
-                "aws:RequestTag/n",
-                &["5"],
-                V::Many(&["1", "9"]),
-                F,
-            ),
-            (
-                "ForAnyValue:IpAddress",
-                "aws:SourceIp",
-                &["10.0.0.0/8"],
-                V::Many(&["1.1.1.1", "10.1.1.1"]),
-                T,
-            ),
-            (
-                "ForAllValues:IpAddress",
-                "aws:SourceIp",
-                &["10.0.0.0/8"],
-                V::Many(&["1.1.1.1", "10.1.1.1"]),
-                F,
-            ),
+            ("ForAnyValue:StringEquals", "aws:RequestTag/team", &["red"], V::One("red"), T),
+            ("ForAllValues:StringEquals", "aws:RequestTag/team", &["red"], V::One("blue"), F),
+            ("ForAnyValue:NumericGreaterThan", "aws:RequestTag/n", &["5"], V::Many(&["1", "9"]), T),
+            ("ForAllValues:NumericGreaterThan", "aws:RequestTag/n", &["5"], V::Many(&["1", "9"]), F),
+            ("ForAnyValue:IpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Many(&["1.1.1.1", "10.1.1.1"]), T),
+            ("ForAllValues:IpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Many(&["1.1.1.1", "10.1.1.1"]), F),
         ],
     );
 }
@@ -945,13 +691,7 @@ fn for_all_values_string_not_like_documented_example() {
             ("ForAllValues:StringNotLike", k, &["key1*"], V::Many(&["key1:legal"]), F),
             ("ForAllValues:StringNotLike", k, &["key1*"], V::Many(&["key2:audit"]), T),
             ("ForAllValues:StringNotLike", k, &["key1*"], V::Missing, T),
-            (
-                "ForAllValues:StringNotLike",
-                k,
-                &["key1*"],
-                V::Many(&["key2:audit", "key1:legal"]),
-                F,
-            ),
+            ("ForAllValues:StringNotLike", k, &["key1*"], V::Many(&["key2:audit", "key1:legal"]), F),
         ],
     );
 }
@@ -1033,13 +773,7 @@ fn plain_operator_on_multivalued_request_value() {
             ("StringEqualsIfExists", k, &["red"], V::Many(&["red", "blue"]), I),
             ("StringEqualsIfExists", k, &["red"], V::Many(&[]), T),
             ("NumericLessThan", "s3:max-keys", &["5"], V::Many(&["1", "2"]), I),
-            (
-                "IpAddress",
-                "aws:SourceIp",
-                &["10.0.0.0/8"],
-                V::Many(&["10.0.0.1", "10.0.0.2"]),
-                I,
-            ),
+            ("IpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Many(&["10.0.0.1", "10.0.0.2"]), I),
             ("Bool", "aws:SecureTransport", &["true"], V::Many(&["true"]), T),
         ],
     );
@@ -1122,13 +856,7 @@ fn string_like_wildcards() {
             // A partial match needs explicit wildcards.
             ("StringLike", k, &["alice"], V::One("alice/x"), F),
             ("StringLike", k, &["alice"], V::One("alice"), T),
-            (
-                "StringLike",
-                k,
-                &["arn:aws:s3:::*"],
-                V::One("arn:aws:s3:::b:with:colons"),
-                T,
-            ),
+            ("StringLike", k, &["arn:aws:s3:::*"], V::One("arn:aws:s3:::b:with:colons"), T),
             ("StringNotLike", k, &["home/*"], V::One("tmp/x"), T),
             ("StringNotLike", k, &["home/*"], V::One("home/x"), F),
             ("StringNotLike", k, &["*"], V::One("x"), F),
@@ -1174,20 +902,8 @@ fn numeric_operators_compare_large_integers_exactly() {
         "Numeric* on large integers",
         &[
             ("NumericEquals", k, &["9007199254740993"], V::One("9007199254740992"), F),
-            (
-                "NumericNotEquals",
-                k,
-                &["9007199254740993"],
-                V::One("9007199254740992"),
-                T,
-            ),
-            (
-                "NumericGreaterThan",
-                k,
-                &["9007199254740992"],
-                V::One("9007199254740993"),
-                T,
-            ),
+            ("NumericNotEquals", k, &["9007199254740993"], V::One("9007199254740992"), T),
+            ("NumericGreaterThan", k, &["9007199254740992"], V::One("9007199254740993"), T),
         ],
     );
 }
@@ -1203,59 +919,23 @@ fn date_operators_iso_and_epoch_mixed() {
             ("DateEquals", k, &["1704067200"], V::One("2024-01-01T00:00:00Z"), T),
             ("DateEquals", k, &["1704067200"], V::One("2024-01-01"), T),
             ("DateEquals", k, &["2024-01-01"], V::One("2024-01-01T00:00:00.000Z"), T),
-            (
-                "DateEquals",
-                k,
-                &["2024-01-01T02:00:00+02:00"],
-                V::One("2024-01-01T00:00:00Z"),
-                T,
-            ),
+            ("DateEquals", k, &["2024-01-01T02:00:00+02:00"], V::One("2024-01-01T00:00:00Z"), T),
             ("DateEquals", k, &["2024-01-01T00:00Z"], V::One("1704067200"), T),
             ("DateEquals", k, &["2024-01-01T00:00:00"], V::One("1704067200"), T),
-            (
-                "DateEquals",
-                k,
-                &["2024-01-01T10:00+02:00"],
-                V::One("2024-01-01T08:00:00Z"),
-                T,
-            ),
-            (
-                "DateEquals",
-                k,
-                &["1704067200.5"],
-                V::One("2024-01-01T00:00:00.500Z"),
-                T,
-            ),
+            ("DateEquals", k, &["2024-01-01T10:00+02:00"], V::One("2024-01-01T08:00:00Z"), T),
+            ("DateEquals", k, &["1704067200.5"], V::One("2024-01-01T00:00:00.500Z"), T),
             ("DateEquals", k, &["1704067200"], V::One("1704067201"), F),
             ("DateNotEquals", k, &["2024-01-01T00:00:00Z"], V::One("1704067200"), F),
             ("DateNotEquals", k, &["2024-01-01T00:00:00Z"], V::One("1704067201"), T),
             ("DateLessThan", k, &["2024-01-01T00:00:00Z"], V::One("1704067199"), T),
             ("DateLessThan", k, &["1704067200"], V::One("2023-12-31T23:59:59Z"), T),
             ("DateLessThan", k, &["1704067200"], V::One("2024-01-01T00:00:00Z"), F),
-            (
-                "DateLessThanEquals",
-                k,
-                &["1704067200"],
-                V::One("2024-01-01T00:00:00Z"),
-                T,
-            ),
+            ("DateLessThanEquals", k, &["1704067200"], V::One("2024-01-01T00:00:00Z"), T),
             ("DateLessThanEquals", k, &["2024-01-01"], V::One("1704067201"), F),
             ("DateGreaterThan", k, &["2024-01-01"], V::One("1704067201"), T),
             ("DateGreaterThan", k, &["1704067200"], V::One("2024-01-01T00:00:00Z"), F),
-            (
-                "DateGreaterThanEquals",
-                k,
-                &["1704067200"],
-                V::One("2024-01-01T00:00:00Z"),
-                T,
-            ),
-            (
-                "DateGreaterThanEquals",
-                k,
-                &["2024-01-01T00:00:00Z"],
-                V::One("1704067199.999"),
-                F,
-            ),
+            ("DateGreaterThanEquals", k, &["1704067200"], V::One("2024-01-01T00:00:00Z"), T),
+            ("DateGreaterThanEquals", k, &["2024-01-01T00:00:00Z"], V::One("1704067199.999"), F),
             // Epoch zero and before.
             ("DateLessThan", k, &["1970-01-01T00:00:00Z"], V::One("-1"), T),
             ("DateEquals", k, &["0"], V::One("1970-01-01T00:00:00Z"), T),
@@ -1357,20 +1037,8 @@ fn ip_address_ipv4_ipv6_and_bare_addresses() {
             ("IpAddress", k, &["203.0.113.7"], V::One("203.0.113.7"), T),
             ("IpAddress", k, &["203.0.113.7"], V::One("203.0.113.8"), F),
             // IPv6, any spelling.
-            (
-                "IpAddress",
-                k,
-                &["2001:DB8:1234:5678::/64"],
-                V::One("2001:db8:1234:5678:ffff::1"),
-                T,
-            ),
-            (
-                "IpAddress",
-                k,
-                &["2001:DB8:1234:5678::/64"],
-                V::One("2001:db8:1234:5679::1"),
-                F,
-            ),
+            ("IpAddress", k, &["2001:DB8:1234:5678::/64"], V::One("2001:db8:1234:5678:ffff::1"), T),
+            ("IpAddress", k, &["2001:DB8:1234:5678::/64"], V::One("2001:db8:1234:5679::1"), F),
             ("IpAddress", k, &["2001:db8::1"], V::One("2001:DB8:0:0:0:0:0:1"), T),
             ("IpAddress", k, &["2001:db8::1"], V::One("2001:db8::2"), F),
             ("IpAddress", k, &["2001:db8:0:0::1"], V::One("2001:db8::1"), T),
@@ -1378,13 +1046,7 @@ fn ip_address_ipv4_ipv6_and_bare_addresses() {
             ("IpAddress", k, &["10.0.0.0/8"], V::One("::1"), F),
             ("IpAddress", k, &["::/0"], V::One("10.0.0.1"), F),
             ("IpAddress", k, &["::/0"], V::One("2600::1"), T),
-            (
-                "IpAddress",
-                k,
-                &["10.0.0.0/8", "2001:db8::/32"],
-                V::One("2001:db8::5"),
-                T,
-            ),
+            ("IpAddress", k, &["10.0.0.0/8", "2001:db8::/32"], V::One("2001:db8::5"), T),
             ("NotIpAddress", k, &["10.0.0.0/8"], V::One("11.0.0.1"), T),
             ("NotIpAddress", k, &["10.0.0.0/8"], V::One("10.0.0.1"), F),
             ("NotIpAddress", k, &["2001:db8::/32"], V::One("2001:db8::1"), F),
@@ -1443,50 +1105,14 @@ fn arn_like_segment_by_segment() {
                 T,
             ),
             // `*` and `?` in any segment; `*` may match the empty segment.
-            (
-                "ArnLike",
-                k,
-                &["arn:aws:s3:::bucket/*"],
-                V::One("arn:aws:s3:::bucket/a/b:c"),
-                T,
-            ),
-            (
-                "ArnLike",
-                k,
-                &["arn:*:s3:::bucket/*"],
-                V::One("arn:aws-cn:s3:::bucket/a"),
-                T,
-            ),
+            ("ArnLike", k, &["arn:aws:s3:::bucket/*"], V::One("arn:aws:s3:::bucket/a/b:c"), T),
+            ("ArnLike", k, &["arn:*:s3:::bucket/*"], V::One("arn:aws-cn:s3:::bucket/a"), T),
             ("ArnLike", k, &["arn:aws:*:*:*:*"], V::One("arn:aws:s3:::b"), T),
             ("ArnLike", k, &["arn:aws:*:*:*:*"], V::One("arn:aws:s3::b"), F),
-            (
-                "ArnLike",
-                k,
-                &["arn:aws:iam::?????????????:role/x"],
-                V::One("arn:aws:iam::123456789012:role/x"),
-                F,
-            ),
-            (
-                "ArnLike",
-                k,
-                &["arn:aws:iam::????????????:role/x"],
-                V::One("arn:aws:iam::123456789012:role/x"),
-                T,
-            ),
-            (
-                "ArnLike",
-                k,
-                &["arn:aws:iam::*:role/*"],
-                V::One("arn:aws:iam::1:role/a/b"),
-                T,
-            ),
-            (
-                "ArnLike",
-                k,
-                &["arn:aws:iam::*:role/*"],
-                V::One("arn:aws:iam::1:user/a"),
-                F,
-            ),
+            ("ArnLike", k, &["arn:aws:iam::?????????????:role/x"], V::One("arn:aws:iam::123456789012:role/x"), F),
+            ("ArnLike", k, &["arn:aws:iam::????????????:role/x"], V::One("arn:aws:iam::123456789012:role/x"), T),
+            ("ArnLike", k, &["arn:aws:iam::*:role/*"], V::One("arn:aws:iam::1:role/a/b"), T),
+            ("ArnLike", k, &["arn:aws:iam::*:role/*"], V::One("arn:aws:iam::1:user/a"), F),
             // `*` in the region segment does not swallow a colon.
             (
                 "ArnLike",
@@ -1496,24 +1122,12 @@ fn arn_like_segment_by_segment() {
                 F,
             ),
             // Case-sensitive.
-            (
-                "ArnLike",
-                k,
-                &["arn:aws:iam::*:user/Bob"],
-                V::One("arn:aws:iam::1:user/bob"),
-                F,
-            ),
+            ("ArnLike", k, &["arn:aws:iam::*:user/Bob"], V::One("arn:aws:iam::1:user/bob"), F),
             ("ArnLike", k, &["*"], V::One("arn:aws:iam::1:user/bob"), T),
             ("ArnLike", k, &["*"], V::One("not an arn"), T),
             ("ArnLike", k, &["arn:aws:iam::*:user/*"], V::One("not an arn"), F),
             ("ArnNotLike", k, &["arn:aws:iam::*:user/*"], V::One("not an arn"), T),
-            (
-                "ArnNotLike",
-                k,
-                &["arn:aws:iam::*:user/*"],
-                V::One("arn:aws:iam::1:user/x"),
-                F,
-            ),
+            ("ArnNotLike", k, &["arn:aws:iam::*:user/*"], V::One("arn:aws:iam::1:user/x"), F),
             (
                 "ArnNotLike",
                 k,
@@ -1531,48 +1145,12 @@ fn arn_equals_takes_wildcards() {
     run(
         "ArnEquals",
         &[
-            (
-                "ArnEquals",
-                k,
-                &["arn:aws:iam::111122223333:role/*"],
-                V::One("arn:aws:iam::111122223333:role/x"),
-                T,
-            ),
-            (
-                "ArnEquals",
-                k,
-                &["arn:aws:iam::*:role/admin"],
-                V::One("arn:aws:iam::444455556666:role/admin"),
-                T,
-            ),
-            (
-                "ArnEquals",
-                k,
-                &["arn:aws:iam::111122223333:role/?"],
-                V::One("arn:aws:iam::111122223333:role/x"),
-                T,
-            ),
-            (
-                "ArnEquals",
-                k,
-                &["arn:aws:iam::111122223333:role/?"],
-                V::One("arn:aws:iam::111122223333:role/xy"),
-                F,
-            ),
-            (
-                "ArnEquals",
-                k,
-                &["arn:aws:iam::111122223333:role/a"],
-                V::One("arn:aws:iam::111122223333:role/a"),
-                T,
-            ),
-            (
-                "ArnEquals",
-                k,
-                &["arn:aws:iam::111122223333:role/a"],
-                V::One("arn:aws:iam::111122223333:role/A"),
-                F,
-            ),
+            ("ArnEquals", k, &["arn:aws:iam::111122223333:role/*"], V::One("arn:aws:iam::111122223333:role/x"), T),
+            ("ArnEquals", k, &["arn:aws:iam::*:role/admin"], V::One("arn:aws:iam::444455556666:role/admin"), T),
+            ("ArnEquals", k, &["arn:aws:iam::111122223333:role/?"], V::One("arn:aws:iam::111122223333:role/x"), T),
+            ("ArnEquals", k, &["arn:aws:iam::111122223333:role/?"], V::One("arn:aws:iam::111122223333:role/xy"), F),
+            ("ArnEquals", k, &["arn:aws:iam::111122223333:role/a"], V::One("arn:aws:iam::111122223333:role/a"), T),
+            ("ArnEquals", k, &["arn:aws:iam::111122223333:role/a"], V::One("arn:aws:iam::111122223333:role/A"), F),
             (
                 "ArnEquals",
                 k,
@@ -1580,20 +1158,8 @@ fn arn_equals_takes_wildcards() {
                 V::One("arn:aws:someservice:us-east-2:999999999999:store/abc:111122223333:finance/document.txt"),
                 F,
             ),
-            (
-                "ArnNotEquals",
-                k,
-                &["arn:aws:iam::*:role/admin"],
-                V::One("arn:aws:iam::1:role/admin"),
-                F,
-            ),
-            (
-                "ArnNotEquals",
-                k,
-                &["arn:aws:iam::*:role/admin"],
-                V::One("arn:aws:iam::1:role/other"),
-                T,
-            ),
+            ("ArnNotEquals", k, &["arn:aws:iam::*:role/admin"], V::One("arn:aws:iam::1:role/admin"), F),
+            ("ArnNotEquals", k, &["arn:aws:iam::*:role/admin"], V::One("arn:aws:iam::1:role/other"), T),
             ("ArnEqualsIfExists", k, &["arn:aws:iam::*:role/admin"], V::Missing, T),
         ],
     );
@@ -1823,60 +1389,18 @@ fn unreadable_request_value_is_indeterminate() {
             ("NumericNotEquals", "s3:max-keys", &["1"], V::One("one"), I),
             ("NumericLessThanIfExists", "s3:max-keys", &["1"], V::One("1e3"), I),
             ("DateLessThan", "aws:CurrentTime", &["2024-01-01"], V::One("today"), I),
-            (
-                "DateNotEquals",
-                "aws:CurrentTime",
-                &["2024-01-01"],
-                V::One("2024-02-30"),
-                I,
-            ),
+            ("DateNotEquals", "aws:CurrentTime", &["2024-01-01"], V::One("2024-02-30"), I),
             ("Bool", "aws:SecureTransport", &["true"], V::One("yes"), I),
             ("BinaryEquals", "aws:RequestTag/b", &["QUJD"], V::One("Q"), I),
             ("IpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::One("10.0.0.256"), I),
             ("NotIpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::One("ten"), I),
             // A set: any readable match decides ForAnyValue, any readable mismatch decides ForAllValues.
-            (
-                "ForAnyValue:NumericEquals",
-                "s3:max-keys",
-                &["1"],
-                V::Many(&["x", "1"]),
-                T,
-            ),
-            (
-                "ForAnyValue:NumericEquals",
-                "s3:max-keys",
-                &["1"],
-                V::Many(&["x", "2"]),
-                I,
-            ),
-            (
-                "ForAllValues:NumericEquals",
-                "s3:max-keys",
-                &["1"],
-                V::Many(&["x", "2"]),
-                F,
-            ),
-            (
-                "ForAllValues:NumericEquals",
-                "s3:max-keys",
-                &["1"],
-                V::Many(&["x", "1"]),
-                I,
-            ),
-            (
-                "ForAllValues:NumericEquals",
-                "s3:max-keys",
-                &["1"],
-                V::Many(&["1", "x"]),
-                I,
-            ),
-            (
-                "ForAnyValue:NumericEquals",
-                "s3:max-keys",
-                &["1"],
-                V::Many(&["1", "x"]),
-                T,
-            ),
+            ("ForAnyValue:NumericEquals", "s3:max-keys", &["1"], V::Many(&["x", "1"]), T),
+            ("ForAnyValue:NumericEquals", "s3:max-keys", &["1"], V::Many(&["x", "2"]), I),
+            ("ForAllValues:NumericEquals", "s3:max-keys", &["1"], V::Many(&["x", "2"]), F),
+            ("ForAllValues:NumericEquals", "s3:max-keys", &["1"], V::Many(&["x", "1"]), I),
+            ("ForAllValues:NumericEquals", "s3:max-keys", &["1"], V::Many(&["1", "x"]), I),
+            ("ForAnyValue:NumericEquals", "s3:max-keys", &["1"], V::Many(&["1", "x"]), T),
             // Strings and ARNs are always readable.
             ("StringEquals", "aws:username", &["a"], V::One("\u{0}"), F),
             ("ArnLike", "aws:SourceArn", &["arn:aws:s3:::*"], V::One("garbage"), F),
@@ -1903,72 +1427,18 @@ fn policy_variables_in_string_and_arn_values() {
             ("StringEquals", "aws:RequestTag/owner", &["${aws:username}"], ALICE, T),
             ("StringEquals", "aws:RequestTag/owner", &["${AWS:UserName}"], ALICE, T),
             ("StringEquals", "aws:RequestTag/owner", &["x-${aws:username}"], ALICE, F),
-            (
-                "StringNotEquals",
-                "aws:RequestTag/owner",
-                &["${aws:username}"],
-                ALICE,
-                F,
-            ),
-            (
-                "StringEquals",
-                "aws:RequestTag/team",
-                &["${aws:PrincipalTag/team}"],
-                ALICE,
-                F,
-            ),
-            (
-                "StringEqualsIgnoreCase",
-                "aws:RequestTag/team",
-                &["${aws:PrincipalTag/team}"],
-                ALICE,
-                T,
-            ),
-            (
-                "StringNotEqualsIgnoreCase",
-                "aws:RequestTag/team",
-                &["${aws:PrincipalTag/team}"],
-                ALICE,
-                F,
-            ),
+            ("StringNotEquals", "aws:RequestTag/owner", &["${aws:username}"], ALICE, F),
+            ("StringEquals", "aws:RequestTag/team", &["${aws:PrincipalTag/team}"], ALICE, F),
+            ("StringEqualsIgnoreCase", "aws:RequestTag/team", &["${aws:PrincipalTag/team}"], ALICE, T),
+            ("StringNotEqualsIgnoreCase", "aws:RequestTag/team", &["${aws:PrincipalTag/team}"], ALICE, F),
             ("StringLike", "s3:prefix", &["home/${aws:username}/*"], ALICE, T),
             ("StringLike", "s3:prefix", &["home/${aws:username}"], ALICE, F),
             ("StringNotLike", "s3:prefix", &["home/${aws:username}/*"], ALICE, F),
-            (
-                "StringLike",
-                "s3:prefix",
-                &["tmp/*", "home/${aws:username}/*"],
-                ALICE,
-                T,
-            ),
-            (
-                "ArnEquals",
-                "aws:SourceArn",
-                &["arn:aws:iam::${aws:PrincipalAccount}:user/${aws:username}"],
-                ALICE,
-                T,
-            ),
-            (
-                "ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:iam::${aws:PrincipalAccount}:user/*"],
-                ALICE,
-                T,
-            ),
-            (
-                "ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:iam::${aws:username}:user/*"],
-                ALICE,
-                F,
-            ),
-            (
-                "ArnNotLike",
-                "aws:SourceArn",
-                &["arn:aws:iam::${aws:PrincipalAccount}:user/*"],
-                ALICE,
-                F,
-            ),
+            ("StringLike", "s3:prefix", &["tmp/*", "home/${aws:username}/*"], ALICE, T),
+            ("ArnEquals", "aws:SourceArn", &["arn:aws:iam::${aws:PrincipalAccount}:user/${aws:username}"], ALICE, T),
+            ("ArnLike", "aws:SourceArn", &["arn:aws:iam::${aws:PrincipalAccount}:user/*"], ALICE, T),
+            ("ArnLike", "aws:SourceArn", &["arn:aws:iam::${aws:username}:user/*"], ALICE, F),
+            ("ArnNotLike", "aws:SourceArn", &["arn:aws:iam::${aws:PrincipalAccount}:user/*"], ALICE, F),
             // A whole ARN from a variable is split into its six parts after substitution.
             (
                 "ArnEquals",
@@ -1984,20 +1454,14 @@ fn policy_variables_in_string_and_arn_values() {
                 "ForAnyValue:StringEquals",
                 "aws:TagKeys",
                 &["${aws:username}"],
-                &[
-                    ("aws:username", V::One("alice")),
-                    ("aws:TagKeys", V::Many(&["bob", "alice"])),
-                ],
+                &[("aws:username", V::One("alice")), ("aws:TagKeys", V::Many(&["bob", "alice"]))],
                 T,
             ),
             (
                 "ForAllValues:StringEquals",
                 "aws:TagKeys",
                 &["${aws:username}"],
-                &[
-                    ("aws:username", V::One("alice")),
-                    ("aws:TagKeys", V::Many(&["bob", "alice"])),
-                ],
+                &[("aws:username", V::One("alice")), ("aws:TagKeys", V::Many(&["bob", "alice"]))],
                 F,
             ),
         ],
@@ -2020,13 +1484,7 @@ fn variable_values_are_literal_not_wildcards() {
             ("StringLike", "s3:prefix", &["home/${aws:username}/x"], STAR, F),
             ("StringLike", "s3:prefix", &["home/${aws:username}"], STAR, F),
             ("StringNotLike", "s3:prefix", &["home/${aws:username}"], STAR, T),
-            (
-                "ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:iam::1:user/${aws:username}"],
-                STAR,
-                F,
-            ),
+            ("ArnLike", "aws:SourceArn", &["arn:aws:iam::1:user/${aws:username}"], STAR, F),
             ("StringLike", "s3:prefix", &["home/${aws:username}"], Q, F),
             (
                 "StringLike",
@@ -2054,118 +1512,37 @@ fn missing_variable_never_matches_positive_and_always_satisfies_negated() {
         "missing variable",
         &[
             ("StringEquals", "aws:RequestTag/owner", &["${aws:username}"], NO_USER, F),
-            (
-                "StringEqualsIgnoreCase",
-                "aws:RequestTag/owner",
-                &["${aws:username}"],
-                NO_USER,
-                F,
-            ),
+            ("StringEqualsIgnoreCase", "aws:RequestTag/owner", &["${aws:username}"], NO_USER, F),
             ("StringLike", "s3:prefix", &["home/${aws:username}/*"], NO_USER, F),
             ("StringLike", "s3:prefix", &["*${aws:username}*"], NO_USER, F),
-            (
-                "ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:iam::1:user/${aws:username}"],
-                NO_USER,
-                F,
-            ),
-            (
-                "ArnEquals",
-                "aws:SourceArn",
-                &["arn:aws:iam::1:user/${aws:username}"],
-                NO_USER,
-                F,
-            ),
-            (
-                "StringNotEquals",
-                "aws:RequestTag/owner",
-                &["${aws:username}"],
-                NO_USER,
-                T,
-            ),
-            (
-                "StringNotEqualsIgnoreCase",
-                "aws:RequestTag/owner",
-                &["${aws:username}"],
-                NO_USER,
-                T,
-            ),
+            ("ArnLike", "aws:SourceArn", &["arn:aws:iam::1:user/${aws:username}"], NO_USER, F),
+            ("ArnEquals", "aws:SourceArn", &["arn:aws:iam::1:user/${aws:username}"], NO_USER, F),
+            ("StringNotEquals", "aws:RequestTag/owner", &["${aws:username}"], NO_USER, T),
+            ("StringNotEqualsIgnoreCase", "aws:RequestTag/owner", &["${aws:username}"], NO_USER, T),
             ("StringNotLike", "s3:prefix", &["home/${aws:username}/*"], NO_USER, T),
             ("StringNotLike", "s3:prefix", &["*${aws:username}*"], NO_USER, T),
-            (
-                "ArnNotLike",
-                "aws:SourceArn",
-                &["arn:aws:iam::1:user/${aws:username}"],
-                NO_USER,
-                T,
-            ),
-            (
-                "ArnNotEquals",
-                "aws:SourceArn",
-                &["arn:aws:iam::1:user/${aws:username}"],
-                NO_USER,
-                T,
-            ),
+            ("ArnNotLike", "aws:SourceArn", &["arn:aws:iam::1:user/${aws:username}"], NO_USER, T),
+            ("ArnNotEquals", "aws:SourceArn", &["arn:aws:iam::1:user/${aws:username}"], NO_USER, T),
             // Entry by entry: another value still matches, or still vetoes the negated operator.
-            (
-                "StringEquals",
-                "aws:RequestTag/owner",
-                &["${aws:username}", "${aws:username}"],
-                NO_USER,
-                F,
-            ),
+            ("StringEquals", "aws:RequestTag/owner", &["${aws:username}", "${aws:username}"], NO_USER, F),
             ("StringLike", "s3:prefix", &["${aws:username}", "home/*"], NO_USER, T),
             ("StringNotLike", "s3:prefix", &["${aws:username}", "home/*"], NO_USER, F),
             // Over a set.
-            (
-                "ForAnyValue:StringEquals",
-                "aws:TagKeys",
-                &["${aws:username}"],
-                NO_USER,
-                F,
-            ),
-            (
-                "ForAllValues:StringNotEquals",
-                "aws:TagKeys",
-                &["${aws:username}"],
-                NO_USER,
-                T,
-            ),
+            ("ForAnyValue:StringEquals", "aws:TagKeys", &["${aws:username}"], NO_USER, F),
+            ("ForAllValues:StringNotEquals", "aws:TagKeys", &["${aws:username}"], NO_USER, T),
             // An empty value is null as well.
-            (
-                "StringEquals",
-                "aws:RequestTag/owner",
-                &["${aws:username}"],
-                EMPTY_USER,
-                F,
-            ),
-            (
-                "StringNotEquals",
-                "aws:RequestTag/owner",
-                &["${aws:username}"],
-                EMPTY_USER,
-                T,
-            ),
+            ("StringEquals", "aws:RequestTag/owner", &["${aws:username}"], EMPTY_USER, F),
+            ("StringNotEquals", "aws:RequestTag/owner", &["${aws:username}"], EMPTY_USER, T),
             // A variable naming a key that has a set value has no single value.
             (
                 "StringEquals",
                 "aws:RequestTag/owner",
                 &["${aws:RequestTag/list}"],
-                &[
-                    ("aws:RequestTag/list", V::Many(&["x"])),
-                    ("aws:RequestTag/owner", V::One("x")),
-                ],
+                &[("aws:RequestTag/list", V::Many(&["x"])), ("aws:RequestTag/owner", V::One("x"))],
                 F,
             ),
             // The condition's own key missing still wins for IfExists.
-            (
-                "StringEqualsIfExists",
-                "aws:RequestTag/absent",
-                &["${aws:username}"],
-                NO_USER,
-                T,
-            ),
+            ("StringEqualsIfExists", "aws:RequestTag/absent", &["${aws:username}"], NO_USER, T),
         ],
         true,
     );
@@ -2174,14 +1551,9 @@ fn missing_variable_never_matches_positive_and_always_satisfies_negated() {
 #[test]
 fn variable_default_value() {
     const NO_TEAM: &[(&str, V)] = &[("aws:RequestTag/team", V::One("company-wide"))];
-    const RED_TEAM: &[(&str, V)] = &[
-        ("aws:PrincipalTag/team", V::One("red")),
-        ("aws:RequestTag/team", V::One("red")),
-    ];
-    const EMPTY_TEAM: &[(&str, V)] = &[
-        ("aws:PrincipalTag/team", V::One("")),
-        ("aws:RequestTag/team", V::One("company-wide")),
-    ];
+    const RED_TEAM: &[(&str, V)] = &[("aws:PrincipalTag/team", V::One("red")), ("aws:RequestTag/team", V::One("red"))];
+    const EMPTY_TEAM: &[(&str, V)] =
+        &[("aws:PrincipalTag/team", V::One("")), ("aws:RequestTag/team", V::One("company-wide"))];
     let v: &[&str] = &["${aws:PrincipalTag/team, 'company-wide'}"];
     run_ctx(
         "variable defaults",
@@ -2190,20 +1562,8 @@ fn variable_default_value() {
             ("StringEquals", "aws:RequestTag/team", v, RED_TEAM, T),
             ("StringEquals", "aws:RequestTag/team", v, EMPTY_TEAM, T),
             ("StringNotEquals", "aws:RequestTag/team", v, NO_TEAM, F),
-            (
-                "StringEquals",
-                "aws:RequestTag/team",
-                &["${aws:PrincipalTag/team, 'blue'}"],
-                RED_TEAM,
-                T,
-            ),
-            (
-                "StringEquals",
-                "aws:RequestTag/team",
-                &["${aws:PrincipalTag/team, 'blue'}"],
-                NO_TEAM,
-                F,
-            ),
+            ("StringEquals", "aws:RequestTag/team", &["${aws:PrincipalTag/team, 'blue'}"], RED_TEAM, T),
+            ("StringEquals", "aws:RequestTag/team", &["${aws:PrincipalTag/team, 'blue'}"], NO_TEAM, F),
             // A default with spaces, a comma, and inside a longer pattern.
             (
                 "StringEquals",
@@ -2239,45 +1599,18 @@ fn variables_are_literal_without_version_2012() {
         ("s3:prefix", V::One("home/${aws:username}/x")),
         ("aws:SourceArn", V::One("arn:aws:iam::1:user/${aws:username}")),
     ];
-    const ALICE: &[(&str, V)] = &[
-        ("aws:username", V::One("alice")),
-        ("aws:RequestTag/owner", V::One("alice")),
-    ];
+    const ALICE: &[(&str, V)] = &[("aws:username", V::One("alice")), ("aws:RequestTag/owner", V::One("alice"))];
     run_ctx(
         "variables without Version 2012-10-17",
         &[
             ("StringEquals", "aws:RequestTag/owner", &["${aws:username}"], CTX, T),
             ("StringEquals", "aws:RequestTag/owner", &["${aws:username}"], ALICE, F),
-            (
-                "StringNotEquals",
-                "aws:RequestTag/owner",
-                &["${aws:username}"],
-                ALICE,
-                T,
-            ),
+            ("StringNotEquals", "aws:RequestTag/owner", &["${aws:username}"], ALICE, T),
             ("StringLike", "s3:prefix", &["home/${aws:username}/*"], CTX, T),
-            (
-                "ArnEquals",
-                "aws:SourceArn",
-                &["arn:aws:iam::1:user/${aws:username}"],
-                CTX,
-                T,
-            ),
+            ("ArnEquals", "aws:SourceArn", &["arn:aws:iam::1:user/${aws:username}"], CTX, T),
             // No escapes either: `${*}` keeps a real wildcard between the braces under StringLike.
-            (
-                "StringLike",
-                "aws:RequestTag/owner",
-                &["${*}"],
-                &[("aws:RequestTag/owner", V::One("${anything}"))],
-                T,
-            ),
-            (
-                "StringEquals",
-                "aws:RequestTag/owner",
-                &["${*}"],
-                &[("aws:RequestTag/owner", V::One("*"))],
-                F,
-            ),
+            ("StringLike", "aws:RequestTag/owner", &["${*}"], &[("aws:RequestTag/owner", V::One("${anything}"))], T),
+            ("StringEquals", "aws:RequestTag/owner", &["${*}"], &[("aws:RequestTag/owner", V::One("*"))], F),
         ],
         false,
     );
@@ -2301,108 +1634,27 @@ fn escapes_in_condition_values() {
     run_ctx(
         "escapes ${*} ${?} ${$}",
         &[
-            (
-                "StringEquals",
-                "aws:RequestTag/k",
-                &["a${*}b"],
-                &[("aws:RequestTag/k", V::One("a*b"))],
-                T,
-            ),
-            (
-                "StringEquals",
-                "aws:RequestTag/k",
-                &["a${?}b"],
-                &[("aws:RequestTag/k", V::One("a?b"))],
-                T,
-            ),
-            (
-                "StringEquals",
-                "aws:RequestTag/k",
-                &["${$}5"],
-                &[("aws:RequestTag/k", V::One("$5"))],
-                T,
-            ),
+            ("StringEquals", "aws:RequestTag/k", &["a${*}b"], &[("aws:RequestTag/k", V::One("a*b"))], T),
+            ("StringEquals", "aws:RequestTag/k", &["a${?}b"], &[("aws:RequestTag/k", V::One("a?b"))], T),
+            ("StringEquals", "aws:RequestTag/k", &["${$}5"], &[("aws:RequestTag/k", V::One("$5"))], T),
             (
                 "StringEquals",
                 "aws:RequestTag/k",
                 &["${$}{aws:username}"],
-                &[
-                    ("aws:username", V::One("alice")),
-                    ("aws:RequestTag/k", V::One("${aws:username}")),
-                ],
+                &[("aws:username", V::One("alice")), ("aws:RequestTag/k", V::One("${aws:username}"))],
                 T,
             ),
-            (
-                "StringEqualsIgnoreCase",
-                "aws:RequestTag/k",
-                &["A${*}"],
-                &[("aws:RequestTag/k", V::One("a*"))],
-                T,
-            ),
+            ("StringEqualsIgnoreCase", "aws:RequestTag/k", &["A${*}"], &[("aws:RequestTag/k", V::One("a*"))], T),
             // Under StringLike the escaped characters are literal, not wildcards.
-            (
-                "StringLike",
-                "aws:RequestTag/k",
-                &["a${*}"],
-                &[("aws:RequestTag/k", V::One("a*"))],
-                T,
-            ),
-            (
-                "StringLike",
-                "aws:RequestTag/k",
-                &["a${*}"],
-                &[("aws:RequestTag/k", V::One("abc"))],
-                F,
-            ),
-            (
-                "StringLike",
-                "aws:RequestTag/k",
-                &["a${?}"],
-                &[("aws:RequestTag/k", V::One("ab"))],
-                F,
-            ),
-            (
-                "StringLike",
-                "aws:RequestTag/k",
-                &["a${?}"],
-                &[("aws:RequestTag/k", V::One("a?"))],
-                T,
-            ),
-            (
-                "StringLike",
-                "aws:RequestTag/k",
-                &["${*}*"],
-                &[("aws:RequestTag/k", V::One("*anything"))],
-                T,
-            ),
-            (
-                "StringLike",
-                "aws:RequestTag/k",
-                &["${*}*"],
-                &[("aws:RequestTag/k", V::One("anything"))],
-                F,
-            ),
-            (
-                "StringNotLike",
-                "aws:RequestTag/k",
-                &["a${*}"],
-                &[("aws:RequestTag/k", V::One("abc"))],
-                T,
-            ),
-            (
-                "ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:s3:::b/${*}"],
-                &[("aws:SourceArn", V::One("arn:aws:s3:::b/*"))],
-                T,
-            ),
-            (
-                "ArnLike",
-                "aws:SourceArn",
-                &["arn:aws:s3:::b/${*}"],
-                &[("aws:SourceArn", V::One("arn:aws:s3:::b/x"))],
-                F,
-            ),
+            ("StringLike", "aws:RequestTag/k", &["a${*}"], &[("aws:RequestTag/k", V::One("a*"))], T),
+            ("StringLike", "aws:RequestTag/k", &["a${*}"], &[("aws:RequestTag/k", V::One("abc"))], F),
+            ("StringLike", "aws:RequestTag/k", &["a${?}"], &[("aws:RequestTag/k", V::One("ab"))], F),
+            ("StringLike", "aws:RequestTag/k", &["a${?}"], &[("aws:RequestTag/k", V::One("a?"))], T),
+            ("StringLike", "aws:RequestTag/k", &["${*}*"], &[("aws:RequestTag/k", V::One("*anything"))], T),
+            ("StringLike", "aws:RequestTag/k", &["${*}*"], &[("aws:RequestTag/k", V::One("anything"))], F),
+            ("StringNotLike", "aws:RequestTag/k", &["a${*}"], &[("aws:RequestTag/k", V::One("abc"))], T),
+            ("ArnLike", "aws:SourceArn", &["arn:aws:s3:::b/${*}"], &[("aws:SourceArn", V::One("arn:aws:s3:::b/*"))], T),
+            ("ArnLike", "aws:SourceArn", &["arn:aws:s3:::b/${*}"], &[("aws:SourceArn", V::One("arn:aws:s3:::b/x"))], F),
             // Escapes next to a variable.
             (
                 "StringLike",
@@ -2417,31 +1669,13 @@ fn escapes_in_condition_values() {
 }
 
 /// `(operator, key, policy values, has_vars, keys_read)`.
-type KeysRow = (
-    &'static str,
-    &'static str,
-    &'static [&'static str],
-    bool,
-    &'static [&'static str],
-);
+type KeysRow = (&'static str, &'static str, &'static [&'static str], bool, &'static [&'static str]);
 
 #[test]
 fn has_vars_and_keys_read() {
     let rows: &[KeysRow] = &[
-        (
-            "StringEquals",
-            "aws:RequestTag/owner",
-            &["${aws:username}"],
-            true,
-            &["aws:requesttag/owner", "aws:username"],
-        ),
-        (
-            "StringLike",
-            "s3:prefix",
-            &["home/${AWS:UserId}/*", "x"],
-            true,
-            &["s3:prefix", "aws:userid"],
-        ),
+        ("StringEquals", "aws:RequestTag/owner", &["${aws:username}"], true, &["aws:requesttag/owner", "aws:username"]),
+        ("StringLike", "s3:prefix", &["home/${AWS:UserId}/*", "x"], true, &["s3:prefix", "aws:userid"]),
         (
             "ArnLike",
             "aws:SourceArn",
@@ -2449,13 +1683,7 @@ fn has_vars_and_keys_read() {
             true,
             &["aws:sourcearn", "aws:principalaccount", "aws:username"],
         ),
-        (
-            "StringEquals",
-            "aws:RequestTag/owner",
-            &["a${*}b"],
-            false,
-            &["aws:requesttag/owner"],
-        ),
+        ("StringEquals", "aws:RequestTag/owner", &["a${*}b"], false, &["aws:requesttag/owner"]),
         ("NumericEquals", "S3:Max-Keys", &["1"], false, &["s3:max-keys"]),
         ("Null", "aws:TokenIssueTime", &["true"], false, &["aws:tokenissuetime"]),
     ];

@@ -93,9 +93,6 @@ impl MapContext {
 
 impl Context for MapContext {
     fn get(&self, key_lower: &str) -> Option<CtxVal<'_>> {
-        self.entries
-            .iter()
-            .find(|(k, _)| k == key_lower)
-            .map(|(_, v)| v.as_ctx())
+        self.entries.iter().find(|(k, _)| k == key_lower).map(|(_, v)| v.as_ctx())
     }
 }

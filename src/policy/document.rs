@@ -117,10 +117,7 @@ impl ActionIndex {
             let exact: Option<Vec<&str>> = if *not_action {
                 None
             } else {
-                globs
-                    .iter()
-                    .map(|g| if let Glob::Exact(s) = g { Some(s.as_str()) } else { None })
-                    .collect()
+                globs.iter().map(|g| if let Glob::Exact(s) = g { Some(s.as_str()) } else { None }).collect()
             };
             match exact {
                 Some(actions) => {
@@ -203,10 +200,7 @@ impl Policy {
         };
         for k in obj.keys() {
             if !matches!(k.as_str(), "Version" | "Id" | "Statement") {
-                problems.push(
-                    format!("{at}/{}", ptr_token(k)),
-                    format!("unknown policy element `{k}`"),
-                );
+                problems.push(format!("{at}/{}", ptr_token(k)), format!("unknown policy element `{k}`"));
             }
         }
         // Without Version 2012-10-17, variables are literal text (a missing Version is read like
@@ -227,10 +221,7 @@ impl Policy {
             Some(Value::Array(a)) => a.iter().collect(),
             Some(o @ Value::Object(_)) => vec![o],
             Some(_) => {
-                problems.push(
-                    format!("{at}/Statement"),
-                    "`Statement` must be an object or an array of objects",
-                );
+                problems.push(format!("{at}/Statement"), "`Statement` must be an object or an array of objects");
                 Vec::new()
             }
             None => {
@@ -242,18 +233,11 @@ impl Policy {
         let mut statements = Vec::with_capacity(stmts.len());
         let mut sids: Vec<String> = Vec::new();
         for (i, s) in stmts.into_iter().enumerate() {
-            let sat = if single {
-                format!("{at}/Statement")
-            } else {
-                format!("{at}/Statement/{i}")
-            };
+            let sat = if single { format!("{at}/Statement") } else { format!("{at}/Statement/{i}") };
             if let Some(st) = compile_statement(s, i, kind, vars, &sat, problems) {
                 if !st.sid.starts_with('#') {
                     if sids.iter().any(|x| x == &*st.sid) {
-                        problems.push(
-                            format!("{sat}/Sid"),
-                            format!("duplicate `Sid` `{}` in the policy", st.sid),
-                        );
+                        problems.push(format!("{sat}/Sid"), format!("duplicate `Sid` `{}` in the policy", st.sid));
                     }
                     sids.push(st.sid.to_string());
                 }
@@ -273,13 +257,7 @@ impl Policy {
                 file: file.clone(),
             });
         }
-        Some(Policy {
-            id,
-            file,
-            kind,
-            statements,
-            index,
-        })
+        Some(Policy { id, file, kind, statements, index })
     }
 }
 
@@ -309,10 +287,7 @@ fn compile_statement(
                 | "NotResource"
                 | "Condition"
         ) {
-            p.push(
-                format!("{at}/{}", ptr_token(k)),
-                format!("unknown statement element `{k}`"),
-            );
+            p.push(format!("{at}/{}", ptr_token(k)), format!("unknown statement element `{k}`"));
         }
     }
     let sid: Arc<str> = match obj.get("Sid") {
@@ -320,10 +295,7 @@ fn compile_statement(
         Some(Value::String(s)) if s.is_empty() => Arc::from(format!("#{index}")),
         Some(Value::String(s)) => {
             if !s.bytes().all(|b| b.is_ascii_alphanumeric()) {
-                p.push(
-                    format!("{at}/Sid"),
-                    format!("`Sid` `{s}` may only contain ASCII letters and digits"),
-                );
+                p.push(format!("{at}/Sid"), format!("`Sid` `{s}` may only contain ASCII letters and digits"));
             }
             Arc::from(s.as_str())
         }
@@ -336,10 +308,7 @@ fn compile_statement(
         Some(Value::String(e)) if e == "Allow" => Effect::Allow,
         Some(Value::String(e)) if e == "Deny" => Effect::Deny,
         Some(e) => {
-            p.push(
-                format!("{at}/Effect"),
-                format!("unknown `Effect` {e}: expected `Allow` or `Deny`"),
-            );
+            p.push(format!("{at}/Effect"), format!("unknown `Effect` {e}: expected `Allow` or `Deny`"));
             Effect::Deny
         }
         None => {
@@ -364,10 +333,7 @@ fn compile_statement(
         PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Scp
             if obj.contains_key("Principal") || obj.contains_key("NotPrincipal") =>
         {
-            p.push(
-                at,
-                "`Principal` is not allowed in an identity-based policy, a permissions boundary or an SCP",
-            );
+            p.push(at, "`Principal` is not allowed in an identity-based policy, a permissions boundary or an SCP");
         }
         _ => {}
     }
@@ -406,21 +372,8 @@ fn compile_statement(
     if p.count() > before {
         return None;
     }
-    let info = Arc::new(StatementInfo {
-        policy: Arc::from(""),
-        sid: sid.clone(),
-        effect,
-        file: Arc::from(""),
-    });
-    Some(Statement {
-        info,
-        sid,
-        effect,
-        principal,
-        actions,
-        resources,
-        conditions,
-    })
+    let info = Arc::new(StatementInfo { policy: Arc::from(""), sid: sid.clone(), effect, file: Arc::from("") });
+    Some(Statement { info, sid, effect, principal, actions, resources, conditions })
 }
 
 fn compile_principal(v: &Value, negated: bool, at: &str, p: &mut Problems<'_>) -> Option<(PrincipalSpec, bool)> {
@@ -471,11 +424,7 @@ fn compile_actions(v: &Value, at: &str, p: &mut Problems<'_>) -> Vec<Glob> {
         if ok {
             out.push(Glob::parse(&a.to_ascii_lowercase()));
         } else {
-            let f = if v.is_array() {
-                format!("{at}/{i}")
-            } else {
-                at.to_owned()
-            };
+            let f = if v.is_array() { format!("{at}/{i}") } else { at.to_owned() };
             p.push(f, format!("malformed action `{a}`: expected `*` or `service:action`"));
         }
     }
@@ -489,11 +438,7 @@ fn compile_resources(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> V
     };
     let mut out = Vec::with_capacity(list.len());
     for (i, r) in list.iter().enumerate() {
-        let f = if v.is_array() {
-            format!("{at}/{i}")
-        } else {
-            at.to_owned()
-        };
+        let f = if v.is_array() { format!("{at}/{i}") } else { at.to_owned() };
         match compile_resource(r, vars) {
             Ok(rp) => out.push(rp),
             Err(e) => p.push(f, e),
@@ -536,9 +481,7 @@ pub fn compile_resource(r: &str, vars: bool) -> Result<ResourcePattern, String> 
                 })
                 .collect();
             if ArnGlob::new(probe, true).is_none() {
-                return Err(format!(
-                    "malformed resource ARN `{r}`: expected six colon-separated parts"
-                ));
+                return Err(format!("malformed resource ARN `{r}`: expected six colon-separated parts"));
             }
             Ok(ResourcePattern::Dynamic(t))
         }
@@ -562,17 +505,11 @@ fn compile_conditions(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> 
             let kat = format!("{oat}/{}", ptr_token(key));
             let lower = key.to_lowercase();
             if seen.contains(&lower) {
-                p.push(
-                    kat.clone(),
-                    format!("duplicate condition key `{key}` (keys are case-insensitive)"),
-                );
+                p.push(kat.clone(), format!("duplicate condition key `{key}` (keys are case-insensitive)"));
             }
             seen.push(lower);
             let Some(values) = condition_values(vals) else {
-                p.push(
-                    kat,
-                    "condition values must be strings, numbers, booleans or an array of them",
-                );
+                p.push(kat, "condition values must be strings, numbers, booleans or an array of them");
                 continue;
             };
             match Condition::compile_all(op, key, &values, vars) {

@@ -35,11 +35,7 @@ impl<'a> Problems<'a> {
 
     /// Records a problem at `field`.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
-        self.out.push(Problem {
-            file: self.file.to_owned(),
-            field: field.into(),
-            message: message.into(),
-        });
+        self.out.push(Problem { file: self.file.to_owned(), field: field.into(), message: message.into() });
     }
 
     /// The file.

@@ -50,17 +50,9 @@ impl StatementIndex {
             let (exact, others) = policy.action_index();
             for (action, stmts) in exact {
                 let e = idx.exact.entry(action.clone()).or_default();
-                e.extend(stmts.iter().map(|&s| Slot {
-                    layer: *layer,
-                    policy: pi,
-                    stmt: s,
-                }));
+                e.extend(stmts.iter().map(|&s| Slot { layer: *layer, policy: pi, stmt: s }));
             }
-            idx.others.extend(others.iter().map(|&s| Slot {
-                layer: *layer,
-                policy: pi,
-                stmt: s,
-            }));
+            idx.others.extend(others.iter().map(|&s| Slot { layer: *layer, policy: pi, stmt: s }));
             idx.policies.push(policy.clone());
         }
         for v in idx.exact.values_mut() {

@@ -21,9 +21,7 @@ pub fn fast_eq(a: &[u8], b: &[u8]) -> bool {
 /// `s.starts_with(prefix)` through [`fast_eq`].
 #[inline]
 pub fn fast_starts_with(s: &str, prefix: &str) -> bool {
-    s.as_bytes()
-        .get(..prefix.len())
-        .is_some_and(|head| fast_eq(head, prefix.as_bytes()))
+    s.as_bytes().get(..prefix.len()).is_some_and(|head| fast_eq(head, prefix.as_bytes()))
 }
 
 /// One token of a pattern. Literal `*`/`?` (from the `${*}`/`${?}` escapes) are kept inside `Lit`.
@@ -231,38 +229,22 @@ impl ArnGlob {
         }
         let wildcard_free = toks.iter().all(|t| matches!(t, Tok::Lit(_)));
         if wildcard_free && globs.len() == 6 {
-            let text: String = toks
-                .iter()
-                .map(|t| if let Tok::Lit(s) = t { s.as_str() } else { "" })
-                .collect();
-            return Some(ArnGlob {
-                kind: ArnKind::Exact(text),
-            });
+            let text: String = toks.iter().map(|t| if let Tok::Lit(s) = t { s.as_str() } else { "" }).collect();
+            return Some(ArnGlob { kind: ArnKind::Exact(text) });
         }
         // Only a trailing `*` in the last segment: a prefix test on the whole string is equivalent.
         if let [init @ .., Tok::Star] = toks.as_slice()
             && init.iter().all(|t| matches!(t, Tok::Lit(_)))
             && (globs.len() == 6 || trailing_star_expands)
         {
-            let text: String = init
-                .iter()
-                .map(|t| if let Tok::Lit(s) = t { s.as_str() } else { "" })
-                .collect();
-            return Some(ArnGlob {
-                kind: ArnKind::Prefix(text),
-            });
+            let text: String = init.iter().map(|t| if let Tok::Lit(s) = t { s.as_str() } else { "" }).collect();
+            return Some(ArnGlob { kind: ArnKind::Prefix(text) });
         }
         let prefix = match toks.first() {
             Some(Tok::Lit(s)) => s.clone(),
             _ => String::new(),
         };
-        Some(ArnGlob {
-            kind: ArnKind::Segments {
-                prefix,
-                segs: globs,
-                expand: trailing_star_expands,
-            },
-        })
+        Some(ArnGlob { kind: ArnKind::Segments { prefix, segs: globs, expand: trailing_star_expands } })
     }
 
     /// Whether the ARN `value` matches.
@@ -303,8 +285,7 @@ fn match_fixed(segs: &[Glob], value: &str) -> bool {
 
 /// Whether some non-final segment ends with `*` (and so may swallow colons).
 fn can_expand(segs: &[Glob]) -> bool {
-    segs.split_last()
-        .is_some_and(|(_, init)| init.iter().any(Glob::ends_with_star))
+    segs.split_last().is_some_and(|(_, init)| init.iter().any(Glob::ends_with_star))
 }
 
 fn match_segments(segs: &[Glob], value: &str, expand: bool) -> bool {

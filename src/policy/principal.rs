@@ -82,11 +82,7 @@ impl PrincipalSpec {
                 Err(m) => errs.push(m),
             }
         }
-        if errs.is_empty() {
-            Ok(PrincipalSpec { entries })
-        } else {
-            Err(errs)
-        }
+        if errs.is_empty() { Ok(PrincipalSpec { entries }) } else { Err(errs) }
     }
 
     /// How the principal is named by this spec, if at all (the strongest naming among entries).
@@ -101,27 +97,15 @@ impl PrincipalSpec {
         if self.entries.contains(&Entry::Anyone) {
             return true;
         }
-        let own = self
-            .entries
-            .iter()
-            .any(|e| matches!(entry_naming(e, p), Some(Naming::Exact)))
+        let own = self.entries.iter().any(|e| matches!(entry_naming(e, p), Some(Naming::Exact)))
             || (p.kind == PrincipalKind::Role
-                && self
-                    .entries
-                    .iter()
-                    .any(|e| matches!(entry_naming(e, p), Some(Naming::Role))));
+                && self.entries.iter().any(|e| matches!(entry_naming(e, p), Some(Naming::Role))));
         let role_ok = match p.kind {
-            PrincipalKind::Session => self
-                .entries
-                .iter()
-                .any(|e| matches!(entry_naming(e, p), Some(Naming::Role))),
+            PrincipalKind::Session => self.entries.iter().any(|e| matches!(entry_naming(e, p), Some(Naming::Role))),
             _ => true,
         };
         let account_ok = match p.account {
-            Some(_) => self
-                .entries
-                .iter()
-                .any(|e| matches!(entry_naming(e, p), Some(Naming::Account))),
+            Some(_) => self.entries.iter().any(|e| matches!(entry_naming(e, p), Some(Naming::Account))),
             None => true,
         };
         own && role_ok && account_ok
@@ -150,15 +134,12 @@ fn entry(ty: &str, v: &str) -> Result<Entry, String> {
             match arn::parse_principal(v) {
                 Some(PrincipalArn::Root { account }) => Ok(Entry::Account(account.to_owned())),
                 Some(PrincipalArn::User { .. }) => Ok(Entry::User(v.to_owned())),
-                Some(PrincipalArn::Role { account, name }) => Ok(Entry::Role {
-                    account: account.to_owned(),
-                    name: name.to_owned(),
-                }),
+                Some(PrincipalArn::Role { account, name }) => {
+                    Ok(Entry::Role { account: account.to_owned(), name: name.to_owned() })
+                }
                 Some(PrincipalArn::Session { .. }) => Ok(Entry::Session(v.to_owned())),
                 Some(PrincipalArn::FederatedUser { .. }) => Ok(Entry::FederatedUser(v.to_owned())),
-                None => Err(format!(
-                    "malformed principal `{v}`: expected an account id or an IAM/STS principal ARN"
-                )),
+                None => Err(format!("malformed principal `{v}`: expected an account id or an IAM/STS principal ARN")),
             }
         }
         "Service" => {
@@ -172,9 +153,7 @@ fn entry(ty: &str, v: &str) -> Result<Entry, String> {
         }
         "Federated" => Ok(Entry::Federated(v.to_owned())),
         "CanonicalUser" => Ok(Entry::CanonicalUser),
-        _ => Err(format!(
-            "unknown principal type `{ty}`: expected `AWS`, `Service`, `Federated` or `CanonicalUser`"
-        )),
+        _ => Err(format!("unknown principal type `{ty}`: expected `AWS`, `Service`, `Federated` or `CanonicalUser`")),
     }
 }
 

@@ -237,10 +237,7 @@ mod tests {
     fn variables_substitute_case_insensitively() {
         let t = Template::parse("home/${AWS:UserName}/*", true, true).unwrap();
         let ctx = MapContext::from_pairs(&[("aws:username", "alice")]);
-        assert_eq!(
-            t.resolve_tokens(&ctx).unwrap(),
-            vec![Tok::Lit("home/alice/".into()), Tok::Star]
-        );
+        assert_eq!(t.resolve_tokens(&ctx).unwrap(), vec![Tok::Lit("home/alice/".into()), Tok::Star]);
     }
 
     #[test]

@@ -1,12 +1,13 @@
 //! The admin HTTP listener (loopback by default): `/metrics` (Prometheus text), `/healthz` (process
 //! alive), `/readyz` (200 only with an active bundle), `/v1/status` (the BundleStatus as JSON).
+use super::Shared;
 use crate::grpc::authorize::bundle_status;
 use crate::store::Store;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
 
@@ -14,25 +15,46 @@ use std::sync::Arc;
 struct AdminState {
     store: Arc<Store>,
     metrics: Option<PrometheusHandle>,
+    shared: Arc<Shared>,
 }
 
 /// The admin router.
-pub fn router(store: Arc<Store>, metrics: Option<PrometheusHandle>) -> Router {
+pub fn router(store: Arc<Store>, metrics: Option<PrometheusHandle>, shared: Arc<Shared>) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/v1/status", get(status))
-        .with_state(AdminState { store, metrics })
+        .route("/v1/admins/revoke", post(revoke))
+        .with_state(AdminState { store, metrics, shared })
+}
+
+/// `POST /v1/admins/revoke` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RevokeRequest {
+    /// Partner app ARN.
+    pub app_arn: String,
+    /// The remembered admin to revoke.
+    pub user_name: String,
+}
+
+async fn revoke(State(s): State<AdminState>, body: axum::body::Bytes) -> impl IntoResponse {
+    let req: RevokeRequest = match serde_json::from_slice(&body) {
+        Ok(r) => r,
+        Err(e) => {
+            return (StatusCode::BAD_REQUEST, format!("body must be {{\"app_arn\": …, \"user_name\": …}}: {e}\n"));
+        }
+    };
+    match s.shared.revoke_admin(&req.app_arn, &req.user_name).await {
+        Ok(()) => (StatusCode::OK, format!("revoked `{}` on `{}`\n", req.user_name, req.app_arn)),
+        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")),
+    }
 }
 
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
     match s.metrics {
-        Some(h) => (
-            StatusCode::OK,
-            [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-            h.render(),
-        ),
+        Some(h) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()),
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
@@ -44,10 +66,7 @@ async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
 async fn readyz(State(s): State<AdminState>) -> impl IntoResponse {
     match s.store.load() {
         Some(a) => (StatusCode::OK, format!("ready {}\n", a.bundle.revision)),
-        None => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "not ready: no policy bundle is active\n".to_owned(),
-        ),
+        None => (StatusCode::SERVICE_UNAVAILABLE, "not ready: no policy bundle is active\n".to_owned()),
     }
 }
 

@@ -1,4 +1,4 @@
-//! A tower layer around every gRPC service: counts calls to unknown methods under `rpc="unknown"`,
+//! A tower layer around every gRPC service: echoes `x-request-id`, counts calls to unknown methods under `rpc="unknown"`,
 //! and answers a request over the size limit with RESOURCE_EXHAUSTED naming the limit (tonic's codec
 //! says OUT_OF_RANGE; SPEC §7 says the request is refused as too large).
 use crate::config::MAX_MESSAGE_BYTES;
@@ -27,10 +27,17 @@ pub struct Wire<S> {
 }
 
 fn known(path: &str) -> bool {
-    path.starts_with("/warden.v1.Authorizer/")
-        || path.starts_with("/grpc.health.v1.Health/")
-        || path.starts_with("/grpc.reflection.v1.ServerReflection/")
-        || path.starts_with("/grpc.reflection.v1alpha.ServerReflection/")
+    matches!(
+        path,
+        "/warden.v1.Authorizer/Authorize"
+            | "/warden.v1.Authorizer/AuthorizeBatch"
+            | "/warden.v1.Authorizer/GetBundleStatus"
+            | "/warden.v1.Authorizer/PropagateIdentity"
+            | "/grpc.health.v1.Health/Check"
+            | "/grpc.health.v1.Health/Watch"
+            | "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo"
+            | "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo"
+    )
 }
 
 impl<S, B, RB> Service<http::Request<B>> for Wire<S>
@@ -49,6 +56,7 @@ where
 
     fn call(&mut self, req: http::Request<B>) -> Self::Future {
         let unknown = !known(req.uri().path());
+        let request_id = req.headers().get("x-request-id").cloned();
         // Take the service that was driven to readiness; leave a clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
@@ -58,6 +66,12 @@ where
                 metrics::request(Rpc::Unknown, tonic::Code::Unimplemented);
             }
             let h = resp.headers_mut();
+            // Echo `x-request-id` even on answers no handler wrote (size limit, unknown method).
+            if let Some(id) = request_id
+                && !h.contains_key("x-request-id")
+            {
+                h.insert("x-request-id", id);
+            }
             let too_large = h.get("grpc-status").is_some_and(|v| v == "11")
                 && h.get("grpc-message").and_then(|v| v.to_str().ok()).is_some_and(|m| {
                     m.contains("message%20length%20too%20large") || m.contains("message length too large")

@@ -19,9 +19,8 @@ pub const BUNDLE_INFO: &str = "warden_bundle_info";
 pub const BUNDLE_LAST_RELOAD: &str = "warden_bundle_last_reload_timestamp_seconds";
 
 /// Histogram buckets: 1 µs to 100 ms.
-pub const DECISION_BUCKETS: &[f64] = &[
-    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1,
-];
+pub const DECISION_BUCKETS: &[f64] =
+    &[1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1];
 
 /// The `rpc` label.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -75,14 +74,8 @@ fn describe() {
         "Time to answer one decision, by rpc and decision."
     );
     metrics::describe_counter!(REQUESTS, "gRPC requests answered, by rpc and status code.");
-    metrics::describe_counter!(
-        PANICS,
-        "Panics caught inside evaluation; each was answered INTERNAL, never allow."
-    );
-    metrics::describe_counter!(
-        BUNDLE_RELOADS,
-        "Bundle loads, by result (activated, unchanged, rejected)."
-    );
+    metrics::describe_counter!(PANICS, "Panics caught inside evaluation; each was answered INTERNAL, never allow.");
+    metrics::describe_counter!(BUNDLE_RELOADS, "Bundle loads, by result (activated, unchanged, rejected).");
     metrics::describe_gauge!(BUNDLE_INFO, "The active bundle revision (value 1).");
     metrics::describe_gauge!(BUNDLE_LAST_RELOAD, "Unix time of the last bundle load attempt.");
 }
@@ -114,9 +107,7 @@ pub fn panic() {
 /// Records a bundle load outcome (`activated`, `unchanged`, `rejected`).
 pub fn bundle_reload(result: &'static str, revision: Option<&str>, previous: Option<&str>) {
     metrics::counter!(BUNDLE_RELOADS, "result" => result).increment(1);
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64());
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics::gauge!(BUNDLE_LAST_RELOAD).set(now);
     if let Some(prev) = previous {
         metrics::gauge!(BUNDLE_INFO, "revision" => prev.to_owned()).set(0.0);

@@ -28,10 +28,7 @@ fn case_dirs() -> Vec<PathBuf> {
 fn read_expected(case: &Path) -> Vec<String> {
     let text = std::fs::read_to_string(case.join(EXPECTED))
         .unwrap_or_else(|e| panic!("{}: cannot read {EXPECTED}: {e}", case.display()));
-    text.lines()
-        .filter(|l| !l.trim().is_empty())
-        .map(str::to_owned)
-        .collect()
+    text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect()
 }
 
 /// A line diff (longest common subsequence): `  ` common, `- ` expected only, `+ ` printed only.
@@ -40,11 +37,7 @@ fn diff(expected: &[String], got: &[String]) -> String {
     let mut lcs = vec![vec![0usize; m + 1]; n + 1];
     for i in (0..n).rev() {
         for j in (0..m).rev() {
-            lcs[i][j] = if expected[i] == got[j] {
-                lcs[i + 1][j + 1] + 1
-            } else {
-                lcs[i + 1][j].max(lcs[i][j + 1])
-            };
+            lcs[i][j] = if expected[i] == got[j] { lcs[i + 1][j + 1] + 1 } else { lcs[i + 1][j].max(lcs[i][j + 1]) };
         }
     }
     let (mut i, mut j) = (0, 0);
@@ -75,29 +68,15 @@ fn check_output(name: &str, out: &Output, expected: &[String]) -> Result<(), Str
         why.push(format!("unexpected stdout: {}", out.stdout.trim()));
     }
     let lines: Vec<&str> = out.stderr.lines().collect();
-    let want_summary = format!(
-        "{} problem{} found",
-        expected.len(),
-        if expected.len() == 1 { "" } else { "s" }
-    );
+    let want_summary = format!("{} problem{} found", expected.len(), if expected.len() == 1 { "" } else { "s" });
     if lines.last() != Some(&want_summary.as_str()) {
-        why.push(format!(
-            "last stderr line {:?}, expected {want_summary:?}",
-            lines.last().copied().unwrap_or("")
-        ));
+        why.push(format!("last stderr line {:?}, expected {want_summary:?}", lines.last().copied().unwrap_or("")));
     }
     let got = support::problem_lines(&out.stderr);
     if got != expected {
-        why.push(format!(
-            "problem lines differ (- expected only, + printed only):\n{}",
-            diff(expected, &got)
-        ));
+        why.push(format!("problem lines differ (- expected only, + printed only):\n{}", diff(expected, &got)));
     }
-    if why.is_empty() {
-        Ok(())
-    } else {
-        Err(format!("== {name}\n{}", why.join("\n")))
-    }
+    if why.is_empty() { Ok(()) } else { Err(format!("== {name}\n{}", why.join("\n"))) }
 }
 
 /// Validates a case's `bundle/` and compares.
@@ -114,11 +93,7 @@ fn check_case(case: &Path) -> Result<(), String> {
 #[test]
 fn every_bad_bundle_prints_exactly_its_expected_errors() {
     let cases: Vec<PathBuf> = case_dirs().into_iter().collect();
-    assert!(
-        cases.len() >= 25,
-        "expected at least 25 bad bundles under tests/bad-bundles, found {}",
-        cases.len()
-    );
+    assert!(cases.len() >= 25, "expected at least 25 bad bundles under tests/bad-bundles, found {}", cases.len());
     let failures: Vec<String> = cases.iter().filter_map(|c| check_case(c).err()).collect();
     assert!(
         failures.is_empty(),
@@ -141,10 +116,7 @@ fn every_bad_bundle_is_well_formed() {
             let key = |l: &str| l.splitn(3, ": ").map(str::to_owned).collect::<Vec<_>>();
             key(a).cmp(&key(b))
         });
-        assert_eq!(
-            expected, sorted,
-            "{name}: {EXPECTED} must be sorted as warden prints it"
-        );
+        assert_eq!(expected, sorted, "{name}: {EXPECTED} must be sorted as warden prints it");
         for line in &expected {
             let mut parts = line.splitn(3, ": ");
             let (file, field, msg) = (parts.next(), parts.next(), parts.next());
@@ -199,10 +171,7 @@ fn a_file_over_4_mib_does_not_hide_other_problems() {
     support::write_file(tmp.path(), "iam/policies/Broken.json", b"{\n");
     let out = support::warden([Path::new("validate"), tmp.path()]);
     let expected = vec![
-        format!(
-            "iam/policies/Big.json: /: file of {} bytes exceeds the limit of {MAX_FILE_BYTES}",
-            MAX_FILE_BYTES + 1
-        ),
+        format!("iam/policies/Big.json: /: file of {} bytes exceeds the limit of {MAX_FILE_BYTES}", MAX_FILE_BYTES + 1),
         "iam/policies/Broken.json: /: malformed JSON: EOF while parsing an object at line 2 column 0".to_owned(),
     ];
     if let Err(e) = check_output("generated >4 MiB file plus a broken file", &out, &expected) {
@@ -213,9 +182,8 @@ fn a_file_over_4_mib_does_not_hide_other_problems() {
 #[test]
 fn a_bundle_over_64_mib_is_refused() {
     // 17 files just under the per-file limit: 68 MiB in all.
-    let files: Vec<(String, Vec<u8>)> = (0..17)
-        .map(|i| (format!("iam/policies/P{i:02}.json"), padded_policy(MAX_FILE_BYTES - 1)))
-        .collect();
+    let files: Vec<(String, Vec<u8>)> =
+        (0..17).map(|i| (format!("iam/policies/P{i:02}.json"), padded_policy(MAX_FILE_BYTES - 1))).collect();
     match warden::bundle::from_files(files) {
         Ok(_) => panic!("a 68 MiB bundle was accepted; docs/bundle-format.md sets the limit at 64 MiB"),
         Err(problems) => assert!(
@@ -288,14 +256,8 @@ fn the_loader_never_panics_on_hostile_input() {
         let deep_arrays = "[".repeat(100_000) + &"]".repeat(100_000);
         check(format!("{loc}: 100k nested arrays"), one(loc, deep_arrays.into_bytes()));
         let deep_objects = r#"{"a":"#.repeat(100_000) + "1" + &"}".repeat(100_000);
-        check(
-            format!("{loc}: 100k nested objects"),
-            one(loc, deep_objects.into_bytes()),
-        );
-        check(
-            format!("{loc}: 100k unclosed arrays"),
-            one(loc, "[".repeat(100_000).into_bytes()),
-        );
+        check(format!("{loc}: 100k nested objects"), one(loc, deep_objects.into_bytes()));
+        check(format!("{loc}: 100k unclosed arrays"), one(loc, "[".repeat(100_000).into_bytes()));
         // The nesting limit itself.
         let d65 = "[".repeat(65) + &"]".repeat(65);
         check(format!("{loc}: 65 nested arrays"), one(loc, d65.into_bytes()));
@@ -303,10 +265,7 @@ fn the_loader_never_panics_on_hostile_input() {
         let huge = format!("[{}1]", "1,".repeat(500_000));
         check(format!("{loc}: an array of 500k numbers"), one(loc, huge.into_bytes()));
         let huge_objs = format!("[{}{{}}]", "{},".repeat(200_000));
-        check(
-            format!("{loc}: an array of 200k empty objects"),
-            one(loc, huge_objs.into_bytes()),
-        );
+        check(format!("{loc}: an array of 200k empty objects"), one(loc, huge_objs.into_bytes()));
         // Over the size limit.
         check(format!("{loc}: 4 MiB + 1"), one(loc, padded_policy(MAX_FILE_BYTES + 1)));
         // Scalars and empties.
@@ -333,10 +292,7 @@ fn the_loader_never_panics_on_hostile_input() {
     for (path, doc) in docs {
         for cut in 0..doc.len() {
             if doc.is_char_boundary(cut) {
-                check(
-                    format!("{path}: truncated at byte {cut}"),
-                    one(path, doc.as_bytes()[..cut].to_vec()),
-                );
+                check(format!("{path}: truncated at byte {cut}"), one(path, doc.as_bytes()[..cut].to_vec()));
             }
         }
         // The same, with every byte flipped to garbage in turn (a sample of positions).
@@ -352,25 +308,14 @@ fn the_loader_never_panics_on_hostile_input() {
     let role = format!(
         r#"{{"RoleName": "R", "Arn": "arn:aws:iam::111122223333:role/R", "AssumeRolePolicyDocument": "{deep_encoded}"}}"#
     );
-    check(
-        "a URL-encoded trust policy nested 100k deep".into(),
-        one("iam/roles/R.json", role.into_bytes()),
-    );
+    check("a URL-encoded trust policy nested 100k deep".into(), one("iam/roles/R.json", role.into_bytes()));
     let bad_utf8 =
         r#"{"RoleName": "R", "Arn": "arn:aws:iam::111122223333:role/R", "AssumeRolePolicyDocument": "%FF%FE%7B"}"#;
-    check(
-        "a URL-encoded trust policy of invalid UTF-8".into(),
-        one("iam/roles/R.json", bad_utf8.into()),
-    );
+    check("a URL-encoded trust policy of invalid UTF-8".into(), one("iam/roles/R.json", bad_utf8.into()));
 
     // Many hostile files at once, and a huge number of tiny ones.
     let many: Vec<(String, Vec<u8>)> = (0..2_000)
-        .map(|i| {
-            (
-                LOCATIONS[i % LOCATIONS.len()].replace('X', &format!("f{i}")),
-                rng.bytes(i % 97 + 1),
-            )
-        })
+        .map(|i| (LOCATIONS[i % LOCATIONS.len()].replace('X', &format!("f{i}")), rng.bytes(i % 97 + 1)))
         .collect();
     check("2000 random files in every location".into(), many);
     let paths: Vec<(String, Vec<u8>)> = [
@@ -389,10 +334,5 @@ fn the_loader_never_panics_on_hostile_input() {
     .collect();
     check("odd paths with broken content".into(), paths);
 
-    assert!(
-        failures.is_empty(),
-        "{} hostile inputs were mishandled:\n{}",
-        failures.len(),
-        failures.join("\n")
-    );
+    assert!(failures.is_empty(), "{} hostile inputs were mishandled:\n{}", failures.len(), failures.join("\n"));
 }

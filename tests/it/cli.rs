@@ -91,11 +91,7 @@ fn the_revision_is_a_digest_of_the_content() {
     let b = small_bundle();
     let rev_a = valid_revision(a.path());
     assert_eq!(rev_a, valid_revision(b.path()), "same files, different revisions");
-    assert_eq!(
-        rev_a,
-        valid_revision(a.path()),
-        "the revision is not stable across runs"
-    );
+    assert_eq!(rev_a, valid_revision(a.path()), "the revision is not stable across runs");
 
     // Hidden files are not read (Kubernetes `..data`): no change.
     support::write_file(b.path(), ".hidden.json", b"{not even json");
@@ -123,11 +119,7 @@ fn validate_of_a_missing_directory_fails() {
     let missing = tmp.path().join("no-such-bundle");
     let out = validate(&missing);
     assert_eq!(out.code, 1, "{}", out.dump());
-    assert!(
-        out.stderr.contains("no-such-bundle"),
-        "the directory must be named:\n{}",
-        out.dump()
-    );
+    assert!(out.stderr.contains("no-such-bundle"), "the directory must be named:\n{}", out.dump());
     assert!(out.stderr.contains("1 problem found"), "{}", out.dump());
 }
 
@@ -142,25 +134,13 @@ fn eval_file(bundle: &Path, req: &Value) -> Output {
     let tmp = support::temp_dir();
     let file = tmp.path().join("request.json");
     std::fs::write(&file, serde_json::to_vec_pretty(req).expect("serialize")).expect("write request");
-    support::warden([
-        Path::new("eval"),
-        Path::new("--request"),
-        &file,
-        Path::new("--bundle"),
-        bundle,
-    ])
+    support::warden([Path::new("eval"), Path::new("--request"), &file, Path::new("--bundle"), bundle])
 }
 
 /// `warden eval --request - --bundle DIR`, through stdin.
 fn eval_stdin(bundle: &Path, req: &str) -> Output {
     support::warden_stdin(
-        [
-            Path::new("eval"),
-            Path::new("--request"),
-            Path::new("-"),
-            Path::new("--bundle"),
-            bundle,
-        ],
+        [Path::new("eval"), Path::new("--request"), Path::new("-"), Path::new("--bundle"), bundle],
         req,
     )
 }
@@ -169,9 +149,7 @@ fn eval_stdin(bundle: &Path, req: &str) -> Output {
 fn response(out: &Output) -> (String, Vec<(String, String, String)>, String) {
     assert_eq!(out.code, 0, "eval failed:\n{}", out.dump());
     let v = parse_json(&out.stdout, out);
-    let decision = v["decision"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no decision:\n{}", out.dump()));
+    let decision = v["decision"].as_str().unwrap_or_else(|| panic!("no decision:\n{}", out.dump()));
     let mut determining: Vec<(String, String, String)> = v
         .get("determining")
         .and_then(Value::as_array)
@@ -185,10 +163,8 @@ fn response(out: &Output) -> (String, Vec<(String, String, String)>, String) {
         })
         .unwrap_or_default();
     determining.sort();
-    let revision = v["bundleRevision"]
-        .as_str()
-        .unwrap_or_else(|| panic!("no bundleRevision:\n{}", out.dump()))
-        .to_owned();
+    let revision =
+        v["bundleRevision"].as_str().unwrap_or_else(|| panic!("no bundleRevision:\n{}", out.dump())).to_owned();
     (decision.to_owned(), determining, revision)
 }
 
@@ -223,15 +199,10 @@ fn eval_request_prints_an_authorize_response() {
     assert_eq!(decision, "IMPLICIT_DENY");
 
     // EXPLICIT_DENY by the identity policy, despite `s3:*`.
-    let (decision, determining, _) = response(&eval_file(
-        b.path(),
-        &request(ALICE_ARN, "s3:DeleteBucket", "arn:aws:s3:::data"),
-    ));
+    let (decision, determining, _) =
+        response(&eval_file(b.path(), &request(ALICE_ARN, "s3:DeleteBucket", "arn:aws:s3:::data")));
     assert_eq!(decision, "EXPLICIT_DENY");
-    assert_eq!(
-        determining,
-        [sref("user/alice/inline/DeveloperAccess", "NoBucketDeletion", "Deny")]
-    );
+    assert_eq!(determining, [sref("user/alice/inline/DeveloperAccess", "NoBucketDeletion", "Deny")]);
 
     // EXPLICIT_DENY by an SCP.
     let (decision, determining, _) = response(&eval_file(b.path(), &request(ALICE_ARN, "ec2:RunInstances", "*")));
@@ -241,10 +212,7 @@ fn eval_request_prints_an_authorize_response() {
     // ALLOW by the role's trust policy naming the user.
     let (decision, determining, _) = response(&eval_file(b.path(), &request(ALICE_ARN, "sts:AssumeRole", ROLE_EXEC)));
     assert_eq!(decision, "ALLOW");
-    assert!(
-        determining.contains(&sref("role/Exec/trust", "AliceAssumes", "Allow")),
-        "{determining:?}"
-    );
+    assert!(determining.contains(&sref("role/Exec/trust", "AliceAssumes", "Allow")), "{determining:?}");
 }
 
 #[test]
@@ -256,10 +224,7 @@ fn eval_request_reads_stdin_and_session_tags() {
     req["resourceTags"] = json!({"Team": "Team2"});
     let (decision, determining, _) = response(&eval_stdin(b.path(), &req.to_string()));
     assert_eq!(decision, "ALLOW");
-    assert!(
-        determining.contains(&sref("role/Exec/inline/TeamApps", "SameTeam", "Allow")),
-        "{determining:?}"
-    );
+    assert!(determining.contains(&sref("role/Exec/inline/TeamApps", "SameTeam", "Allow")), "{determining:?}");
     req["resourceTags"] = json!({"Team": "Team1"});
     let (decision, _, _) = response(&eval_stdin(b.path(), &req.to_string()));
     assert_eq!(decision, "IMPLICIT_DENY", "the session tag must override the role tag");
@@ -269,44 +234,25 @@ fn eval_request_reads_stdin_and_session_tags() {
 fn eval_request_rejects_invalid_requests_naming_the_field() {
     let b = small_bundle();
     let cases: &[(&str, Value, &str)] = &[
-        (
-            "missing principal",
-            json!({"action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}),
-            "principal",
-        ),
+        ("missing principal", json!({"action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}), "principal"),
         (
             "principal without arn",
             json!({"principal": {}, "action": "s3:GetObject", "resource": "arn:aws:s3:::b/k"}),
             "principal.arn",
         ),
-        (
-            "malformed principal ARN",
-            request("alice", "s3:GetObject", "arn:aws:s3:::b/k"),
-            "principal.arn",
-        ),
+        ("malformed principal ARN", request("alice", "s3:GetObject", "arn:aws:s3:::b/k"), "principal.arn"),
         (
             "principal ARN of a bucket",
             request("arn:aws:s3:::bucket", "s3:GetObject", "arn:aws:s3:::b/k"),
             "principal.arn",
         ),
-        (
-            "missing action",
-            json!({"principal": {"arn": ALICE_ARN}, "resource": "arn:aws:s3:::b/k"}),
-            "action",
-        ),
-        (
-            "malformed resource",
-            request(ALICE_ARN, "s3:GetObject", "bucket/key"),
-            "resource",
-        ),
+        ("missing action", json!({"principal": {"arn": ALICE_ARN}, "resource": "arn:aws:s3:::b/k"}), "action"),
+        ("malformed resource", request(ALICE_ARN, "s3:GetObject", "bucket/key"), "resource"),
     ];
     let mut failures = Vec::new();
     for (what, req, field) in cases {
         let out = eval_stdin(b.path(), &req.to_string());
-        let names_field = out
-            .stderr
-            .split(|c: char| c.is_whitespace() || c == ':' || c == '`')
-            .any(|w| w == *field);
+        let names_field = out.stderr.split(|c: char| c.is_whitespace() || c == ':' || c == '`').any(|w| w == *field);
         if out.code != 1 || !names_field || !out.stdout.trim().is_empty() {
             failures.push(format!("{what}: expected exit 1 naming `{field}`:\n{}", out.dump()));
         }
@@ -354,12 +300,7 @@ fn check_cases_output(out: &Output) {
     .iter()
     .map(|(a, b)| ((*a).to_owned(), (*b).to_owned()))
     .collect();
-    assert_eq!(
-        got,
-        want,
-        "one output line per non-blank input line, in order:\n{}",
-        out.dump()
-    );
+    assert_eq!(got, want, "one output line per non-blank input line, in order:\n{}", out.dump());
 
     let determining = |v: &Value| -> Vec<(String, String, String)> {
         v["determining"]
@@ -377,12 +318,7 @@ fn check_cases_output(out: &Output) {
     assert!(determining(&lines[2]).is_empty());
     for (i, what) in [(3, "Effect"), (4, "line 6"), (6, "request.principal")] {
         let err = lines[i]["error"].as_str().unwrap_or("");
-        assert!(
-            err.contains(what),
-            "the error of line {} must mention `{what}`: {}",
-            i + 1,
-            lines[i]
-        );
+        assert!(err.contains(what), "the error of line {} must mention `{what}`: {}", i + 1, lines[i]);
     }
 }
 
@@ -419,11 +355,8 @@ fn eval_cases_survives_hostile_lines() {
     let input = format!("{deep}\n{deep_policy}\n[1, 2]\n{ok}\n");
     let out = support::warden_stdin(["eval", "--cases", "-"], &input);
     assert_eq!(out.code, 0, "{}", out.dump());
-    let decisions: Vec<String> = out
-        .stdout
-        .lines()
-        .map(|l| parse_json(l, &out)["decision"].as_str().unwrap_or("").to_owned())
-        .collect();
+    let decisions: Vec<String> =
+        out.stdout.lines().map(|l| parse_json(l, &out)["decision"].as_str().unwrap_or("").to_owned()).collect();
     assert_eq!(decisions, ["Error", "Error", "Error", "ImplicitDeny"], "{}", out.dump());
 }
 
@@ -448,10 +381,7 @@ fn eval_cases_goes_on_after_a_non_utf8_line() {
         .lines()
         .map(|l| {
             let v = parse_json(l, &out);
-            (
-                v["id"].as_str().unwrap_or("").to_owned(),
-                v["decision"].as_str().unwrap_or("").to_owned(),
-            )
+            (v["id"].as_str().unwrap_or("").to_owned(), v["decision"].as_str().unwrap_or("").to_owned())
         })
         .collect();
     let want = [("a", "ImplicitDeny"), ("", "Error"), ("b", "ImplicitDeny")].map(|(i, d)| (i.to_owned(), d.to_owned()));
@@ -481,23 +411,12 @@ fn run_tests(dir: &Path) -> Output {
 
 #[test]
 fn test_passes_when_every_case_passes() {
-    let mut with_determining = case(
-        "no_bucket_deletion",
-        ALICE_ARN,
-        "s3:DeleteBucket",
-        "arn:aws:s3:::data",
-        "EXPLICIT_DENY",
-    );
+    let mut with_determining =
+        case("no_bucket_deletion", ALICE_ARN, "s3:DeleteBucket", "arn:aws:s3:::data", "EXPLICIT_DENY");
     with_determining["expect"]["determining"] =
         json!([{"policy": "user/alice/inline/DeveloperAccess", "sid": "NoBucketDeletion"}]);
     let b = bundle_with_tests(&[
-        case(
-            "alice_reads_s3",
-            ALICE_ARN,
-            "s3:GetObject",
-            "arn:aws:s3:::data/k",
-            "ALLOW",
-        ),
+        case("alice_reads_s3", ALICE_ARN, "s3:GetObject", "arn:aws:s3:::data/k", "ALLOW"),
         with_determining,
         case("no_ec2", ALICE_ARN, "ec2:RunInstances", "*", "EXPLICIT_DENY"),
         case("no_iam", ALICE_ARN, "iam:CreateUser", "*", "IMPLICIT_DENY"),
@@ -505,57 +424,29 @@ fn test_passes_when_every_case_passes() {
     ]);
     let out = run_tests(b.path());
     assert_eq!(out.code, 0, "{}", out.dump());
-    assert!(
-        out.stdout.lines().any(|l| l == "5 passed, 0 failed"),
-        "expected `5 passed, 0 failed`:\n{}",
-        out.dump()
-    );
+    assert!(out.stdout.lines().any(|l| l == "5 passed, 0 failed"), "expected `5 passed, 0 failed`:\n{}", out.dump());
 }
 
 #[test]
 fn test_fails_when_a_case_fails() {
     let b = bundle_with_tests(&[
-        case(
-            "alice_reads_s3",
-            ALICE_ARN,
-            "s3:GetObject",
-            "arn:aws:s3:::data/k",
-            "ALLOW",
-        ),
+        case("alice_reads_s3", ALICE_ARN, "s3:GetObject", "arn:aws:s3:::data/k", "ALLOW"),
         case("wrongly_expects_allow", ALICE_ARN, "ec2:RunInstances", "*", "ALLOW"),
     ]);
     let out = run_tests(b.path());
     assert_ne!(out.code, 0, "a failing case must fail the run:\n{}", out.dump());
     assert_ne!(out.code, 64, "a failing case is not a usage error:\n{}", out.dump());
-    assert!(
-        out.stdout.lines().any(|l| l == "1 passed, 1 failed"),
-        "expected `1 passed, 1 failed`:\n{}",
-        out.dump()
-    );
-    assert!(
-        out.stdout.contains("wrongly_expects_allow"),
-        "the failing case must be named:\n{}",
-        out.dump()
-    );
+    assert!(out.stdout.lines().any(|l| l == "1 passed, 1 failed"), "expected `1 passed, 1 failed`:\n{}", out.dump());
+    assert!(out.stdout.contains("wrongly_expects_allow"), "the failing case must be named:\n{}", out.dump());
 }
 
 #[test]
 fn test_fails_on_an_invalid_bundle() {
-    let b = bundle_with_tests(&[case(
-        "alice_reads_s3",
-        ALICE_ARN,
-        "s3:GetObject",
-        "arn:aws:s3:::data/k",
-        "ALLOW",
-    )]);
+    let b = bundle_with_tests(&[case("alice_reads_s3", ALICE_ARN, "s3:GetObject", "arn:aws:s3:::data/k", "ALLOW")]);
     support::write_file(b.path(), "iam/policies/Broken.json", b"{");
     let out = run_tests(b.path());
     assert_eq!(out.code, 1, "{}", out.dump());
-    assert!(
-        out.stderr.contains("iam/policies/Broken.json: /: malformed JSON"),
-        "{}",
-        out.dump()
-    );
+    assert!(out.stderr.contains("iam/policies/Broken.json: /: malformed JSON"), "{}", out.dump());
 }
 
 // --- usage errors ---------------------------------------------------------------------------
@@ -574,11 +465,7 @@ fn usage_errors_exit_64() {
     for args in cases {
         let out = support::warden(*args);
         if out.code != 64 || out.stderr.trim().is_empty() {
-            failures.push(format!(
-                "warden {}: expected exit 64 with a message:\n{}",
-                args.join(" "),
-                out.dump()
-            ));
+            failures.push(format!("warden {}: expected exit 64 with a message:\n{}", args.join(" "), out.dump()));
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
@@ -654,30 +541,16 @@ fn authorization_details_output_is_a_bundle() {
     });
     let dir = support::bundle_in_temp(&[("iam/authorization-details.json", &details.to_string())]);
     let carol = "arn:aws:iam::111122223333:user/carol";
-    let get = response(&eval_file(
-        dir.path(),
-        &request(carol, "s3:GetObject", "arn:aws:s3:::b/k"),
-    ));
+    let get = response(&eval_file(dir.path(), &request(carol, "s3:GetObject", "arn:aws:s3:::b/k")));
     assert_eq!(get.0, "ALLOW");
     assert_eq!(get.1, vec![sref("policy/Read", "ReadV2", "Allow")]);
-    let put = response(&eval_file(
-        dir.path(),
-        &request(carol, "s3:PutObject", "arn:aws:s3:::b/k"),
-    ));
-    assert_eq!(
-        (put.0.as_str(), put.1.clone()),
-        ("ALLOW", vec![sref("user/carol/inline/Own", "Inline", "Allow")])
-    );
+    let put = response(&eval_file(dir.path(), &request(carol, "s3:PutObject", "arn:aws:s3:::b/k")));
+    assert_eq!((put.0.as_str(), put.1.clone()), ("ALLOW", vec![sref("user/carol/inline/Own", "Inline", "Allow")]));
     // Only the default version is in force: v1's s3:* does not apply.
-    let del = response(&eval_file(
-        dir.path(),
-        &request(carol, "s3:DeleteObject", "arn:aws:s3:::b/k"),
-    ));
+    let del = response(&eval_file(dir.path(), &request(carol, "s3:DeleteObject", "arn:aws:s3:::b/k")));
     assert_eq!(del.0, "IMPLICIT_DENY");
     // The URL-encoded trust policy trusts the account: carol also needs an identity allow.
-    let assume = response(&eval_file(
-        dir.path(),
-        &request(carol, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Exec"),
-    ));
+    let assume =
+        response(&eval_file(dir.path(), &request(carol, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Exec")));
     assert_eq!(assume.0, "IMPLICIT_DENY");
 }

@@ -41,58 +41,18 @@ const OTHER_ACCT: &str = "444455556666";
 
 /// (id, feature that marks a case as exposed to it, short description)
 const KNOWN: &[(&str, &str, &str)] = &[
-    (
-        "KD-1",
-        "neg-var-missing",
-        "negated operator against a ${var} whose key is missing",
-    ),
-    (
-        "KD-2",
-        "notresource-unresolved-var",
-        "NotResource entry with an unresolvable variable",
-    ),
-    (
-        "KD-3",
-        "escape-in-equals",
-        "${*} ${?} ${$} escapes in a non-Like string operator",
-    ),
+    ("KD-1", "neg-var-missing", "negated operator against a ${var} whose key is missing"),
+    ("KD-2", "notresource-unresolved-var", "NotResource entry with an unresolvable variable"),
+    ("KD-3", "escape-in-equals", "${*} ${?} ${$} escapes in a non-Like string operator"),
     ("KD-4", "ipv4-zero-prefix", "IPv4 CIDR with prefix /0"),
-    (
-        "KD-5",
-        "ip-bare",
-        "bare IP address (no prefix) in IpAddress/NotIpAddress",
-    ),
-    (
-        "KD-6",
-        "date-mixed-forms",
-        "Date operator mixing epoch and ISO 8601 forms",
-    ),
+    ("KD-5", "ip-bare", "bare IP address (no prefix) in IpAddress/NotIpAddress"),
+    ("KD-6", "date-mixed-forms", "Date operator mixing epoch and ISO 8601 forms"),
     ("KD-7", "unknown-operator", "unknown condition operator"),
-    (
-        "KD-8",
-        "empty-value",
-        "empty string (or empty set) context value read by a condition",
-    ),
-    (
-        "KD-9",
-        "arn-prefix-case",
-        "case of the service/region segment of a Resource ARN",
-    ),
-    (
-        "KD-10",
-        "resource-var-in-product",
-        "policy variable before the first `/` of a Resource ARN's resource part",
-    ),
-    (
-        "KD-11",
-        "set-ifexists-absent",
-        "ForAnyValue:/ForAllValues: with IfExists on an absent key",
-    ),
-    (
-        "KD-12",
-        "rp-star-boundary",
-        "resource policy granting Principal \"*\" vs an implicit deny in the boundary",
-    ),
+    ("KD-8", "empty-value", "empty string (or empty set) context value read by a condition"),
+    ("KD-9", "arn-prefix-case", "case of the service/region segment of a Resource ARN"),
+    ("KD-10", "resource-var-in-product", "policy variable before the first `/` of a Resource ARN's resource part"),
+    ("KD-11", "set-ifexists-absent", "ForAnyValue:/ForAllValues: with IfExists on an absent key"),
+    ("KD-12", "rp-star-boundary", "resource policy granting Principal \"*\" vs an implicit deny in the boundary"),
 ];
 
 /// The known difference that explains a disagreement on a case with these features, if any.
@@ -179,10 +139,7 @@ const TARGETS: &[Target] = &[
     },
     Target {
         action: "sagemaker:CreatePresignedDomainUrl",
-        siblings: &[
-            "sagemaker:DescribeUserProfile",
-            "sagemaker:CreatePartnerAppPresignedUrl",
-        ],
+        siblings: &["sagemaker:DescribeUserProfile", "sagemaker:CreatePartnerAppPresignedUrl"],
         resource: "arn:aws:sagemaker:us-east-1:{acct}:user-profile/d-abc123/{user}",
         instance_types: false,
     },
@@ -270,19 +227,8 @@ const MFA_AGES: &[&str] = &["0", "30", "3600", "86400", "12.5"];
 const ISO_TIMES: &[&str] = &["2024-01-15T12:00:00Z", "2025-06-30T23:59:59Z", "2023-12-31T00:00:00Z"];
 /// The same instants as `ISO_TIMES`, in epoch seconds.
 const EPOCH_TIMES: &[&str] = &["1705320000", "1751327999", "1703980800"];
-const IPV4S: &[&str] = &[
-    "10.100.10.5",
-    "203.0.113.7",
-    "192.0.2.200",
-    "10.1.2.3",
-    "255.255.255.255",
-];
-const IPV6S: &[&str] = &[
-    "2001:db8:1234:5678::1",
-    "2001:db8::a",
-    "fe80::1",
-    "2001:DB8:0:0:0:0:0:A",
-];
+const IPV4S: &[&str] = &["10.100.10.5", "203.0.113.7", "192.0.2.200", "10.1.2.3", "255.255.255.255"];
+const IPV6S: &[&str] = &["2001:db8:1234:5678::1", "2001:db8::a", "fe80::1", "2001:DB8:0:0:0:0:0:A"];
 const BLOBS: &[&str] = &["aGVsbG8=", "d2FyZGVu", "YWJj"];
 const TAG_KEYS: &[&str] = &["Team", "Project", "env", "Owner", "cost-center"];
 const INSTANCE_TYPES: &[&str] = &["ml.t3.medium", "ml.m5.large", "ml.g5.xlarge", "ml.p4d.24xlarge"];
@@ -330,11 +276,7 @@ fn mangle_case(rng: &mut Rng, s: &str) -> String {
     s.chars()
         .map(|c| {
             if c.is_ascii_alphabetic() && rng.pct(35) {
-                if c.is_ascii_uppercase() {
-                    c.to_ascii_lowercase()
-                } else {
-                    c.to_ascii_uppercase()
-                }
+                if c.is_ascii_uppercase() { c.to_ascii_lowercase() } else { c.to_ascii_uppercase() }
             } else {
                 c
             }
@@ -344,11 +286,8 @@ fn mangle_case(rng: &mut Rng, s: &str) -> String {
 
 /// Replaces one character of `s` at or after byte `from` by `?`.
 fn question(rng: &mut Rng, s: &str, from: usize) -> String {
-    let idx: Vec<usize> = s
-        .char_indices()
-        .filter(|(i, c)| *i >= from && c.is_ascii_alphanumeric())
-        .map(|(i, _)| i)
-        .collect();
+    let idx: Vec<usize> =
+        s.char_indices().filter(|(i, c)| *i >= from && c.is_ascii_alphanumeric()).map(|(i, _)| i).collect();
     if idx.is_empty() {
         return s.to_owned();
     }
@@ -357,11 +296,7 @@ fn question(rng: &mut Rng, s: &str, from: usize) -> String {
 }
 
 fn one_or_many(rng: &mut Rng, mut values: Vec<Value>) -> Value {
-    if values.len() == 1 && rng.pct(70) {
-        values.remove(0)
-    } else {
-        Value::Array(values)
-    }
+    if values.len() == 1 && rng.pct(70) { values.remove(0) } else { Value::Array(values) }
 }
 
 fn strs(values: Vec<String>) -> Vec<Value> {
@@ -370,34 +305,21 @@ fn strs(values: Vec<String>) -> Vec<Value> {
 
 impl Gen<'_> {
     fn ctx_str(&self, key: &str) -> Option<&str> {
-        self.ctx
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .and_then(|(_, v)| v.as_str())
+        self.ctx.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).and_then(|(_, v)| v.as_str())
     }
     fn ctx_has(&self, key: &str) -> bool {
         self.ctx.keys().any(|k| k.eq_ignore_ascii_case(key))
     }
     /// Whether `key` is absent or "effectively null" (an empty value).
     fn var_unresolved(&self, key: &str) -> bool {
-        match self
-            .ctx
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-        {
+        match self.ctx.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v) {
             None => true,
             Some(Value::String(s)) => s.is_empty(),
             Some(_) => true,
         }
     }
     fn is_empty_value(&self, key: &str) -> bool {
-        match self
-            .ctx
-            .iter()
-            .find(|(k, _)| k.eq_ignore_ascii_case(key))
-            .map(|(_, v)| v)
-        {
+        match self.ctx.iter().find(|(k, _)| k.eq_ignore_ascii_case(key)).map(|(_, v)| v) {
             Some(Value::String(s)) => s.is_empty(),
             Some(Value::Array(a)) => a.is_empty(),
             _ => false,
@@ -413,24 +335,15 @@ impl Gen<'_> {
         match p.kind {
             PKind::User => {
                 c.insert("aws:username".into(), json!(p.name));
-                c.insert(
-                    "aws:userid".into(),
-                    json!(format!("AIDA{}EXAMPLE", p.name.to_uppercase())),
-                );
+                c.insert("aws:userid".into(), json!(format!("AIDA{}EXAMPLE", p.name.to_uppercase())));
                 c.insert("aws:PrincipalArn".into(), json!(p.arn));
                 c.insert("aws:PrincipalAccount".into(), json!(p.account));
                 c.insert("aws:PrincipalType".into(), json!("User"));
             }
             PKind::Session => {
                 let role = p.role.clone().unwrap_or_default();
-                c.insert(
-                    "aws:userid".into(),
-                    json!(format!("AROA{}ID:{}", role.to_uppercase(), p.name)),
-                );
-                c.insert(
-                    "aws:PrincipalArn".into(),
-                    json!(format!("arn:aws:iam::{}:role/{}", p.account, role)),
-                );
+                c.insert("aws:userid".into(), json!(format!("AROA{}ID:{}", role.to_uppercase(), p.name)));
+                c.insert("aws:PrincipalArn".into(), json!(format!("arn:aws:iam::{}:role/{}", p.account, role)));
                 c.insert("aws:PrincipalAccount".into(), json!(p.account));
                 c.insert("aws:PrincipalType".into(), json!("AssumedRole"));
                 if r.pct(70) {
@@ -451,11 +364,7 @@ impl Gen<'_> {
                 c.insert("aws:PrincipalTag/project".into(), json!(r.pick(PROJECTS)));
             }
             if r.pct(40) {
-                let v = if r.pct(70) {
-                    p.name.clone()
-                } else {
-                    r.pick(USERS).to_owned()
-                };
+                let v = if r.pct(70) { p.name.clone() } else { r.pick(USERS).to_owned() };
                 c.insert("aws:PrincipalTag/user".into(), json!(v));
             }
             if r.pct(40) {
@@ -601,17 +510,9 @@ impl Gen<'_> {
             r.pick(&["us-east-1", "eu-west-1"]).to_owned()
         };
         let acct = if want {
-            if r.pct(75) {
-                self.resource_acct.clone()
-            } else {
-                "*".to_owned()
-            }
+            if r.pct(75) { self.resource_acct.clone() } else { "*".to_owned() }
         } else if r.pct(50) {
-            if self.resource_acct == ACCT {
-                OTHER_ACCT.to_owned()
-            } else {
-                ACCT.to_owned()
-            }
+            if self.resource_acct == ACCT { OTHER_ACCT.to_owned() } else { ACCT.to_owned() }
         } else {
             self.resource_acct.clone()
         };
@@ -638,10 +539,7 @@ impl Gen<'_> {
         // Wildcards in the resource part (after the 5th colon, past the first `/` or `:` so that
         // the "product" prefix stays literal).
         let resource_start = s.match_indices(':').nth(4).map(|(i, _)| i + 1).unwrap_or(0);
-        let after_product = s[resource_start..]
-            .find(['/', ':'])
-            .map(|i| resource_start + i + 1)
-            .unwrap_or(s.len());
+        let after_product = s[resource_start..].find(['/', ':']).map(|i| resource_start + i + 1).unwrap_or(s.len());
         if !s.contains("${") {
             match r.below(5) {
                 0 if after_product < s.len() => {
@@ -678,10 +576,7 @@ impl Gen<'_> {
         if let Some(rp) = s.splitn(6, ':').nth(5)
             && let Some(var) = rp.find("${")
         {
-            let sep = rp
-                .find('/')
-                .unwrap_or(usize::MAX)
-                .min(rp[..var].find(':').unwrap_or(usize::MAX));
+            let sep = rp.find('/').unwrap_or(usize::MAX).min(rp[..var].find(':').unwrap_or(usize::MAX));
             if var < sep {
                 self.features.insert("resource-var-in-product");
             }
@@ -776,11 +671,7 @@ impl Gen<'_> {
                     if !vkey.is_empty() && self.var_unresolved(vkey) && negated {
                         self.features.insert("neg-var-missing");
                     }
-                    if like && self.rng.pct(50) {
-                        format!("{text}*")
-                    } else {
-                        text
-                    }
+                    if like && self.rng.pct(50) { format!("{text}*") } else { text }
                 }
                 2 if key == "aws:RequestTag/pattern" || r.pct(20) => {
                     // Escapes: literal `*`, `?`, `$`.
@@ -831,11 +722,7 @@ impl Gen<'_> {
             "Numeric" => {
                 let n = 1 + self.rng.below(2);
                 let v = (0..n)
-                    .map(|_| {
-                        self.rng
-                            .pick(&["0", "30", "3600", "86400", "12.5", "100", "-1"])
-                            .to_owned()
-                    })
+                    .map(|_| self.rng.pick(&["0", "30", "3600", "86400", "12.5", "100", "-1"]).to_owned())
                     .collect();
                 ("aws:MultiFactorAuthAge".to_owned(), v)
             }
@@ -855,12 +742,7 @@ impl Gen<'_> {
                     if iso {
                         v.push(
                             self.rng
-                                .pick(&[
-                                    ISO_TIMES[i],
-                                    &ISO_TIMES[i][..10],
-                                    "2024-06-01T00:00:00+02:00",
-                                    "2024-06-01",
-                                ])
+                                .pick(&[ISO_TIMES[i], &ISO_TIMES[i][..10], "2024-06-01T00:00:00+02:00", "2024-06-01"])
                                 .to_owned(),
                         );
                     } else {
@@ -873,11 +755,7 @@ impl Gen<'_> {
                 (key.to_owned(), v)
             }
             "Bool" => {
-                let key = self.rng.pick(&[
-                    "aws:SecureTransport",
-                    "aws:MultiFactorAuthPresent",
-                    "aws:SecureTransport",
-                ]);
+                let key = self.rng.pick(&["aws:SecureTransport", "aws:MultiFactorAuthPresent", "aws:SecureTransport"]);
                 (key.to_owned(), vec![self.rng.pick(&["true", "false"]).to_owned()])
             }
             "Binary" => {
@@ -921,9 +799,7 @@ impl Gen<'_> {
                 ("aws:SourceIp".to_owned(), v)
             }
             "Arn" => {
-                let key = self
-                    .rng
-                    .pick(&["aws:PrincipalArn", "aws:PrincipalArn", "aws:SourceArn"]);
+                let key = self.rng.pick(&["aws:PrincipalArn", "aws:PrincipalArn", "aws:SourceArn"]);
                 let n = 1 + self.rng.below(2);
                 let mut v = Vec::new();
                 for _ in 0..n {
@@ -1022,10 +898,7 @@ impl Gen<'_> {
                     "StringNotLike",
                 ][..],
             ),
-            (
-                "String",
-                &["StringEquals", "StringNotEquals", "StringLike", "StringNotLike"][..],
-            ),
+            ("String", &["StringEquals", "StringNotEquals", "StringLike", "StringNotLike"][..]),
             (
                 "Numeric",
                 &[
@@ -1058,20 +931,12 @@ impl Gen<'_> {
         let negated = base.contains("Not");
         let (key, values) = self.condition_for(family, base, negated);
         let if_exists = family != "Null" && self.rng.pct(25);
-        let op = if if_exists {
-            format!("{base}IfExists")
-        } else {
-            base.to_owned()
-        };
+        let op = if if_exists { format!("{base}IfExists") } else { base.to_owned() };
         if self.is_empty_value(&key) && (family == "Null" || self.ctx_str(&key) == Some("")) {
             self.features.insert("empty-value");
         }
         // Key names are case-insensitive.
-        let key = if self.rng.pct(10) {
-            mangle_case(self.rng, &key)
-        } else {
-            key
-        };
+        let key = if self.rng.pct(10) { mangle_case(self.rng, &key) } else { key };
         // Quotation marks are optional for numbers and Booleans: sometimes give JSON scalars.
         let values: Vec<Value> = if matches!(family, "Numeric" | "Bool") && self.rng.pct(25) {
             values
@@ -1079,9 +944,7 @@ impl Gen<'_> {
                 .map(|v| match v.as_str() {
                     "true" => Value::Bool(true),
                     "false" => Value::Bool(false),
-                    n => serde_json::from_str::<serde_json::Number>(n)
-                        .map(Value::Number)
-                        .unwrap_or(Value::String(v)),
+                    n => serde_json::from_str::<serde_json::Number>(n).map(Value::Number).unwrap_or(Value::String(v)),
                 })
                 .collect()
         } else {
@@ -1226,26 +1089,12 @@ impl Gen<'_> {
     fn principal_element(&mut self) -> (Value, &'static str) {
         let p = self.principal.clone();
         let choices: Vec<&'static str> = match p.kind {
-            PKind::User => vec![
-                "self",
-                "self",
-                "account-root",
-                "account-id",
-                "star",
-                "star-aws",
-                "other-user",
-                "other-account",
-            ],
-            PKind::Session => vec![
-                "self",
-                "role",
-                "role",
-                "account-root",
-                "account-id",
-                "star",
-                "other-user",
-                "other-account",
-            ],
+            PKind::User => {
+                vec!["self", "self", "account-root", "account-id", "star", "star-aws", "other-user", "other-account"]
+            }
+            PKind::Session => {
+                vec!["self", "role", "role", "account-root", "account-id", "star", "other-user", "other-account"]
+            }
             PKind::Service => vec!["self", "self", "star", "other-service", "account-root"],
         };
         let form = self.rng.pick(&choices);
@@ -1287,11 +1136,7 @@ impl Gen<'_> {
                 && self.rng.pct(25)
             {
                 let other = format!("arn:aws:iam::{}:user/dave", self.resource_acct);
-                let list = if self.rng.pct(50) {
-                    json!([one, other])
-                } else {
-                    json!([other, one])
-                };
+                let list = if self.rng.pct(50) { json!([one, other]) } else { json!([other, one]) };
                 p = json!({"AWS": list});
             }
             self.features.insert(match form {
@@ -1348,9 +1193,7 @@ fn make_principal(rng: &mut Rng) -> Principal {
             }
         }
         _ => Principal {
-            arn: rng
-                .pick(&["sagemaker.amazonaws.com", "lambda.amazonaws.com"])
-                .to_owned(),
+            arn: rng.pick(&["sagemaker.amazonaws.com", "lambda.amazonaws.com"]).to_owned(),
             account: String::new(),
             kind: PKind::Service,
             name: String::new(),
@@ -1365,11 +1208,7 @@ fn valid_case(rng: &mut Rng, id: String) -> GenCase {
     let resource_acct = if principal.kind == PKind::Service {
         ACCT.to_owned()
     } else if rng.pct(12) {
-        if principal.account == ACCT {
-            OTHER_ACCT.to_owned()
-        } else {
-            ACCT.to_owned()
-        }
+        if principal.account == ACCT { OTHER_ACCT.to_owned() } else { ACCT.to_owned() }
     } else {
         principal.account.clone()
     };
@@ -1433,21 +1272,11 @@ fn valid_case(rng: &mut Rng, id: String) -> GenCase {
             "context": Value::Object(g.ctx.clone()),
         }
     });
-    GenCase {
-        id,
-        json,
-        features: g.features,
-    }
+    GenCase { id, json, features: g.features }
 }
 
 fn invalid_case(rng: &mut Rng, id: String) -> GenCase {
-    let op = rng.pick(&[
-        "StringEqualz",
-        "StringLikeIfExist",
-        "ForAnyValues:StringEquals",
-        "IpAdress",
-        "DateLesThan",
-    ]);
+    let op = rng.pick(&["StringEqualz", "StringLikeIfExist", "ForAnyValues:StringEquals", "IpAdress", "DateLesThan"]);
     let alice = format!("arn:aws:iam::{ACCT}:user/alice");
     let json = json!({
         "id": id,
@@ -1468,11 +1297,7 @@ fn invalid_case(rng: &mut Rng, id: String) -> GenCase {
                         "aws:PrincipalTag/team": "Team1"}
         }
     });
-    GenCase {
-        id,
-        json,
-        features: BTreeSet::from(["unknown-operator"]),
-    }
+    GenCase { id, json, features: BTreeSet::from(["unknown-operator"]) }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1500,29 +1325,16 @@ fn parse_answers(who: &str, stdout: &str) -> BTreeMap<String, Answer> {
         };
         let decision = v["decision"].as_str().unwrap_or("<missing>").to_owned();
         let error = v.get("error").and_then(|e| e.as_str()).map(str::to_owned);
-        out.insert(
-            id,
-            Answer {
-                decision,
-                error,
-                raw: v,
-            },
-        );
+        out.insert(id, Answer { decision, error, raw: v });
     }
     out
 }
 
 fn ensure_node_modules(dir: &Path) {
-    if dir
-        .join("node_modules/@cloud-copilot/iam-simulate/package.json")
-        .is_file()
-    {
+    if dir.join("node_modules/@cloud-copilot/iam-simulate/package.json").is_file() {
         return;
     }
-    eprintln!(
-        "differential: installing iam-simulate (npm ci --prefix {})",
-        dir.display()
-    );
+    eprintln!("differential: installing iam-simulate (npm ci --prefix {})", dir.display());
     let status = Command::new("npm")
         .arg("ci")
         .arg("--prefix")
@@ -1533,17 +1345,11 @@ fn ensure_node_modules(dir: &Path) {
         .unwrap_or_else(|e| {
             panic!("differential: cannot run npm ({e}); install Node.js and npm, or set WARDEN_SKIP_DIFFERENTIAL=1")
         });
-    assert!(
-        status.success(),
-        "differential: `npm ci --prefix {}` failed ({status})",
-        dir.display()
-    );
+    assert!(status.success(), "differential: `npm ci --prefix {}` failed ({status})", dir.display());
 }
 
 fn run(cmd: &mut Command, who: &str) -> String {
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("differential: cannot run {who}: {e}"));
+    let out = cmd.output().unwrap_or_else(|e| panic!("differential: cannot run {who}: {e}"));
     assert!(
         out.status.success(),
         "differential: {who} failed ({}):\n{}",
@@ -1569,17 +1375,10 @@ fn differential_against_iam_simulate() {
         .unwrap_or(SEED);
     let n = std::env::var("WARDEN_DIFFERENTIAL_CASES")
         .ok()
-        .map(|s| {
-            s.parse::<usize>()
-                .expect("WARDEN_DIFFERENTIAL_CASES must be an integer")
-        })
+        .map(|s| s.parse::<usize>().expect("WARDEN_DIFFERENTIAL_CASES must be an integer"))
         .unwrap_or(DEFAULT_CASES);
     let cases = generate(seed, n);
-    assert!(
-        cases.len() >= MIN_CASES,
-        "differential: only {} cases generated (minimum {MIN_CASES})",
-        cases.len()
-    );
+    assert!(cases.len() >= MIN_CASES, "differential: only {} cases generated (minimum {MIN_CASES})", cases.len());
 
     let tmp = tempfile::tempdir().expect("temp dir");
     let file = tmp.path().join("cases.jsonl");
@@ -1590,18 +1389,10 @@ fn differential_against_iam_simulate() {
     }
     std::fs::write(&file, &corpus).expect("write corpus");
 
-    let warden_out = run(
-        Command::new(env!("CARGO_BIN_EXE_warden"))
-            .arg("eval")
-            .arg("--cases")
-            .arg(&file),
-        "warden eval --cases",
-    );
+    let warden_out =
+        run(Command::new(env!("CARGO_BIN_EXE_warden")).arg("eval").arg("--cases").arg(&file), "warden eval --cases");
     let sim_out = run(
-        Command::new("node")
-            .arg(diff_dir.join("simulate.mjs"))
-            .arg(&file)
-            .current_dir(&diff_dir),
+        Command::new("node").arg(diff_dir.join("simulate.mjs")).arg(&file).current_dir(&diff_dir),
         "node tests/differential/simulate.mjs",
     );
     if let Ok(keep) = std::env::var("WARDEN_DIFFERENTIAL_KEEP") {
@@ -1612,13 +1403,7 @@ fn differential_against_iam_simulate() {
         std::fs::write(keep.join("simulate.jsonl"), &sim_out).unwrap();
         let features: String = cases
             .iter()
-            .map(|c| {
-                format!(
-                    "{}\t{}\n",
-                    c.id,
-                    c.features.iter().copied().collect::<Vec<_>>().join(",")
-                )
-            })
+            .map(|c| format!("{}\t{}\n", c.id, c.features.iter().copied().collect::<Vec<_>>().join(",")))
             .collect();
         std::fs::write(keep.join("features.tsv"), features).unwrap();
     }
@@ -1675,10 +1460,7 @@ fn differential_against_iam_simulate() {
     summary += &format!("  cases:           {}\n", cases.len());
     summary += &format!("  agreements:      {agreements}\n");
     for (id, _, what) in KNOWN {
-        summary += &format!(
-            "  known {id:<6}    {:>4}  ({what})\n",
-            known.get(id).copied().unwrap_or(0)
-        );
+        summary += &format!("  known {id:<6}    {:>4}  ({what})\n", known.get(id).copied().unwrap_or(0));
     }
     summary += &format!("  unexplained:     {}\n", failures.len());
     summary += &format!("  Warden decisions: {decisions:?}\n");

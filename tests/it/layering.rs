@@ -13,10 +13,7 @@ fn sources(module: &str) -> Vec<PathBuf> {
             if p.is_dir() {
                 stack.push(p);
             } else if p.extension().is_some_and(|x| x == "rs")
-                && !p
-                    .file_stem()
-                    .and_then(|n| n.to_str())
-                    .is_some_and(|n| n == "tests" || n.ends_with("_tests"))
+                && !p.file_stem().and_then(|n| n.to_str()).is_some_and(|n| n == "tests" || n.ends_with("_tests"))
             {
                 out.push(p);
             }

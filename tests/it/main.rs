@@ -3,4 +3,5 @@ mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each w
 mod cli; // the `warden` binary: validate, eval, test, exit codes
 mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded generated corpus
 mod layering; // the pure modules stay pure
+mod server; // the real gRPC server on 127.0.0.1:0 and on a Unix socket
 mod support; // helpers shared by the modules above

@@ -19,10 +19,7 @@ pub(crate) struct Output {
 impl Output {
     /// A readable dump for assertion messages.
     pub(crate) fn dump(&self) -> String {
-        format!(
-            "exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
-            self.code, self.stdout, self.stderr
-        )
+        format!("exit code {}\n--- stdout ---\n{}\n--- stderr ---\n{}", self.code, self.stdout, self.stderr)
     }
 }
 
@@ -79,10 +76,7 @@ where
 
 /// A fresh temporary directory (removed when dropped).
 pub(crate) fn temp_dir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("warden-it-")
-        .tempdir()
-        .expect("create a temp dir")
+    tempfile::Builder::new().prefix("warden-it-").tempdir().expect("create a temp dir")
 }
 
 /// Copies the tree at `src` into `dst` (created if needed), skipping entries whose file name
@@ -153,15 +147,181 @@ pub(crate) fn revision_in(out: &Output) -> String {
 
 /// The problem lines of `warden validate` stderr (without the `N problem(s) found` summary).
 pub(crate) fn problem_lines(stderr: &str) -> Vec<String> {
-    stderr
-        .lines()
-        .filter(|l| !l.is_empty() && !is_summary(l))
-        .map(str::to_owned)
-        .collect()
+    stderr.lines().filter(|l| !l.is_empty() && !is_summary(l)).map(str::to_owned).collect()
 }
 
 /// Whether `line` is the `N problem(s) found` summary.
 pub(crate) fn is_summary(line: &str) -> bool {
     line.split_once(' ')
         .is_some_and(|(n, rest)| n.parse::<usize>().is_ok() && (rest == "problem found" || rest == "problems found"))
+}
+
+/// An HTTP/1.1 answer of the admin listener.
+#[derive(Debug)]
+pub(crate) struct HttpAnswer {
+    /// Status code.
+    pub(crate) status: u16,
+    /// Response headers, names lower-cased.
+    pub(crate) headers: Vec<(String, String)>,
+    /// Body (de-chunked), lossily decoded.
+    pub(crate) body: String,
+}
+
+impl HttpAnswer {
+    /// The first header named `name` (lower-case).
+    pub(crate) fn header(&self, name: &str) -> Option<&str> {
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+    }
+}
+
+/// `GET path` over a fresh loopback connection (`Connection: close`); panics on I/O errors and after
+/// 10 s. Enough HTTP for `/metrics`, `/healthz`, `/readyz` and `/v1/status`.
+pub(crate) async fn http_get(addr: std::net::SocketAddr, path: &str) -> HttpAnswer {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr)
+            .await
+            .unwrap_or_else(|e| panic!("connect to the admin listener {addr}: {e}"));
+        let req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n");
+        s.write_all(req.as_bytes()).await.expect("write the HTTP request");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.expect("read the HTTP response");
+        raw
+    };
+    let raw = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("GET {path} on {addr} took over 10 s"));
+    let split = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or_else(|| panic!("no end of headers in the answer to GET {path}: {raw:?}"));
+    let head = String::from_utf8_lossy(&raw[..split]).into_owned();
+    let mut body = raw[split + 4..].to_vec();
+    let mut lines = head.lines();
+    let status_line = lines.next().unwrap_or_default();
+    let status = status_line
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad HTTP status line `{status_line}`"));
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|l| l.split_once(':'))
+        .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
+        .collect();
+    let chunked = headers.iter().any(|(n, v)| n == "transfer-encoding" && v.to_ascii_lowercase().contains("chunked"));
+    if chunked {
+        body = dechunk(&body);
+    }
+    HttpAnswer { status, headers, body: String::from_utf8_lossy(&body).into_owned() }
+}
+
+/// Decodes an HTTP/1.1 chunked body.
+fn dechunk(mut rest: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    loop {
+        let Some(eol) = rest.windows(2).position(|w| w == b"\r\n") else {
+            return out;
+        };
+        let size_text = String::from_utf8_lossy(&rest[..eol]);
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).unwrap_or_else(|_| panic!("bad chunk size `{size_text}`"));
+        rest = &rest[eol + 2..];
+        if size == 0 {
+            return out;
+        }
+        out.extend_from_slice(&rest[..size.min(rest.len())]);
+        rest = rest.get(size + 2..).unwrap_or_default();
+    }
+}
+
+/// One sample of the Prometheus text format.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Sample {
+    /// Metric name (with `_bucket`, `_sum`, `_count` suffixes as written).
+    pub(crate) name: String,
+    /// Labels.
+    pub(crate) labels: std::collections::BTreeMap<String, String>,
+    /// Value (`+Inf`, `-Inf` and `NaN` parsed as such).
+    pub(crate) value: f64,
+}
+
+/// Parses the Prometheus text exposition format (comments skipped); panics on a malformed line.
+pub(crate) fn parse_prometheus(text: &str) -> Vec<Sample> {
+    let mut out = Vec::new();
+    for line in text.lines().map(str::trim) {
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let (name, mut rest) = match line.find(['{', ' ']) {
+            Some(i) => (&line[..i], &line[i..]),
+            None => panic!("metric line without a value: `{line}`"),
+        };
+        let mut labels = std::collections::BTreeMap::new();
+        if let Some(inner) = rest.strip_prefix('{') {
+            let mut chars = inner.char_indices().peekable();
+            let mut end = None;
+            loop {
+                // label name
+                let mut key = String::new();
+                for (i, c) in chars.by_ref() {
+                    match c {
+                        '=' => break,
+                        '}' => {
+                            end = Some(i);
+                            break;
+                        }
+                        ',' | ' ' => {}
+                        c => key.push(c),
+                    }
+                }
+                if end.is_some() {
+                    break;
+                }
+                assert_eq!(chars.next().map(|(_, c)| c), Some('"'), "label `{key}` without a quoted value: `{line}`");
+                let mut value = String::new();
+                let mut escaped = false;
+                for (_, c) in chars.by_ref() {
+                    match (escaped, c) {
+                        (true, 'n') => {
+                            value.push('\n');
+                            escaped = false;
+                        }
+                        (true, c) => {
+                            value.push(c);
+                            escaped = false;
+                        }
+                        (false, '\\') => escaped = true,
+                        (false, '"') => break,
+                        (false, c) => value.push(c),
+                    }
+                }
+                labels.insert(key, value);
+                if let Some(&(i, '}')) = chars.peek() {
+                    end = Some(i);
+                    break;
+                }
+            }
+            let end = end.unwrap_or_else(|| panic!("unterminated labels: `{line}`"));
+            rest = &inner[end + 1..];
+        }
+        let value_text = rest.split_whitespace().next().unwrap_or_else(|| panic!("no value: `{line}`"));
+        let value = match value_text {
+            "+Inf" | "Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v.parse().unwrap_or_else(|_| panic!("bad value `{v}` in `{line}`")),
+        };
+        out.push(Sample { name: name.to_owned(), labels, value });
+    }
+    out
+}
+
+/// The sum of the samples named `name` whose labels include every `(key, value)` of `labels`
+/// (0 when there is none: a counter not yet incremented is not rendered).
+pub(crate) fn sample_sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
+    samples
+        .iter()
+        .filter(|s| s.name == name && labels.iter().all(|(k, v)| s.labels.get(*k).map(String::as_str) == Some(*v)))
+        .map(|s| s.value)
+        .sum::<f64>()
+        + 0.0 // an empty sum is -0.0
 }

@@ -1,0 +1,93 @@
+//! Root admins of partner apps (SPEC §5.2, §5.5): the admin lists last seen per app, and the users
+//! removed from a comet app's list who keep ordinary admin rights until an operator revokes them. A
+//! change of the admin list of any other app type is refused. Pure; the server persists it.
+use crate::bundle::Bundle;
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// What Warden remembers about one app.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AppAdmins {
+    /// App type when last seen.
+    pub app_type: String,
+    /// `ApplicationConfig.AdminUsers` when last seen (sorted).
+    pub admin_users: Vec<String>,
+    /// Removed from a comet app's list, not revoked: `ADMIN`.
+    pub remembered: BTreeSet<String>,
+}
+
+/// The remembered admin state of every app (the content of `--state-dir/admins.json`).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AdminMemory {
+    /// Format version.
+    pub version: u32,
+    /// By app ARN.
+    pub apps: BTreeMap<String, AppAdmins>,
+}
+
+/// The state format version.
+pub const VERSION: u32 = 1;
+
+fn sorted(v: &[String]) -> Vec<String> {
+    let mut v = v.to_vec();
+    v.sort();
+    v.dedup();
+    v
+}
+
+impl AdminMemory {
+    /// Whether `user` is a remembered (former root) admin of `app`.
+    pub fn is_remembered(&self, app: &str, user: &str) -> bool {
+        self.apps.get(app).is_some_and(|a| a.remembered.contains(user))
+    }
+
+    /// The memory after activating `bundle`, or one message per app whose admin change is refused.
+    /// Apps no longer in the bundle are forgotten.
+    pub fn transition(&self, bundle: &Bundle) -> Result<AdminMemory, Vec<String>> {
+        let mut next = AdminMemory { version: VERSION, apps: BTreeMap::new() };
+        let mut refused = Vec::new();
+        let mut arns: Vec<&String> = bundle.partner_apps.keys().collect();
+        arns.sort();
+        for arn in arns {
+            let Some(app) = bundle.partner_apps.get(arn) else { continue };
+            let now = sorted(&app.admin_users);
+            let entry = match self.apps.get(arn) {
+                None => AppAdmins { app_type: app.app_type.clone(), admin_users: now, remembered: BTreeSet::new() },
+                Some(prev) if prev.admin_users == now => {
+                    AppAdmins { app_type: app.app_type.clone(), admin_users: now, remembered: prev.remembered.clone() }
+                }
+                Some(prev) if app.app_type == "comet" => {
+                    let mut remembered = prev.remembered.clone();
+                    remembered.extend(prev.admin_users.iter().filter(|u| !now.contains(u)).cloned());
+                    remembered.retain(|u| !now.contains(u));
+                    AppAdmins { app_type: app.app_type.clone(), admin_users: now, remembered }
+                }
+                Some(prev) => {
+                    refused.push(format!(
+                        "partner app `{}` ({}, type {}): its admin users cannot change (only comet apps support updating root admins): was [{}], now [{}]",
+                        app.name,
+                        app.arn,
+                        app.app_type,
+                        prev.admin_users.join(", "),
+                        now.join(", ")
+                    ));
+                    prev.clone()
+                }
+            };
+            next.apps.insert(arn.clone(), entry);
+        }
+        if refused.is_empty() { Ok(next) } else { Err(refused) }
+    }
+
+    /// The memory without `user` as a remembered admin of `app`.
+    pub fn revoke(&self, app: &str, user: &str) -> Result<AdminMemory, String> {
+        let mut next = self.clone();
+        let Some(a) = next.apps.get_mut(app) else {
+            return Err(format!("partner app `{app}` is not known"));
+        };
+        if !a.remembered.remove(user) {
+            return Err(format!("user `{user}` is not a remembered admin of `{app}`"));
+        }
+        Ok(next)
+    }
+}

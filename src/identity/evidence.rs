@@ -1,0 +1,303 @@
+//! The caller's evidence: validation, session tags (STS and SAML `PrincipalTag:`), Identity Center
+//! checks against the bundle, and the trust-policy re-check that catches impersonation. Pure.
+use super::{AuthorizeFn, Error, Evidence, IcEvidence, describe_decision};
+use crate::bundle::{Bundle, Domain};
+use crate::engine::{self, Decision, StatementRef};
+use crate::policy::Value as CtxValue;
+use crate::policy::arn::{self, PrincipalArn};
+
+/// The SAML attribute prefix of principal tags (exact; the tag key after it is case-insensitive).
+pub const SAML_PRINCIPAL_TAG: &str = "https://aws.amazon.com/SAML/Attributes/PrincipalTag:";
+/// The session tag that names the partner-app user.
+pub const PARTNER_APP_USER_TAG: &str = "SageMakerPartnerAppUser";
+
+/// The SAML principal tags of the evidence: (tag key, value).
+pub fn saml_tags(e: &Evidence) -> impl Iterator<Item = (&str, &str)> {
+    e.saml.iter().filter_map(|(k, v)| k.strip_prefix(SAML_PRINCIPAL_TAG).map(|t| (t, v.as_str())))
+}
+
+/// Every session tag (STS tags, then SAML principal tags), empty values dropped (IAM treats them as null).
+pub fn all_tags(e: &Evidence) -> Vec<(String, String)> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for (k, v) in e.session_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())).chain(saml_tags(e)) {
+        if v.is_empty() {
+            continue;
+        }
+        if !out.iter().any(|(x, _)| x.to_lowercase() == k.to_lowercase()) {
+            out.push((k.to_owned(), v.to_owned()));
+        }
+    }
+    out
+}
+
+/// A SAML attribute by exact name (e.g. `ssouserid`), or the principal tag of that key.
+pub fn saml_attribute<'e>(e: &'e Evidence, name: &str) -> Option<&'e str> {
+    e.saml
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
+        .or_else(|| saml_tags(e).find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+        .or_else(|| e.session_tags.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str()))
+        .filter(|v| !v.is_empty())
+}
+
+fn dup_case(keys: impl Iterator<Item = String>) -> Option<String> {
+    let mut seen: Vec<String> = Vec::new();
+    for k in keys {
+        let l = k.to_lowercase();
+        if seen.contains(&l) {
+            return Some(k);
+        }
+        seen.push(l);
+    }
+    None
+}
+
+/// Checks the evidence's shape (INVALID_ARGUMENT naming the field).
+pub fn validate(e: &Evidence) -> Result<(), Error> {
+    if let Some(p) = &e.principal {
+        match arn::parse_principal(p) {
+            Some(PrincipalArn::User { .. } | PrincipalArn::Session { .. }) => {}
+            _ => {
+                return Err(Error::invalid(
+                    "evidence.principal_arn",
+                    format!("`{p}` is not an IAM user ARN or an assumed-role session ARN"),
+                ));
+            }
+        }
+    }
+    if let Some(a) = &e.assumed_by {
+        if !matches!(
+            arn::parse_principal(a),
+            Some(PrincipalArn::User { .. } | PrincipalArn::Session { .. } | PrincipalArn::Role { .. })
+        ) {
+            return Err(Error::invalid("evidence.assumed_by", format!("`{a}` is not an IAM principal ARN")));
+        }
+        let is_session = e
+            .principal
+            .as_deref()
+            .and_then(arn::parse_principal)
+            .is_some_and(|p| matches!(p, PrincipalArn::Session { .. }));
+        if !is_session {
+            return Err(Error::invalid(
+                "evidence.assumed_by",
+                "applies only to an assumed-role session in `evidence.principal_arn`",
+            ));
+        }
+    }
+    if let Some(k) = dup_case(e.session_tags.iter().map(|(k, _)| k.clone())) {
+        return Err(Error::invalid(
+            "evidence.session_tags",
+            format!("tag keys differ only in case (`{k}`): tag keys are case-insensitive"),
+        ));
+    }
+    if let Some(k) = dup_case(saml_tags(e).map(|(k, _)| k.to_owned())) {
+        return Err(Error::invalid(
+            "evidence.saml_attributes",
+            format!("principal tag keys differ only in case (`{k}`)"),
+        ));
+    }
+    for (k, _) in &e.session_tags {
+        if k.is_empty() || k.len() > 128 {
+            return Err(Error::invalid("evidence.session_tags", format!("tag key `{k}` must be 1–128 characters")));
+        }
+    }
+    if let (Some(sts), Some(saml)) = (partner_app_user_sts(e), partner_app_user_saml(e))
+        && sts != saml
+    {
+        return Err(Error::invalid(
+            "evidence.session_tags",
+            format!(
+                "the STS session tag `{PARTNER_APP_USER_TAG}` (`{sts}`) and the SAML attribute (`{saml}`) disagree"
+            ),
+        ));
+    }
+    if let Some(ic) = &e.ic {
+        for (field, v) in
+            [("user_id", &ic.user_id), ("user_name", &ic.user_name), ("identity_store_arn", &ic.identity_store_arn)]
+        {
+            if v.is_empty() {
+                return Err(Error::invalid(&format!("evidence.identity_center_user.{field}"), "must not be empty"));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The STS session tag `SageMakerPartnerAppUser` (key case-insensitive; empty counts as none).
+pub fn partner_app_user_sts(e: &Evidence) -> Option<&str> {
+    e.session_tags
+        .iter()
+        .find(|(k, _)| k.eq_ignore_ascii_case(PARTNER_APP_USER_TAG))
+        .map(|(_, v)| v.as_str())
+        .filter(|v| !v.is_empty())
+}
+
+/// The SAML attribute `…PrincipalTag:SageMakerPartnerAppUser` (empty counts as none).
+pub fn partner_app_user_saml(e: &Evidence) -> Option<&str> {
+    saml_tags(e).find(|(k, _)| k.eq_ignore_ascii_case(PARTNER_APP_USER_TAG)).map(|(_, v)| v).filter(|v| !v.is_empty())
+}
+
+/// The Identity Center user behind the evidence, checked against the bundle: the identity store is
+/// the bundle's, the user id exists with that user name, and (with a domain) the user is assigned to it.
+pub fn verify_ic<'b>(
+    bundle: &'b Bundle,
+    ic: &IcEvidence,
+    domain: Option<&Domain>,
+) -> Result<&'b crate::bundle::model::IcUser, Error> {
+    let store = bundle.identity_center.identity_store_arn.as_deref();
+    if store != Some(ic.identity_store_arn.as_str()) {
+        return Err(Error::denied(format!(
+            "Identity Center evidence does not check out: identity store `{}` is not this bundle's{}",
+            ic.identity_store_arn,
+            store.map(|s| format!(" (`{s}`)")).unwrap_or_default()
+        )));
+    }
+    let Some(user) = bundle.identity_center.users.iter().find(|u| u.user_id == ic.user_id) else {
+        return Err(Error::denied(format!(
+            "Identity Center evidence does not check out: no user with id `{}` in the identity store",
+            ic.user_id
+        )));
+    };
+    if user.user_name != ic.user_name {
+        return Err(Error::denied(format!(
+            "Identity Center evidence does not check out: user id `{}` is `{}`, not `{}`",
+            ic.user_id, user.user_name, ic.user_name
+        )));
+    }
+    if let Some(d) = domain
+        && !assigned(bundle, d, &user.user_name)
+    {
+        return Err(Error::denied(format!(
+            "Identity Center user `{}` is not assigned to domain `{}` (no user profile, no assigned group)",
+            user.user_name, d.domain_id
+        )));
+    }
+    Ok(user)
+}
+
+/// Groups (display names) a user belongs to.
+pub fn groups_of<'b>(bundle: &'b Bundle, user_name: &str) -> Vec<&'b str> {
+    bundle
+        .identity_center
+        .groups
+        .iter()
+        .filter(|g| g.members.iter().any(|m| m == user_name))
+        .map(|g| g.name.as_str())
+        .collect()
+}
+
+fn assigned(bundle: &Bundle, d: &Domain, user_name: &str) -> bool {
+    d.profiles.iter().any(|p| p.sso_user.as_deref() == Some(user_name))
+        || groups_of(bundle, user_name).iter().any(|g| d.assigned_groups.iter().any(|a| a == g))
+}
+
+/// An engine request for the evidence's IAM principal: its session tags (STS and SAML principal tags),
+/// source identity and extra context.
+pub fn principal_request(e: &Evidence, principal: &str, action: &str, resource: &str, now_ms: i64) -> engine::Request {
+    engine::Request {
+        principal: principal.to_owned(),
+        session_tags: all_tags(e),
+        source_identity: e.source_identity.clone(),
+        action: action.to_ascii_lowercase(),
+        resource: resource.to_owned(),
+        context: e.context.clone(),
+        resource_tags: Vec::new(),
+        now_ms,
+        explain: false,
+    }
+}
+
+/// Asks the engine; anything but Allow is PERMISSION_DENIED carrying the decision.
+pub fn require_allow(
+    bundle: &Bundle,
+    req: &engine::Request,
+    authorize: AuthorizeFn<'_>,
+    what: &str,
+) -> Result<Vec<StatementRef>, Error> {
+    let r = authorize(bundle, req);
+    if r.decision == Decision::Allow {
+        return Ok(r.determining);
+    }
+    Err(Error {
+        kind: super::ErrorKind::PermissionDenied,
+        field: None,
+        message: format!(
+            "{what}: `{}` may not `{}` on `{}`: {}",
+            req.principal,
+            req.action,
+            req.resource,
+            describe_decision(&r)
+        ),
+        decision: Some(Box::new(r)),
+    })
+}
+
+/// Re-evaluates the session's role trust policy for `sts:AssumeRole` (and `sts:TagSession` when the
+/// session has tags) as if `assumed_by` had made the session: a session named or tagged after someone
+/// its trust policy would not allow is impersonation.
+pub fn verify_trust(
+    bundle: &Bundle,
+    e: &Evidence,
+    authorize: AuthorizeFn<'_>,
+    now_ms: i64,
+) -> Result<Vec<StatementRef>, Error> {
+    let (Some(assumed_by), Some(principal)) = (e.assumed_by.as_deref(), e.principal.as_deref()) else {
+        return Ok(Vec::new());
+    };
+    let Some(PrincipalArn::Session { account, role, session }) = arn::parse_principal(principal) else {
+        return Ok(Vec::new());
+    };
+    let Some(role) = bundle.role_by_name(account, role) else {
+        return Err(Error::denied(format!(
+            "impersonation check: role `{role}` of session `{principal}` is not in the bundle"
+        )));
+    };
+    let tags = all_tags(e);
+    let mut base = engine::Request {
+        principal: assumed_by.to_owned(),
+        action: String::new(),
+        resource: role.arn.clone(),
+        now_ms,
+        ..engine::Request::default()
+    };
+    for (k, v) in &tags {
+        base.context.insert(&format!("aws:RequestTag/{k}"), CtxValue::One(v.clone()));
+    }
+    if !tags.is_empty() {
+        base.context.insert("aws:TagKeys", CtxValue::Many(tags.iter().map(|(k, _)| k.clone()).collect()));
+    }
+    let mut assume = base.clone();
+    assume.action = "sts:assumerole".into();
+    assume.context.insert("sts:RoleSessionName", CtxValue::One(session.to_owned()));
+    let impersonation = |r: &engine::Response, action: &str| Error {
+        kind: super::ErrorKind::PermissionDenied,
+        field: None,
+        message: format!(
+            "impersonation: the trust policy of role `{}` would not let `{assumed_by}` {action} (session `{session}`{}): {}",
+            role.name,
+            if tags.is_empty() {
+                String::new()
+            } else {
+                format!(", tags {}", tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
+            },
+            describe_decision(r)
+        ),
+        decision: Some(Box::new(r.clone())),
+    };
+    let r = authorize(bundle, &assume);
+    if r.decision != Decision::Allow {
+        return Err(impersonation(&r, "assume it"));
+    }
+    let mut determining = r.determining;
+    if !tags.is_empty() {
+        let mut tag = base;
+        tag.action = "sts:tagsession".into();
+        let r = authorize(bundle, &tag);
+        if r.decision != Decision::Allow {
+            return Err(impersonation(&r, "tag the session"));
+        }
+        determining.extend(r.determining);
+    }
+    Ok(determining)
+}

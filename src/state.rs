@@ -1,0 +1,84 @@
+//! `--state-dir`: what Warden remembers across restarts (partner-app admin lists and remembered
+//! admins). The running server is its only writer (an exclusive lock on `state-dir/lock`); writes
+//! are atomic (temporary file, fsync, rename, fsync of the directory); a corrupt file is reported,
+//! never silently emptied.
+use crate::identity::AdminMemory;
+use anyhow::{Context as _, Result, bail};
+use std::fs::{self, File, OpenOptions};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+/// The admin state file inside the state directory.
+pub const ADMINS_FILE: &str = "admins.json";
+
+/// An opened, locked state directory.
+#[derive(Debug)]
+pub struct StateDir {
+    dir: PathBuf,
+    _lock: File,
+}
+
+impl StateDir {
+    /// Creates (if needed) and locks the directory.
+    pub fn open(dir: &Path) -> Result<StateDir> {
+        fs::create_dir_all(dir).with_context(|| format!("--state-dir: cannot create `{}`", dir.display()))?;
+        let lock_path = dir.join("lock");
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .with_context(|| format!("--state-dir: cannot open `{}`", lock_path.display()))?;
+        match lock.try_lock() {
+            Ok(()) => {}
+            Err(fs::TryLockError::WouldBlock) => {
+                bail!(
+                    "--state-dir: `{}` is locked by another running warden (the server is its only writer)",
+                    dir.display()
+                )
+            }
+            Err(fs::TryLockError::Error(e)) => bail!("--state-dir: cannot lock `{}`: {e}", lock_path.display()),
+        }
+        Ok(StateDir { dir: dir.to_path_buf(), _lock: lock })
+    }
+
+    /// The remembered admins (empty when the file does not exist yet).
+    pub fn load(&self) -> Result<AdminMemory> {
+        let path = self.dir.join(ADMINS_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(b) => b,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminMemory::default()),
+            Err(e) => bail!("--state-dir: cannot read `{}`: {e}", path.display()),
+        };
+        let m: AdminMemory = serde_json::from_slice(&bytes).with_context(|| {
+            format!("--state-dir: `{}` is corrupt (not left as is, not emptied: fix or remove it)", path.display())
+        })?;
+        if m.version != crate::identity::admins::VERSION {
+            bail!(
+                "--state-dir: `{}` has format version {}, this warden reads {}",
+                path.display(),
+                m.version,
+                crate::identity::admins::VERSION
+            );
+        }
+        Ok(m)
+    }
+
+    /// Writes the remembered admins atomically.
+    pub fn save(&self, m: &AdminMemory) -> Result<()> {
+        let path = self.dir.join(ADMINS_FILE);
+        let tmp = self.dir.join(format!(".{ADMINS_FILE}.tmp"));
+        let text = serde_json::to_vec_pretty(m)?;
+        {
+            let mut f = File::create(&tmp).with_context(|| format!("writing `{}`", tmp.display()))?;
+            f.write_all(&text)?;
+            f.write_all(b"\n")?;
+            f.sync_all()?;
+        }
+        fs::rename(&tmp, &path).with_context(|| format!("renaming into `{}`", path.display()))?;
+        File::open(&self.dir)
+            .and_then(|d| d.sync_all())
+            .with_context(|| format!("syncing `{}`", self.dir.display()))?;
+        Ok(())
+    }
+}
