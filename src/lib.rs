@@ -4,6 +4,7 @@
 #![deny(rust_2018_idioms)]
 
 pub mod bundle;
+pub mod cache;
 pub mod cli;
 pub mod config;
 pub mod engine;

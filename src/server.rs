@@ -4,6 +4,7 @@
 //! gracefully: NOT_SERVING, stop accepting, drain in-flight calls within a bounded grace period.
 pub mod admin;
 pub mod layer;
+pub mod uds_authority;
 
 use crate::bundle;
 use crate::config::{BundleSource, MAX_MESSAGE_BYTES, ServeConfig, flag};
@@ -22,7 +23,8 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+use tokio_stream::StreamExt as _;
+use tokio_stream::wrappers::UnixListenerStream;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -269,7 +271,9 @@ impl Running {
             tracing::info!(addr = %local, "gRPC listening (TCP)");
             grpc_addr = Some(local);
             let r = router(health_svc.clone(), svc.clone())?;
-            let incoming = TcpListenerStream::new(l);
+            // serve_with_incoming ignores Server::tcp_nodelay: without TCP_NODELAY on the accepted sockets
+            // every unary call from grpcio stalls ~40 ms (Nagle + delayed ACK).
+            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
             let rx = rx.clone();
             tasks.push(tokio::spawn(async move {
                 r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC TCP server")
@@ -284,7 +288,9 @@ impl Running {
                 UnixListener::bind(path).with_context(|| format!("{}: cannot bind `{}`", flag::UDS, path.display()))?;
             tracing::info!(path = %path.display(), "gRPC listening (Unix socket)");
             let r = router(health_svc.clone(), svc.clone())?;
-            let incoming = UnixListenerStream::new(l);
+            // grpc-core clients (Python grpcio, C++, Ruby...) send the percent-encoded socket path as
+            // :authority, which h2 resets with PROTOCOL_ERROR: rewrite it below h2 (see uds_authority).
+            let incoming = UnixListenerStream::new(l).map(|conn| conn.map(uds_authority::AuthorityFix::new));
             let rx = rx.clone();
             let path = path.clone();
             tasks.push(tokio::spawn(async move {

@@ -17,7 +17,7 @@ pub trait Context {
 }
 
 /// A simple owned context (tests, the case format).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct MapContext {
     entries: Vec<(String, Value)>,
 }

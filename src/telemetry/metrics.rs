@@ -18,6 +18,15 @@ pub const BUNDLE_INFO: &str = "warden_bundle_info";
 /// When the bundle was last (re)loaded.
 pub const BUNDLE_LAST_RELOAD: &str = "warden_bundle_last_reload_timestamp_seconds";
 
+/// Decisions answered from the cache.
+pub const CACHE_HITS: &str = "warden_cache_hits_total";
+/// Decisions evaluated (not in the cache).
+pub const CACHE_MISSES: &str = "warden_cache_misses_total";
+/// Decisions in the active snapshot's cache.
+pub const CACHE_ENTRIES: &str = "warden_cache_entries";
+/// Decision-log records dropped because the writer could not keep up.
+pub const DECISION_LOG_DROPPED: &str = "warden_decision_log_dropped_total";
+
 /// Histogram buckets: 1 µs to 100 ms.
 pub const DECISION_BUCKETS: &[f64] =
     &[1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1];
@@ -78,6 +87,13 @@ fn describe() {
     metrics::describe_counter!(BUNDLE_RELOADS, "Bundle loads, by result (activated, unchanged, rejected).");
     metrics::describe_gauge!(BUNDLE_INFO, "The active bundle revision (value 1).");
     metrics::describe_gauge!(BUNDLE_LAST_RELOAD, "Unix time of the last bundle load attempt.");
+    metrics::describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
+    metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
+    metrics::describe_gauge!(CACHE_ENTRIES, "Decisions held by the active bundle's cache.");
+    metrics::describe_counter!(
+        DECISION_LOG_DROPPED,
+        "Decision-log records dropped because the log writer could not keep up."
+    );
 }
 
 /// Runs the recorder's upkeep forever (drains histogram samples); spawn it once.
@@ -139,4 +155,24 @@ pub fn code_name(code: tonic::Code) -> &'static str {
         DataLoss => "DATA_LOSS",
         Unauthenticated => "UNAUTHENTICATED",
     }
+}
+
+/// Counts a cache hit.
+pub fn cache_hit() {
+    metrics::counter!(CACHE_HITS).increment(1);
+}
+
+/// Counts a cache miss.
+pub fn cache_miss() {
+    metrics::counter!(CACHE_MISSES).increment(1);
+}
+
+/// Sets the number of cached decisions.
+pub fn cache_entries(n: usize) {
+    metrics::gauge!(CACHE_ENTRIES).set(n as f64);
+}
+
+/// Counts a dropped decision-log record.
+pub fn decision_log_dropped() {
+    metrics::counter!(DECISION_LOG_DROPPED).increment(1);
 }
