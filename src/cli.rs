@@ -66,6 +66,15 @@ enum Command {
         /// Persist remembered partner-app admins here (the server locks it; atomic writes).
         #[arg(long)]
         state_dir: Option<String>,
+        /// Decisions cached per bundle revision (0 disables the cache).
+        #[arg(long)]
+        cache_capacity: Option<usize>,
+        /// Re-read the bundle directory every MS milliseconds instead of watching it (EFS, NFS).
+        #[arg(long, value_name = "MS")]
+        poll_interval: Option<u64>,
+        /// Write one JSON line per decision to PATH (appended) or `-` (stdout).
+        #[arg(long, value_name = "PATH|-")]
+        decision_log: Option<String>,
     },
     /// Manage the remembered admins of a running server.
     Admins {
@@ -121,7 +130,17 @@ pub fn main() -> ExitCode {
 
 fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
-        Command::Serve { bundle, listen, uds, admin_listen, shutdown_grace_ms, state_dir } => {
+        Command::Serve {
+            bundle,
+            listen,
+            uds,
+            admin_listen,
+            shutdown_grace_ms,
+            state_dir,
+            cache_capacity,
+            poll_interval,
+            decision_log,
+        } => {
             let config = match crate::config::ServeConfig::from_flags(
                 bundle.as_deref(),
                 Some(&listen),
@@ -130,6 +149,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(shutdown_grace_ms),
             )
             .and_then(|c| c.with_state_dir(state_dir.as_deref()))
+            .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
             {
                 Ok(c) => c,
                 Err(e) => {

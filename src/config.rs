@@ -18,6 +18,12 @@ pub mod flag {
     pub const SHUTDOWN_GRACE: &str = "--shutdown-grace-ms";
     /// Where remembered state is kept.
     pub const STATE_DIR: &str = "--state-dir";
+    /// Decision cache size.
+    pub const CACHE_CAPACITY: &str = "--cache-capacity";
+    /// Poll instead of watching.
+    pub const POLL_INTERVAL: &str = "--poll-interval";
+    /// Decision log target.
+    pub const DECISION_LOG: &str = "--decision-log";
 }
 
 /// Default gRPC address.
@@ -55,6 +61,12 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Where remembered partner-app admins are persisted (`None`: in memory only).
     pub state_dir: Option<PathBuf>,
+    /// Decisions cached per bundle (0: no cache).
+    pub cache_capacity: usize,
+    /// Poll the bundle directory at this interval instead of watching it.
+    pub poll_interval: Option<Duration>,
+    /// Where decisions are logged.
+    pub decision_log: Option<crate::telemetry::decision_log::Target>,
 }
 
 /// A bad flag value.
@@ -86,6 +98,41 @@ impl ServeConfig {
             Some("") => return Err(ConfigError { flag: flag::STATE_DIR, message: "must not be empty".into() }),
             Some(d) => Some(PathBuf::from(d)),
             None => None,
+        };
+        Ok(self)
+    }
+
+    /// Sets `--cache-capacity`, `--poll-interval` and `--decision-log`.
+    pub fn with_runtime(
+        mut self,
+        cache_capacity: Option<usize>,
+        poll_interval_ms: Option<u64>,
+        decision_log: Option<&str>,
+    ) -> Result<ServeConfig, ConfigError> {
+        if let Some(c) = cache_capacity {
+            if c > 100_000_000 {
+                return Err(ConfigError {
+                    flag: flag::CACHE_CAPACITY,
+                    message: format!("{c} is over the limit of 100000000"),
+                });
+            }
+            self.cache_capacity = c;
+        }
+        self.poll_interval = match poll_interval_ms {
+            None => None,
+            Some(ms) if (10..=3_600_000).contains(&ms) => Some(Duration::from_millis(ms)),
+            Some(ms) => {
+                return Err(ConfigError {
+                    flag: flag::POLL_INTERVAL,
+                    message: format!("{ms} ms is outside 10–3600000"),
+                });
+            }
+        };
+        self.decision_log = match decision_log {
+            None => None,
+            Some("") => return Err(ConfigError { flag: flag::DECISION_LOG, message: "must be a path or `-`".into() }),
+            Some("-") => Some(crate::telemetry::decision_log::Target::Stdout),
+            Some(p) => Some(crate::telemetry::decision_log::Target::File(PathBuf::from(p))),
         };
         Ok(self)
     }
@@ -131,7 +178,17 @@ impl ServeConfig {
                 });
             }
         };
-        Ok(ServeConfig { bundle, listen, uds, admin_listen, shutdown_grace, state_dir: None })
+        Ok(ServeConfig {
+            bundle,
+            listen,
+            uds,
+            admin_listen,
+            shutdown_grace,
+            state_dir: None,
+            cache_capacity: crate::cache::DEFAULT_CAPACITY,
+            poll_interval: None,
+            decision_log: None,
+        })
     }
 }
 

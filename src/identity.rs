@@ -267,3 +267,6 @@ pub fn propagate(
         Target::Job { .. } => studio::job(bundle, req, authorize),
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -12,6 +12,7 @@ pub mod grpc;
 pub mod identity;
 pub mod policy;
 pub mod proto;
+pub mod reload;
 pub mod server;
 pub mod state;
 pub mod store;

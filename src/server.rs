@@ -64,6 +64,8 @@ pub struct Running {
     pub first_load: watch::Receiver<Option<ReloadOutcome>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
+    reloader: Option<JoinHandle<()>>,
+    log_task: Option<JoinHandle<()>>,
     grace: Duration,
 }
 
@@ -245,7 +247,7 @@ impl Running {
             Some(s) => s.load()?,
             None => AdminMemory::default(),
         };
-        let store = Arc::new(Store::new());
+        let store = Arc::new(Store::with_cache_capacity(config.cache_capacity));
         let (health, health_svc) = tonic_health::server::health_reporter();
         // HealthReporter starts with "" SERVING: readiness follows the bundle, so say NOT_SERVING now.
         set_health(&health, ServingStatus::NotServing).await;
@@ -257,7 +259,14 @@ impl Running {
             serial: tokio::sync::Mutex::new(()),
             initial_admins,
         });
-        let svc = AuthorizerService::new(store.clone(), options.evaluator);
+        let mut svc = AuthorizerService::new(store.clone(), options.evaluator);
+        let mut log_task = None;
+        if let Some(target) = &config.decision_log {
+            let (log, task) = crate::telemetry::decision_log::DecisionLog::spawn(target)
+                .with_context(|| format!("{}: cannot open the decision log", flag::DECISION_LOG))?;
+            svc = svc.with_decision_log(log);
+            log_task = Some(task);
+        }
         let (shutdown, rx) = watch::channel(false);
         let mut tasks = Vec::new();
         let stop = |mut rx: watch::Receiver<bool>| async move {
@@ -321,6 +330,13 @@ impl Running {
                 let _ = first_tx.send(Some(outcome));
             });
         }
+        let reloader = match (&config.bundle, options.load_bundle) {
+            (BundleSource::Dir(d), true) => {
+                let mode = config.poll_interval.map_or(crate::reload::Mode::Watch, crate::reload::Mode::Poll);
+                Some(crate::reload::spawn(shared.clone(), d.clone(), mode))
+            }
+            _ => None,
+        };
         Ok(Running {
             grpc_addr,
             uds: config.uds.clone(),
@@ -331,6 +347,8 @@ impl Running {
             first_load,
             shutdown,
             tasks,
+            reloader,
+            log_task,
             grace: config.shutdown_grace,
         })
     }
@@ -339,6 +357,9 @@ impl Running {
     /// grace period. Returns whether everything drained in time.
     pub async fn shutdown(self) -> bool {
         set_health(&self.health, ServingStatus::NotServing).await;
+        if let Some(r) = &self.reloader {
+            r.abort();
+        }
         let _ = self.shutdown.send(true);
         let all = async {
             for t in self.tasks {
@@ -349,7 +370,13 @@ impl Running {
                 }
             }
         };
-        match tokio::time::timeout(self.grace, all).await {
+        let log_task = self.log_task;
+        let drained = tokio::time::timeout(self.grace, all).await;
+        // The services (and their log senders) are gone with the listeners: let the log writer finish.
+        if let Some(t) = log_task {
+            let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
+        }
+        match drained {
             Ok(()) => true,
             Err(_) => {
                 tracing::warn!(

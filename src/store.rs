@@ -1,6 +1,7 @@
 //! The active bundle: an atomically swapped snapshot (arc-swap). A request loads it once and uses that
 //! one snapshot for its evaluation and the revision it reports. Also keeps the status operators see.
 use crate::bundle::Bundle;
+use crate::cache::DecisionCache;
 use crate::identity::AdminMemory;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::Arc;
@@ -13,6 +14,8 @@ pub struct Active {
     pub bundle: Arc<Bundle>,
     /// Remembered partner-app admins, consistent with `bundle`.
     pub admins: Arc<AdminMemory>,
+    /// Decisions computed against this bundle (replaced with it).
+    pub cache: Arc<DecisionCache>,
     /// When it was activated.
     pub activated_at: SystemTime,
     /// The revision it replaced.
@@ -44,14 +47,21 @@ pub struct Activation {
 pub struct Store {
     active: ArcSwapOption<Active>,
     reload: ArcSwap<ReloadStatus>,
+    cache_capacity: usize,
 }
 
 // === impl Store ===
 
 impl Store {
-    /// An empty store: no bundle yet (RPCs answer UNAVAILABLE).
+    /// An empty store: no bundle yet (RPCs answer UNAVAILABLE); each activated bundle gets a decision
+    /// cache of the default capacity.
     pub fn new() -> Store {
-        Store::default()
+        Store::with_cache_capacity(crate::cache::DEFAULT_CAPACITY)
+    }
+
+    /// An empty store whose bundles get caches of `capacity` decisions (0: no cache).
+    pub fn with_cache_capacity(capacity: usize) -> Store {
+        Store { cache_capacity: capacity, ..Store::default() }
     }
 
     /// The active snapshot, loaded once per request.
@@ -65,7 +75,9 @@ impl Store {
         let revision = bundle.revision.clone();
         let now = SystemTime::now();
         let admins = Arc::new(admins);
-        let active = Active { bundle, admins, activated_at: now, previous_revision: previous.clone(), source };
+        let cache = Arc::new(DecisionCache::new(self.cache_capacity));
+        crate::telemetry::metrics::cache_entries(0);
+        let active = Active { bundle, admins, cache, activated_at: now, previous_revision: previous.clone(), source };
         self.active.store(Some(Arc::new(active)));
         self.reload.store(Arc::new(ReloadStatus { at: Some(now), error: None }));
         Activation { revision, previous }
@@ -77,6 +89,7 @@ impl Store {
         self.active.store(Some(Arc::new(Active {
             bundle: cur.bundle.clone(),
             admins: Arc::new(admins),
+            cache: cur.cache.clone(),
             activated_at: cur.activated_at,
             previous_revision: cur.previous_revision.clone(),
             source: cur.source.clone(),

@@ -7,6 +7,7 @@ use crate::config::MAX_BATCH;
 use crate::engine::{self, Decision, Request, Response};
 use crate::proto;
 use crate::store::{Active, Store};
+use crate::telemetry::decision_log::{self, DecisionLog, Record};
 use crate::telemetry::metrics::{self, Rpc};
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -23,6 +24,7 @@ pub struct AuthorizerService {
     store: Arc<Store>,
     evaluator: Evaluator,
     ids: Arc<DecisionIds>,
+    log: Option<DecisionLog>,
 }
 
 /// Decision ids: unique per process and start time, cheap to make.
@@ -62,14 +64,70 @@ pub fn decision_label(d: Decision) -> &'static str {
 
 // === impl AuthorizerService ===
 
+/// What the decision log records of a request before it is answered.
+struct LogCtx<'a> {
+    request_id: Option<&'a str>,
+    principal: String,
+    action: String,
+    resource: String,
+}
+
 impl AuthorizerService {
     /// A service answering from `store` with `evaluator` (normally [`engine::authorize`]).
     pub fn new(store: Arc<Store>, evaluator: Evaluator) -> AuthorizerService {
-        AuthorizerService { store, evaluator, ids: Arc::new(DecisionIds::new()) }
+        AuthorizerService { store, evaluator, ids: Arc::new(DecisionIds::new()), log: None }
+    }
+
+    /// Also writes every decision to `log`.
+    pub fn with_decision_log(mut self, log: DecisionLog) -> AuthorizerService {
+        self.log = Some(log);
+        self
     }
 
     fn active(&self) -> Result<Arc<Active>, Status> {
         self.store.load().ok_or_else(status::no_bundle)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record(
+        &self,
+        ctx: LogCtx<'_>,
+        rpc: Rpc,
+        decision: &'static str,
+        code: Code,
+        message: Option<String>,
+        determining: &[proto::StatementRef],
+        revision: &str,
+        started: Instant,
+        cached: bool,
+        decision_id: String,
+    ) {
+        let Some(log) = &self.log else { return };
+        log.log(Record {
+            time: decision_log::now_rfc3339(),
+            decision_id,
+            request_id: ctx.request_id.map(str::to_owned),
+            rpc: rpc.as_str(),
+            principal: ctx.principal,
+            action: ctx.action,
+            resource: ctx.resource,
+            decision,
+            code: metrics::code_name(code),
+            message,
+            determining: determining
+                .iter()
+                .map(|s| {
+                    if s.sid.starts_with('#') {
+                        format!("{}{}", s.policy, s.sid)
+                    } else {
+                        format!("{}#{}", s.policy, s.sid)
+                    }
+                })
+                .collect(),
+            revision: revision.to_owned(),
+            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            cached,
+        });
     }
 
     /// One decision against one snapshot; the error is the gRPC status of this request alone.
@@ -78,45 +136,157 @@ impl AuthorizerService {
         active: &Active,
         req: proto::AuthorizeRequest,
         rpc: Rpc,
+        request_id: Option<&str>,
     ) -> Result<proto::AuthorizeResponse, Status> {
         let started = Instant::now();
-        let req = convert::request_from_proto(req, now_ms()).map_err(|e| status::invalid_argument(&e))?;
+        let ctx = LogCtx {
+            request_id,
+            principal: req.principal.as_ref().map(|p| p.arn.clone()).unwrap_or_default(),
+            action: req.action.clone(),
+            resource: req.resource.clone(),
+        };
         let bundle = &*active.bundle;
+        let req = match convert::request_from_proto(req, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                let s = status::invalid_argument(&e);
+                self.record(
+                    ctx,
+                    rpc,
+                    "error",
+                    s.code(),
+                    Some(s.message().to_owned()),
+                    &[],
+                    &bundle.revision,
+                    started,
+                    false,
+                    self.ids.next(),
+                );
+                return Err(s);
+            }
+        };
         let evaluator = self.evaluator;
-        let resp = std::panic::catch_unwind(AssertUnwindSafe(|| evaluator(bundle, &req))).map_err(|_| {
+        let evaluated =
+            std::panic::catch_unwind(AssertUnwindSafe(|| active.cache.get_or_evaluate(bundle, &req, evaluator)));
+        let Ok((resp, cached)) = evaluated else {
             metrics::panic();
             metrics::decision(rpc, "error", started.elapsed());
             tracing::error!(target: "warden::decision", principal = %req.principal, action = %req.action, "evaluation panicked; answered INTERNAL");
-            status::internal_panic()
-        })?;
+            let s = status::internal_panic();
+            self.record(
+                ctx,
+                rpc,
+                "error",
+                s.code(),
+                Some(s.message().to_owned()),
+                &[],
+                &bundle.revision,
+                started,
+                false,
+                self.ids.next(),
+            );
+            return Err(s);
+        };
         metrics::decision(rpc, decision_label(resp.decision), started.elapsed());
-        Ok(convert::response_to_proto(&resp, &bundle.revision, false, self.ids.next()))
+        let out = convert::response_to_proto(&resp, &bundle.revision, cached, self.ids.next());
+        self.record(
+            ctx,
+            rpc,
+            decision_label(resp.decision),
+            Code::Ok,
+            None,
+            &out.determining,
+            &bundle.revision,
+            started,
+            cached,
+            out.decision_id.clone(),
+        );
+        Ok(out)
     }
-}
 
-impl AuthorizerService {
     fn propagate(
         &self,
         active: &Active,
         req: proto::PropagateIdentityRequest,
+        request_id: Option<&str>,
     ) -> Result<proto::PropagateIdentityResponse, Status> {
         let started = Instant::now();
-        let req = super::propagate::request_from_proto(req, now_ms()).map_err(|e| status::invalid_argument(&e))?;
+        let rpc = Rpc::PropagateIdentity;
+        let target = match &req.target {
+            Some(proto::propagate_identity_request::Target::PartnerApp(p)) => p.arn.clone(),
+            Some(proto::propagate_identity_request::Target::StudioProfile(p)) => {
+                format!("studio-profile:{}", p.domain_id)
+            }
+            Some(proto::propagate_identity_request::Target::Job(j)) => format!("job:{}", j.domain_id),
+            None => String::new(),
+        };
+        let ctx = LogCtx {
+            request_id,
+            principal: req.evidence.as_ref().map(|e| e.principal_arn.clone()).unwrap_or_default(),
+            action: "PropagateIdentity".into(),
+            resource: target,
+        };
         let bundle = &*active.bundle;
+        let req = match super::propagate::request_from_proto(req, now_ms()) {
+            Ok(r) => r,
+            Err(e) => {
+                let s = status::invalid_argument(&e);
+                self.record(
+                    ctx,
+                    rpc,
+                    "error",
+                    s.code(),
+                    Some(s.message().to_owned()),
+                    &[],
+                    &bundle.revision,
+                    started,
+                    false,
+                    self.ids.next(),
+                );
+                return Err(s);
+            }
+        };
         let evaluator = self.evaluator;
-        let authorize = |b: &Bundle, r: &Request| evaluator(b, r);
+        // The authorization steps use the snapshot's decision cache too.
+        let authorize = |b: &Bundle, r: &Request| (*active.cache.get_or_evaluate(b, r, evaluator).0).clone();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             crate::identity::propagate(bundle, &active.admins, &req, &authorize)
-        }))
-        .map_err(|_| {
+        }));
+        let Ok(result) = result else {
             metrics::panic();
-            metrics::decision(Rpc::PropagateIdentity, "error", started.elapsed());
-            status::internal_panic()
-        })?;
+            metrics::decision(rpc, "error", started.elapsed());
+            let s = status::internal_panic();
+            self.record(
+                ctx,
+                rpc,
+                "error",
+                s.code(),
+                Some(s.message().to_owned()),
+                &[],
+                &bundle.revision,
+                started,
+                false,
+                self.ids.next(),
+            );
+            return Err(s);
+        };
         match result {
             Ok(o) => {
-                metrics::decision(Rpc::PropagateIdentity, "allow", started.elapsed());
-                Ok(super::propagate::outcome_to_proto(&o, &bundle.revision, self.ids.next()))
+                metrics::decision(rpc, "allow", started.elapsed());
+                let out = super::propagate::outcome_to_proto(&o, &bundle.revision, self.ids.next());
+                self.record(
+                    ctx,
+                    rpc,
+                    "allow",
+                    Code::Ok,
+                    None,
+                    &out.determining,
+                    &bundle.revision,
+                    started,
+                    false,
+                    out.decision_id.clone(),
+                );
+                Ok(out)
             }
             Err(e) => {
                 let label = match e.decision.as_ref().map(|d| d.decision) {
@@ -124,8 +294,22 @@ impl AuthorizerService {
                     Some(Decision::ImplicitDeny) => "implicit_deny",
                     _ => "error",
                 };
-                metrics::decision(Rpc::PropagateIdentity, label, started.elapsed());
-                Err(super::propagate::error_to_status(&e))
+                metrics::decision(rpc, label, started.elapsed());
+                let s = super::propagate::error_to_status(&e);
+                let det = e.decision.as_ref().map(|d| convert::statement_refs(&d.determining)).unwrap_or_default();
+                self.record(
+                    ctx,
+                    rpc,
+                    label,
+                    s.code(),
+                    Some(s.message().to_owned()),
+                    &det,
+                    &bundle.revision,
+                    started,
+                    false,
+                    self.ids.next(),
+                );
+                Err(s)
             }
         }
     }
@@ -163,7 +347,8 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         request: tonic::Request<proto::AuthorizeRequest>,
     ) -> Result<tonic::Response<proto::AuthorizeResponse>, Status> {
         let id = request_id(&request);
-        let r = self.active().and_then(|active| self.decide(&active, request.into_inner(), Rpc::Authorize));
+        let r =
+            self.active().and_then(|active| self.decide(&active, request.into_inner(), Rpc::Authorize, id.as_deref()));
         finish(Rpc::Authorize, id, r)
     }
 
@@ -185,7 +370,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
             let results = requests
                 .into_iter()
                 .map(|item| {
-                    let result = match self.decide(&active, item, Rpc::Authorize) {
+                    let result = match self.decide(&active, item, Rpc::Authorize, id.as_deref()) {
                         Ok(resp) => proto::authorize_batch_item::Result::Response(resp),
                         Err(s) => {
                             let field = tonic_types::StatusExt::get_details_bad_request(&s)
@@ -211,7 +396,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         request: tonic::Request<proto::PropagateIdentityRequest>,
     ) -> Result<tonic::Response<proto::PropagateIdentityResponse>, Status> {
         let id = request_id(&request);
-        let r = self.active().and_then(|active| self.propagate(&active, request.into_inner()));
+        let r = self.active().and_then(|active| self.propagate(&active, request.into_inner(), id.as_deref()));
         finish(Rpc::PropagateIdentity, id, r)
     }
 
