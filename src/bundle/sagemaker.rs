@@ -11,7 +11,8 @@ pub const APP_TYPES: &[&str] = &["comet", "fiddler", "deepchecks-llm-evaluation"
 /// Most admin users an app may have.
 pub const MAX_ADMINS: usize = 5;
 
-fn valid_app_arn(a: &str) -> bool {
+/// Whether `a` is `arn:aws:sagemaker:REGION:ACCOUNT:partner-app/app-` + 12 upper-case letters/digits.
+pub fn valid_app_arn(a: &str) -> bool {
     let Some(p) = arn::parse(a) else { return false };
     let Some(id) = p.resource.strip_prefix("partner-app/app-") else {
         return false;

@@ -130,6 +130,23 @@ impl AuthorizerService {
         });
     }
 
+    /// Records an error answer and returns its status.
+    fn fail(&self, ctx: LogCtx<'_>, rpc: Rpc, s: Status, revision: &str, started: Instant) -> Status {
+        self.record(
+            ctx,
+            rpc,
+            "error",
+            s.code(),
+            Some(s.message().to_owned()),
+            &[],
+            revision,
+            started,
+            false,
+            self.ids.next(),
+        );
+        s
+    }
+
     /// One decision against one snapshot; the error is the gRPC status of this request alone.
     fn decide(
         &self,
@@ -149,20 +166,7 @@ impl AuthorizerService {
         let req = match convert::request_from_proto(req, now_ms()) {
             Ok(r) => r,
             Err(e) => {
-                let s = status::invalid_argument(&e);
-                self.record(
-                    ctx,
-                    rpc,
-                    "error",
-                    s.code(),
-                    Some(s.message().to_owned()),
-                    &[],
-                    &bundle.revision,
-                    started,
-                    false,
-                    self.ids.next(),
-                );
-                return Err(s);
+                return Err(self.fail(ctx, rpc, status::invalid_argument(&e), &bundle.revision, started));
             }
         };
         let evaluator = self.evaluator;
@@ -172,20 +176,7 @@ impl AuthorizerService {
             metrics::panic();
             metrics::decision(rpc, "error", started.elapsed());
             tracing::error!(target: "warden::decision", principal = %req.principal, action = %req.action, "evaluation panicked; answered INTERNAL");
-            let s = status::internal_panic();
-            self.record(
-                ctx,
-                rpc,
-                "error",
-                s.code(),
-                Some(s.message().to_owned()),
-                &[],
-                &bundle.revision,
-                started,
-                false,
-                self.ids.next(),
-            );
-            return Err(s);
+            return Err(self.fail(ctx, rpc, status::internal_panic(), &bundle.revision, started));
         };
         metrics::decision(rpc, decision_label(resp.decision), started.elapsed());
         let out = convert::response_to_proto(&resp, &bundle.revision, cached, self.ids.next());
@@ -230,20 +221,7 @@ impl AuthorizerService {
         let req = match super::propagate::request_from_proto(req, now_ms()) {
             Ok(r) => r,
             Err(e) => {
-                let s = status::invalid_argument(&e);
-                self.record(
-                    ctx,
-                    rpc,
-                    "error",
-                    s.code(),
-                    Some(s.message().to_owned()),
-                    &[],
-                    &bundle.revision,
-                    started,
-                    false,
-                    self.ids.next(),
-                );
-                return Err(s);
+                return Err(self.fail(ctx, rpc, status::invalid_argument(&e), &bundle.revision, started));
             }
         };
         let evaluator = self.evaluator;
@@ -255,20 +233,7 @@ impl AuthorizerService {
         let Ok(result) = result else {
             metrics::panic();
             metrics::decision(rpc, "error", started.elapsed());
-            let s = status::internal_panic();
-            self.record(
-                ctx,
-                rpc,
-                "error",
-                s.code(),
-                Some(s.message().to_owned()),
-                &[],
-                &bundle.revision,
-                started,
-                false,
-                self.ids.next(),
-            );
-            return Err(s);
+            return Err(self.fail(ctx, rpc, status::internal_panic(), &bundle.revision, started));
         };
         match result {
             Ok(o) => {

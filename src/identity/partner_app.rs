@@ -2,18 +2,9 @@
 //! authorization step before it, the impersonation re-check, and the admin role. Pure.
 use super::evidence::{self, PARTNER_APP_USER_TAG};
 use super::{AdminMemory, AdminRole, AuthorizeFn, Channel, Error, Outcome, Request, Source, Target};
-use crate::bundle::sagemaker::valid_domain_id;
+use crate::bundle::sagemaker::{valid_app_arn, valid_domain_id};
 use crate::bundle::{Bundle, Domain, PartnerApp};
 use crate::policy::arn::{self, PrincipalArn};
-
-fn valid_app_arn(a: &str) -> bool {
-    let Some(p) = arn::parse(a) else { return false };
-    let Some(id) = p.resource.strip_prefix("partner-app/app-") else { return false };
-    p.service == "sagemaker"
-        && arn::is_account_id(p.account)
-        && id.len() == 12
-        && id.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
-}
 
 /// The admin role of `user` in `app`.
 pub fn admin_role(app: &PartnerApp, admins: &AdminMemory, user: &str) -> AdminRole {
