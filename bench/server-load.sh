@@ -27,6 +27,9 @@
 #   QUIET_WAIT=180    client) is below this % busy over 1 s, i.e. nobody else is using a core
 #   PERF=1            after the A/B runs: `perf record -g` the server during an Authorize run at the
 #   PERF_CONC=32      largest concurrency, report top symbols (perf.txt)
+#   DISTURB_PCT=10    a run during which other processes used more than this % of core 0 (core 0 busy
+#                     minus the server's own CPU) is marked disturbed and repeated once; the table takes
+#                     the median of the undisturbed runs (all runs if none was undisturbed)
 # Results: bench/results/<UTC timestamp>[-LABEL]/ (git-ignored): env.txt, runs.tsv, table.md, summary.md,
 # per-run grpc-load output, server.log, metrics after the runs, perf report.
 set -euo pipefail
@@ -50,6 +53,7 @@ QUIET_PCT="${QUIET_PCT:-15}"
 QUIET_WAIT="${QUIET_WAIT:-180}"
 PERF="${PERF:-1}"
 PERF_CONC="${PERF_CONC:-32}"
+DISTURB_PCT="${DISTURB_PCT:-10}"
 HZ=$(getconf CLK_TCK)
 
 log() { printf '[%s] %s\n' "$(date -u +%H:%M:%S)" "$*" >&2; }
@@ -174,6 +178,8 @@ log "ready after $(( ($(date +%s%N) - t0) / 1000000 )) ms: $(cat "$OUT/readyz.tx
 
 ticks() { awk '{print $14 + $15}' "/proc/$SERVER_PID/stat"; }
 mem() { awk '/^VmRSS:/{r=$2} /^VmHWM:/{h=$2} END{printf "%.1f %.1f\n", r/1024, h/1024}' "/proc/$SERVER_PID/status"; }
+# CPU ticks of this shell's waited-for children (the load client: grpc-load.sh, h2load)
+child_ticks() { awk '{print $16 + $17}' /proc/$$/stat; }
 cpu01() { awk '/^cpu0 /{printf "%d ", $2+$3+$4+$7+$8+$9} /^cpu1 /{printf "%d", $2+$3+$4+$7+$8+$9}' /proc/stat; }
 
 sleep 1
@@ -181,7 +187,7 @@ read -r RSS_IDLE HWM_IDLE < <(mem)
 log "idle: VmRSS $RSS_IDLE MiB, VmHWM $HWM_IDLE MiB"
 echo "idle rss_mib=$RSS_IDLE hwm_mib=$HWM_IDLE" > "$OUT/memory.txt"
 
-printf 'inflight\tround\tmethod\tcalls_s\tp50_us\tp99_us\tp999_us\tmean_us\tserver_cpu_us_per_call\tserver_cpu_pct\tcpu0_other_pct\tcpu1_busy_pct\tmachine_busy_before_pct\tload1_before\twaited_s\tsucceeded\n' > "$OUT/runs.tsv"
+printf 'inflight\tround\tmethod\tcalls_s\tp50_us\tp99_us\tp999_us\tmean_us\tserver_cpu_us_per_call\tserver_cpu_pct\tcpu0_other_pct\tcpu1_busy_pct\tmachine_busy_before_pct\tload1_before\twaited_s\tsucceeded\tdisturbed\n' > "$OUT/runs.tsv"
 
 # one_run CONC ROUND NAME METHOD REQFILE
 one_run() {
@@ -199,10 +205,12 @@ one_run() {
     echo "$a $b $ta $tb $ca $cb" > "$f.cpu"
   ) &
   local sampler=$!
+  local ch0 ch1 tr0 tr1; ch0=$(child_ticks); tr0=$(date +%s%N)
   set +e
   PERCENTILES=1 WARMUP_S=$WARMUP taskset -c 1 "$LOADER" "127.0.0.1:$PORT" "$method" "$req" 1 "$c" "$DURATION" > "$f" 2>&1
   local rc=$?
   set -e
+  ch1=$(child_ticks); tr1=$(date +%s%N)
   wait "$sampler" || true
   (( rc == 0 )) || { tail -20 "$f" >&2; die "grpc-load failed (rc=$rc) for $name at $c in flight"; }
   local res; res=$(grep '^RESULT ' "$f")
@@ -211,24 +219,34 @@ one_run() {
   rps=$(kv rps); p50=$(kv p50_us); p99=$(kv p99_us); p999=$(kv p999_us); mean=$(kv mean_us); ok=$(kv succeeded)
   local a b ta tb c0a c1a c0b c1b
   read -r a b ta tb c0a c1a c0b c1b < "$f.cpu"
-  local row
+  local row dist
   row=$(awk -v a="$a" -v b="$b" -v ta="$ta" -v tb="$tb" -v rps="$rps" -v hz="$HZ" \
-            -v c0a="$c0a" -v c0b="$c0b" -v c1a="$c1a" -v c1b="$c1b" 'BEGIN{
+            -v c0a="$c0a" -v c0b="$c0b" -v c1a="$c1a" -v c1b="$c1b" \
+            -v cl="$((ch1 - ch0))" -v clsecs="$(( (tr1 - tr0) / 1000000 ))" 'BEGIN{
       secs=(tb-ta)/1e9; cpu=(b-a)/hz; calls=rps*secs
       srv=100*cpu/secs; c0=100*(c0b-c0a)/hz/secs; c1=100*(c1b-c1a)/hz/secs
       other=c0-srv; if (other<0) other=0
-      printf "%.1f\t%.0f\t%.0f\t%.0f", (calls>0 ? cpu*1e6/calls : 0), srv, other, c1 }')
-  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$round" "$name" "$rps" "$p50" "$p99" "$p999" "$mean" \
-    "$row" "$QUIET_BUSY" "$l1" "$QUIET_WAITED" "$ok" >> "$OUT/runs.tsv"
-  log "$(printf 'c=%-3s r%s %-22s %10s calls/s  p50 %6s us  p99 %6s us  server CPU %s us/call (%s%% of core 0), other on core 0 %s%%, core 1 %s%%  [machine %s%% busy before, load %s]' \
-    "$c" "$round" "$name" "$rps" "$p50" "$p99" $(cut -f1 <<<"$row") $(cut -f2 <<<"$row") $(cut -f3 <<<"$row") $(cut -f4 <<<"$row") "$QUIET_BUSY" "$l1")"
+      client=100*cl/hz/(clsecs/1000); other1=c1-client; if (other1<0) other1=0
+      printf "%.1f\t%.0f\t%.0f\t%.0f\t%.0f", (calls>0 ? cpu*1e6/calls : 0), srv, other, c1, other1 }')
+  dist=$(awk -v o="$(cut -f3 <<<"$row")" -v o1="$(cut -f5 <<<"$row")" -v m="$DISTURB_PCT" 'BEGIN{print (o + 0 > m + 0 || o1 + 0 > m + 0) ? 1 : 0}')
+  OTHER1=$(cut -f5 <<<"$row"); row=$(cut -f1-4 <<<"$row")
+  LAST_DISTURBED=$dist
+  printf '%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n' "$c" "$round" "$name" "$rps" "$p50" "$p99" "$p999" "$mean" \
+    "$row" "$QUIET_BUSY" "$l1" "$QUIET_WAITED" "$ok" "$dist" >> "$OUT/runs.tsv"
+  log "$(printf 'c=%-3s r%s %-22s %10s calls/s  p50 %6s us  p99 %6s us  server CPU %s us/call (%s%% of core 0), other on core 0 %s%%, core 1 %s%% (other %s%%)  [machine %s%% busy before, load %s]%s' \
+    "$c" "$round" "$name" "$rps" "$p50" "$p99" $(cut -f1 <<<"$row") $(cut -f2 <<<"$row") $(cut -f3 <<<"$row") $(cut -f4 <<<"$row") "$OTHER1" "$QUIET_BUSY" "$l1" "$( ((dist)) && echo ' DISTURBED')")"
+}
+# run once; once more if another process used core 0 during the run
+run_ab() {
+  one_run "$@"
+  if (( LAST_DISTURBED )); then log "  repeating (disturbed)"; one_run "$@"; fi
 }
 
 for c in $CONCS; do
   for round in $(seq 1 "$ROUNDS"); do
-    one_run "$c" "$round" health /grpc.health.v1.Health/Check "$OUT/empty.bin"
+    run_ab "$c" "$round" health /grpc.health.v1.Health/Check "$OUT/empty.bin"
     for r in $REQUESTS; do
-      one_run "$c" "$round" "authorize_$r" /warden.v1.Authorizer/Authorize "$OUT/$r.bin"
+      run_ab "$c" "$round" "authorize_$r" /warden.v1.Authorizer/Authorize "$OUT/$r.bin"
     done
   done
   read -r rss hwm < <(mem)
@@ -276,22 +294,31 @@ echo "sigterm_exit=$SRV_RC stop_ms=$STOP_MS" > "$OUT/stop.txt"
 # --- decisions answered (server-side counters) ----------------------------------------------------------------
 grep -E '^warden_(requests_total|decision_duration_seconds_count)' "$OUT/metrics_after.txt" > "$OUT/decisions.txt" 2>/dev/null || true
 
-# --- table ---------------------------------------------------------------------------------------------------
+# --- table: per in-flight and call, the median over undisturbed runs (all runs when none was undisturbed) ---
 awk -F'\t' -v rss_idle="$RSS_IDLE" -v hwm_end="$HWM_END" -v rss_end="$RSS_END" '
+  function med(key, col,   i, j, t, v, m) { m = 0
+    for (i = 1; i <= cnt[key]; i++) { v[i] = val[key, i, col]
+      for (j = i; j > 1 && v[j - 1] > v[j]; j--) { t = v[j]; v[j] = v[j - 1]; v[j - 1] = t } }
+    m = cnt[key]; return (m % 2) ? v[(m + 1) / 2] : (v[m / 2] + v[m / 2 + 1]) / 2 }
   NR == 1 { next }
-  { k = $1 SUBSEP $3; n[k]++; rps[k] += $4; p50[k] += $5; p99[k] += $6; cpu[k] += $9; srv[k] += $10
-    if (!(k in lo) || $4 < lo[k]) lo[k] = $4; if (!(k in hi) || $4 > hi[k]) hi[k] = $4
+  { k = $1 SUBSEP $3; tot[k]++
     if (!($1 in seenc)) { seenc[$1] = 1; cs[++nc] = $1 }
     if (!($3 in seenm)) { seenm[$3] = 1; ms[++nm] = $3 }
-    if ($13 + 0 > maxbusy) maxbusy = $13 + 0; if ($11 + 0 > maxother) maxother = $11 + 0 }
+    all[k, tot[k]] = $0
+    if ($17 == 0) { clean[k]++; ck = "c" SUBSEP k; cnt[ck]++; for (f = 4; f <= 10; f++) val[ck, cnt[ck], f] = $f }
+    ak = "a" SUBSEP k; cnt[ak]++; for (f = 4; f <= 10; f++) val[ak, cnt[ak], f] = $f
+    if (!(k in lo) || $4 + 0 < lo[k]) lo[k] = $4 + 0; if (!(k in hi) || $4 + 0 > hi[k]) hi[k] = $4 + 0
+    if ($13 + 0 > maxbusy) maxbusy = $13 + 0 }
   END {
-    print "| in flight | call | calls/s (mean; range over rounds) | p50 µs | p99 µs | server CPU µs/call | server core 0 busy | vs Health |"
-    print "|---|---|---|---|---|---|---|---|"
-    for (i = 1; i <= nc; i++) { c = cs[i]; h = c SUBSEP "health"
-      for (j = 1; j <= nm; j++) { m = ms[j]; k = c SUBSEP m; if (!(k in n)) continue
-        r = rps[k] / n[k]; ratio = (m == "health") ? "—" : sprintf("**%.3f**", r / (rps[h] / n[h]))
-        printf "| %s | %s | %.0f (%.0f–%.0f) | %.0f | %.0f | %.1f | %.0f %% | %s |\n", c, m, r, lo[k], hi[k], p50[k] / n[k], p99[k] / n[k], cpu[k] / n[k], srv[k] / n[k], ratio } }
-    printf "\nRSS: idle %s MiB; after load %s MiB, peak (VmHWM) %s MiB. Machine before each run: at most %.1f %% busy (both cores, our server idle); other work on core 0 during runs: at most %s %%.\n", rss_idle, rss_end, hwm_end, maxbusy, maxother
+    print "| in flight | call | calls/s median (all runs: min–max) | p50 µs | p99 µs | server CPU µs/call | server core-0 use | runs used | Authorize / Health |"
+    print "|---|---|---|---|---|---|---|---|---|"
+    for (i = 1; i <= nc; i++) { c = cs[i]
+      hk = ((c SUBSEP "health") in clean) ? "c" SUBSEP c SUBSEP "health" : "a" SUBSEP c SUBSEP "health"
+      for (j = 1; j <= nm; j++) { m = ms[j]; k = c SUBSEP m; if (!(k in tot)) continue
+        key = (k in clean) ? "c" SUBSEP k : "a" SUBSEP k
+        r = med(key, 4); ratio = (m == "health") ? "—" : sprintf("**%.3f**", r / med(hk, 4))
+        printf "| %s | %s | %.0f (%.0f–%.0f) | %.0f | %.0f | %.1f | %.0f %% | %d of %d%s | %s |\n", c, m, r, lo[k], hi[k], med(key, 5), med(key, 6), med(key, 9), med(key, 10), cnt[key], tot[k], (k in clean) ? "" : " (all disturbed)", ratio } }
+    printf "\nRSS: idle %s MiB; after load %s MiB, peak (VmHWM) %s MiB. Machine before a run: up to %.1f %% busy (both cores, our server idle, after waiting); a run is disturbed (and repeated once) when other processes used > '"$DISTURB_PCT"' %% of core 0 or of core 1 during it.\n", rss_idle, rss_end, hwm_end, maxbusy
   }' "$OUT/runs.tsv" > "$OUT/table.md"
 
 {

@@ -59,6 +59,11 @@ impl DecisionCache {
         DecisionCache { map: DashMap::with_hasher(rustc_hash::FxBuildHasher), capacity, len: AtomicUsize::new(0) }
     }
 
+    /// Takes one slot if the cache is not full.
+    fn reserve(&self) -> bool {
+        self.len.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < self.capacity).then_some(n + 1)).is_ok()
+    }
+
     /// Number of cached decisions.
     pub fn len(&self) -> usize {
         self.len.load(Ordering::Relaxed)
@@ -95,14 +100,15 @@ impl DecisionCache {
         }
         metrics::cache_miss();
         let resp = Arc::new(evaluate(bundle, req));
-        if !resp.reads_time && self.len.load(Ordering::Relaxed) < self.capacity {
+        // Reserve a slot first, so concurrent misses can never overfill the cache.
+        if !resp.reads_time && self.reserve() {
             let mut stored = req.clone();
             stored.now_ms = 0;
-            let fresh = self.map.insert(k, Entry { request: stored, response: resp.clone() }).is_none();
-            if fresh {
-                let n = self.len.fetch_add(1, Ordering::Relaxed) + 1;
-                metrics::cache_entries(n);
+            if self.map.insert(k, Entry { request: stored, response: resp.clone() }).is_some() {
+                // Replaced an entry (same key, or a hash collision): give the slot back.
+                self.len.fetch_sub(1, Ordering::Relaxed);
             }
+            metrics::cache_entries(self.len());
         }
         (resp, false)
     }

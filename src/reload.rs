@@ -47,40 +47,42 @@ fn watch_all(w: &mut notify::RecommendedWatcher, dir: &Path) {
     }
 }
 
-/// Follows `dir` and reloads `shared` on change, until the task is aborted.
+/// Follows `dir` and reloads `shared` on change, until the task is aborted. In watch mode the watch is
+/// armed before this returns, so a change made after it (even during the first load) is never missed.
 pub fn spawn(shared: Arc<Shared>, dir: PathBuf, mode: Mode) -> JoinHandle<()> {
-    tokio::spawn(async move {
-        match mode {
-            Mode::Poll(every) => {
-                tracing::info!(dir = %dir.display(), interval_ms = every.as_millis() as u64, "polling the bundle directory");
-                let mut tick = tokio::time::interval(every);
-                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    match mode {
+        Mode::Poll(every) => tokio::spawn(async move {
+            tracing::info!(dir = %dir.display(), interval_ms = every.as_millis() as u64, "polling the bundle directory");
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            tick.tick().await;
+            loop {
                 tick.tick().await;
-                loop {
-                    tick.tick().await;
-                    shared.reload().await;
-                }
+                shared.reload().await;
             }
-            Mode::Watch => {
-                let changed = Arc::new(Notify::new());
-                let n = changed.clone();
-                let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
-                    // Every kind of change counts (ConfigMap swaps arrive as creates, renames, removes,
-                    // chmods); reads do not, or our own reloads would wake us again.
-                    if let Ok(ev) = res
-                        && counts(&ev.kind)
-                    {
-                        n.notify_one();
-                    }
-                });
-                let mut watcher = match watcher {
-                    Ok(w) => w,
-                    Err(e) => {
-                        tracing::error!(error = %e, "cannot start the file watcher: use --poll-interval or SIGHUP");
-                        return;
-                    }
-                };
-                watch_all(&mut watcher, &dir);
+        }),
+        Mode::Watch => {
+            let changed = Arc::new(Notify::new());
+            let n = changed.clone();
+            let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
+                // Every kind of change counts (ConfigMap swaps arrive as creates, renames, removes,
+                // chmods); reads do not, or our own reloads would wake us again.
+                if let Ok(ev) = res
+                    && counts(&ev.kind)
+                {
+                    n.notify_one();
+                }
+            });
+            let mut watcher = match watcher {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(error = %e, "cannot start the file watcher: use --poll-interval or SIGHUP");
+                    return tokio::spawn(async {});
+                }
+            };
+            watch_all(&mut watcher, &dir);
+            tokio::spawn(async move {
+                let mut target = std::fs::canonicalize(&dir).ok();
                 tracing::info!(dir = %dir.display(), "watching the bundle directory");
                 loop {
                     changed.notified().await;
@@ -99,14 +101,22 @@ pub fn spawn(shared: Arc<Shared>, dir: PathBuf, mode: Mode) -> JoinHandle<()> {
                     }
                     let outcome = shared.reload().await;
                     tracing::debug!(?outcome, "reload after file events");
-                    // A retargeted symlink leaves the old watches on the old target: watch afresh.
-                    let _ = watcher.unwatch(&dir);
-                    if let Some(parent) = dir.parent().filter(|p| !p.as_os_str().is_empty()) {
-                        let _ = watcher.unwatch(parent);
+                    // The directory itself was a symlink and now points elsewhere: the old watches
+                    // follow the old target, so watch afresh, and look once more for changes made
+                    // while no watch was in place. (New folders inside a watched one, such as a
+                    // ConfigMap's `..2026_…` folder, are picked up by the recursive watch itself.)
+                    let now = std::fs::canonicalize(&dir).ok();
+                    if now != target {
+                        if let Some(old) = &target {
+                            let _ = watcher.unwatch(old);
+                        }
+                        let _ = watcher.unwatch(&dir);
+                        watch_all(&mut watcher, &dir);
+                        target = now;
+                        changed.notify_one();
                     }
-                    watch_all(&mut watcher, &dir);
                 }
-            }
+            })
         }
-    })
+    }
 }

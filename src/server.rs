@@ -109,8 +109,8 @@ pub struct Shared {
     pub health: HealthReporter,
     /// Bundle source.
     pub source: BundleSource,
-    /// State directory, if any.
-    pub state: Option<StateDir>,
+    /// State directory, if any (taken at shutdown, which releases its lock).
+    pub state: std::sync::Mutex<Option<StateDir>>,
     /// One reload or admin change at a time.
     pub serial: tokio::sync::Mutex<()>,
     /// Admin memory from the state directory, used until the first activation.
@@ -149,9 +149,7 @@ impl Shared {
                 return ReloadOutcome::AdminChangeRefused(Vec::new());
             }
         };
-        if let Some(state) = &self.state
-            && let Err(e) = state.save(&admins)
-        {
+        if let Err(e) = self.save_state(&admins) {
             return self.reject("rejected", vec![format!("{e:#}")]);
         }
         let act = self.store.activate(Arc::new(bundle), admins, source_name(&self.source));
@@ -159,6 +157,21 @@ impl Shared {
         tracing::info!(revision = %act.revision, previous = ?act.previous, source = %source_name(&self.source), "bundle activated");
         set_health(&self.health, ServingStatus::Serving).await;
         ReloadOutcome::Activated(act.revision)
+    }
+
+    fn save_state(&self, admins: &AdminMemory) -> Result<()> {
+        let guard = self.state.lock().map_err(|_| anyhow::anyhow!("state directory lock poisoned"))?;
+        match guard.as_ref() {
+            Some(state) => state.save(admins),
+            None => Ok(()),
+        }
+    }
+
+    /// Releases the state directory (and its lock).
+    pub fn release_state(&self) {
+        if let Ok(mut g) = self.state.lock() {
+            g.take();
+        }
     }
 
     fn reject(&self, result: &'static str, problems: Vec<String>) -> ReloadOutcome {
@@ -175,9 +188,7 @@ impl Shared {
         let _one = self.serial.lock().await;
         let Some(active) = self.store.load() else { return Err("no bundle is active".into()) };
         let next = active.admins.revoke(app, user)?;
-        if let Some(state) = &self.state {
-            state.save(&next).map_err(|e| format!("{e:#}"))?;
-        }
+        self.save_state(&next).map_err(|e| format!("{e:#}"))?;
         self.store.set_admins(next);
         tracing::info!(app, user, "remembered admin revoked");
         Ok(())
@@ -191,7 +202,7 @@ pub async fn load_and_activate(store: &Arc<Store>, health: &HealthReporter, sour
         store: store.clone(),
         health: health.clone(),
         source: source.clone(),
-        state: None,
+        state: std::sync::Mutex::new(None),
         serial: tokio::sync::Mutex::new(()),
         initial_admins: AdminMemory::default(),
     };
@@ -255,7 +266,7 @@ impl Running {
             store: store.clone(),
             health: health.clone(),
             source: config.bundle.clone(),
-            state,
+            state: std::sync::Mutex::new(state),
             serial: tokio::sync::Mutex::new(()),
             initial_admins,
         });
@@ -322,6 +333,14 @@ impl Running {
                 axum::serve(l, app).with_graceful_shutdown(stop(rx)).await.context("admin HTTP server")
             }));
         }
+        // Arm the watcher before the first load: a change made during it is then never missed.
+        let reloader = match (&config.bundle, options.load_bundle) {
+            (BundleSource::Dir(d), true) => {
+                let mode = config.poll_interval.map_or(crate::reload::Mode::Watch, crate::reload::Mode::Poll);
+                Some(crate::reload::spawn(shared.clone(), d.clone(), mode))
+            }
+            _ => None,
+        };
         let (first_tx, first_load) = watch::channel(None);
         if options.load_bundle {
             let shared = shared.clone();
@@ -330,13 +349,6 @@ impl Running {
                 let _ = first_tx.send(Some(outcome));
             });
         }
-        let reloader = match (&config.bundle, options.load_bundle) {
-            (BundleSource::Dir(d), true) => {
-                let mode = config.poll_interval.map_or(crate::reload::Mode::Watch, crate::reload::Mode::Poll);
-                Some(crate::reload::spawn(shared.clone(), d.clone(), mode))
-            }
-            _ => None,
-        };
         Ok(Running {
             grpc_addr,
             uds: config.uds.clone(),
@@ -357,8 +369,9 @@ impl Running {
     /// grace period. Returns whether everything drained in time.
     pub async fn shutdown(self) -> bool {
         set_health(&self.health, ServingStatus::NotServing).await;
-        if let Some(r) = &self.reloader {
+        if let Some(r) = self.reloader {
             r.abort();
+            let _ = r.await;
         }
         let _ = self.shutdown.send(true);
         let all = async {
@@ -376,6 +389,8 @@ impl Running {
         if let Some(t) = log_task {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
+        // The state directory's lock goes with the server, even if someone still holds `shared`.
+        self.shared.release_state();
         match drained {
             Ok(()) => true,
             Err(_) => {

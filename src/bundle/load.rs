@@ -611,7 +611,7 @@ fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec
 
 fn check_case(o: &Map<String, Value>, at: &str, p: &mut Problems<'_>) {
     for k in o.keys() {
-        if !matches!(k.as_str(), "name" | "description" | "authorize" | "propagate" | "expect") {
+        if !matches!(k.as_str(), "name" | "description" | "authorize" | "propagate" | "remembered_admins" | "expect") {
             p.push(format!("{at}/{}", ptr_token(k)), format!("unknown key `{k}` in a test case"));
         }
     }

@@ -102,23 +102,21 @@ pub fn validate(e: &Evidence) -> Result<(), Error> {
             return Err(Error::invalid("evidence.session_tags", format!("tag key `{k}` must be 1–128 characters")));
         }
     }
-    if let (Some(sts), Some(saml)) = (partner_app_user_sts(e), partner_app_user_saml(e))
-        && sts != saml
-    {
-        return Err(Error::invalid(
-            "evidence.session_tags",
-            format!(
-                "the STS session tag `{PARTNER_APP_USER_TAG}` (`{sts}`) and the SAML attribute (`{saml}`) disagree"
-            ),
-        ));
-    }
-    if let Some(ic) = &e.ic {
-        for (field, v) in
-            [("user_id", &ic.user_id), ("user_name", &ic.user_name), ("identity_store_arn", &ic.identity_store_arn)]
+    // An STS tag and a SAML principal tag of the same key must agree (any key: both feed
+    // aws:PrincipalTag and the identity rules).
+    for (k, saml) in saml_tags(e) {
+        if let Some((_, sts)) =
+            e.session_tags.iter().find(|(x, _)| x.eq_ignore_ascii_case(k) || x.to_lowercase() == k.to_lowercase())
+            && !sts.is_empty()
+            && !saml.is_empty()
+            && sts != saml
         {
-            if v.is_empty() {
-                return Err(Error::invalid(&format!("evidence.identity_center_user.{field}"), "must not be empty"));
-            }
+            return Err(Error::invalid(
+                "evidence.session_tags",
+                format!(
+                    "the STS session tag `{k}` (`{sts}`) and the SAML attribute `{SAML_PRINCIPAL_TAG}{k}` (`{saml}`) disagree"
+                ),
+            ));
         }
     }
     Ok(())
@@ -145,6 +143,13 @@ pub fn verify_ic<'b>(
     ic: &IcEvidence,
     domain: Option<&Domain>,
 ) -> Result<&'b crate::bundle::model::IcUser, Error> {
+    for (field, v) in
+        [("user_id", &ic.user_id), ("user_name", &ic.user_name), ("identity_store_arn", &ic.identity_store_arn)]
+    {
+        if v.is_empty() {
+            return Err(Error::invalid(&format!("evidence.identity_center_user.{field}"), "must not be empty"));
+        }
+    }
     let store = bundle.identity_center.identity_store_arn.as_deref();
     if store != Some(ic.identity_store_arn.as_str()) {
         return Err(Error::denied(format!(

@@ -36,6 +36,60 @@ fn studio_role<'d>(
     p.and_then(|p| p.execution_role.as_deref()).or(domain.default_execution_role.as_deref())
 }
 
+/// Channel STUDIO on an IAM-mode domain: the caller (SAML attribute `ssouserid`, resolved through the
+/// identity store) must be a member of the named team, or own the named user profile.
+fn studio_iam_member(
+    bundle: &Bundle,
+    d: &Domain,
+    e: &super::Evidence,
+    profile: Option<&str>,
+    team: Option<&str>,
+) -> Result<(), Error> {
+    if team.is_none() && profile.is_none() {
+        return Ok(());
+    }
+    // Who the Studio user is: the SAML attribute `ssouserid` (resolved through the identity store),
+    // else the IAM user making the call.
+    let user_name = match evidence::saml_attribute(e, "ssouserid") {
+        Some(id) => match bundle.identity_center.users.iter().find(|u| u.user_id == id) {
+            Some(u) => u.user_name.clone(),
+            None => return Err(Error::denied(format!("`ssouserid` `{id}` is not a user of the identity store"))),
+        },
+        None => match e.principal.as_deref().and_then(arn::parse_principal) {
+            Some(PrincipalArn::User { name, .. }) => name.to_owned(),
+            _ => {
+                return Err(Error::invalid(
+                    "evidence.saml_attributes",
+                    format!(
+                        "a team or user profile of IAM-mode domain `{}` needs the SAML attribute `ssouserid` (or an IAM user)",
+                        d.domain_id
+                    ),
+                ));
+            }
+        },
+    };
+    let user_id = bundle.identity_center.users.iter().find(|u| u.user_name == user_name).map(|u| u.user_id.clone());
+    if let Some(t) = team.and_then(|t| d.teams.iter().find(|x| x.team_id == t)) {
+        let member = t.users.contains(&user_name)
+            || evidence::groups_of(bundle, &user_name).iter().any(|g| t.groups.iter().any(|x| x == g));
+        if !member {
+            return Err(Error::denied(format!("user `{user_name}` is not a member of team `{}`", t.team_id)));
+        }
+    }
+    if let Some(p) = profile {
+        let Some(found) = d.profiles.iter().find(|x| x.name.eq_ignore_ascii_case(p)) else {
+            return Err(Error::denied(format!("user profile `{p}` is not in domain `{}`", d.domain_id)));
+        };
+        let owner = found.tags.get("studiouserid");
+        let own = owner.is_some_and(|o| o == user_name || Some(o) == user_id.as_deref())
+            || found.name.to_lowercase().starts_with(&format!("{}-", user_name.to_lowercase()));
+        if !own {
+            return Err(Error::denied(format!("user profile `{p}` is not user `{user_name}`'s")));
+        }
+    }
+    Ok(())
+}
+
 /// Answers a partner-app target.
 pub fn propagate(
     bundle: &Bundle,
@@ -109,20 +163,31 @@ pub fn propagate(
             ));
         };
         // 3. Evidence that does not check out.
-        ic_user = Some(evidence::verify_ic(bundle, ic, Some(d))?.user_name.as_str());
-    } else if let Some(d) = domain
-        && e.principal.is_none()
-    {
-        if e.ic.is_some() {
-            return Err(Error::precondition(format!(
-                "domain `{}` uses IAM authentication: Identity Center evidence does not apply to it",
+        let user = evidence::verify_ic(bundle, ic, Some(d))?.user_name.as_str();
+        // One profile per user: a named profile must be the user's own.
+        if let Some(p) = user_profile.as_deref()
+            && !d.profiles.iter().any(|x| x.name.eq_ignore_ascii_case(p) && x.sso_user.as_deref() == Some(user))
+        {
+            return Err(Error::denied(format!(
+                "user profile `{p}` of domain `{}` is not Identity Center user `{user}`'s",
                 d.domain_id
             )));
         }
-        return Err(Error::invalid(
-            "evidence.principal_arn",
-            format!("channel STUDIO on IAM-mode domain `{}` needs the caller's IAM principal", d.domain_id),
-        ));
+        ic_user = Some(user);
+    } else if let Some(d) = domain {
+        if e.principal.is_none() {
+            if e.ic.is_some() {
+                return Err(Error::precondition(format!(
+                    "domain `{}` uses IAM authentication: Identity Center evidence does not apply to it",
+                    d.domain_id
+                )));
+            }
+            return Err(Error::invalid(
+                "evidence.principal_arn",
+                format!("channel STUDIO on IAM-mode domain `{}` needs the caller's IAM principal", d.domain_id),
+            ));
+        }
+        studio_iam_member(bundle, d, e, user_profile.as_deref(), team_id.as_deref())?;
     }
     // 4. Authorization.
     let action =
@@ -156,7 +221,15 @@ pub fn propagate(
     // Only reached when the re-check passed (or there was nothing to re-check).
     let trust_verified = e.assumed_by.is_some();
     determining.extend(trust);
-    // 6. Identity rules.
+    // 6. Preconditions and identity rules.
+    if let Some(d) = domain.filter(|d| d.auth_mode != "SSO")
+        && e.ic.is_some()
+    {
+        return Err(Error::precondition(format!(
+            "domain `{}` uses IAM authentication: Identity Center evidence does not apply to it",
+            d.domain_id
+        )));
+    }
     let (user, source) = if let Some(u) = ic_user.filter(|_| channel == Channel::Studio) {
         (u.to_owned(), Source::IdentityCenter)
     } else if let Some(v) = evidence::partner_app_user_saml(e) {

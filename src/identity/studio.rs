@@ -120,16 +120,30 @@ pub fn profile(bundle: &Bundle, req: &Request, authorize: AuthorizeFn<'_>) -> Re
     }
     let name = format!("{}-{}", user.user_name, team.team_id);
     let a = arn::parse(&d.arn).map(|a| (a.region.to_owned(), a.account.to_owned())).unwrap_or_default();
-    let profile_arn = format!("arn:aws:sagemaker:{}:{}:user-profile/{}/{name}", a.0, a.1, d.domain_id);
-    let mut tags = tags_vec(&team.tags);
-    if !tags.iter().any(|(k, _)| k.eq_ignore_ascii_case("studiouserid")) {
-        tags.push(("studiouserid".to_owned(), ssouserid.to_owned()));
-    }
+    // The profile the bundle lists under that name (its tags), else the one Studio would create:
+    // the team's tags plus `studiouserid` = the `ssouserid` it was opened with (the identity-store id,
+    // which the caller's session carries as its principal tag).
+    let (profile_arn, tags) = match d.profiles.iter().find(|p| p.name.eq_ignore_ascii_case(&name)) {
+        Some(p) => (p.arn.clone(), tags_vec(&p.tags)),
+        None => {
+            let mut tags = tags_vec(&team.tags);
+            if !tags.iter().any(|(k, _)| k.eq_ignore_ascii_case("studiouserid")) {
+                tags.push(("studiouserid".to_owned(), ssouserid.to_owned()));
+            }
+            (format!("arn:aws:sagemaker:{}:{}:user-profile/{}/{name}", a.0, a.1, d.domain_id), tags)
+        }
+    };
     // The presigned domain URL, authorized with the profile's tags as resource tags.
     let mut r =
         evidence::principal_request(e, principal, "sagemaker:CreatePresignedDomainUrl", &profile_arn, req.now_ms);
     r.resource_tags = tags.clone();
     let determining = evidence::require_allow(bundle, &r, authorize, "not authorized to open the profile")?;
+    if e.ic.is_some() {
+        return Err(Error::precondition(format!(
+            "domain `{}` uses IAM authentication: Identity Center evidence does not apply to it",
+            d.domain_id
+        )));
+    }
     Ok(Outcome {
         profile: Some(Profile { name, arn: profile_arn, execution_role_arn: team.execution_role.clone(), tags }),
         determining,
@@ -163,12 +177,17 @@ pub fn job(bundle: &Bundle, req: &Request, authorize: AuthorizeFn<'_>) -> Result
             format!("{max_runtime_seconds} is outside 1–{MAX_RUNTIME}"),
         ));
     }
+    if background_started_ms.is_some_and(|t| t > req.now_ms + 60_000) {
+        return Err(Error::invalid("job.background_session_started_at", "is in the future"));
+    }
     let d = domain(bundle, "job.domain_id", domain_id)?;
     let Some(ic) = &e.ic else {
         return Err(Error::precondition(
             "trusted identity propagation needs an Identity Center user: IAM-only evidence cannot carry an identity context",
         ));
     };
+    // Evidence that does not check out is PERMISSION_DENIED before any precondition.
+    evidence::verify_ic(bundle, ic, None)?;
     if d.auth_mode != "SSO" {
         return Err(Error::precondition(format!(
             "domain `{}` uses IAM authentication: trusted identity propagation needs an Identity Center domain",

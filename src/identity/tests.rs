@@ -555,6 +555,31 @@ fn conflicting_tags_are_invalid_argument() {
     assert_mentions("STS and SAML disagree", &err, &["alice", "bob"]);
 }
 
+#[test]
+fn conflicting_sts_and_saml_tags_of_any_key_are_invalid_argument() {
+    // SPEC §5.5: "an STS tag and a SAML tag with different values are INVALID_ARGUMENT". Today only
+    // `SageMakerPartnerAppUser` is compared; for any other key `evidence::all_tags` keeps the STS value
+    // and drops the SAML one, and that merged tag is what the authorization step and the trust
+    // re-check see as `aws:PrincipalTag/*` / `aws:RequestTag/*`.
+    let mut e = iam(&session("Federated", "x"));
+    e.session_tags = tags(&[("studiouserid", ALICE_ID)]);
+    e.saml = vec![saml_tag("studiouserid", BOB_ID)];
+    invalid("STS and SAML studiouserid disagree", &presigned(LAKERA, e), "evidence.session_tags");
+    // Keys that differ only in case across the two sources, with different values, likewise.
+    let mut e = iam(&session("Federated", "x"));
+    e.session_tags = tags(&[("Team", "TeamA")]);
+    e.saml = vec![saml_tag("team", "TeamB")];
+    invalid("STS Team and SAML team disagree", &presigned(LAKERA, e), "evidence.session_tags");
+}
+
+#[test]
+fn agreeing_sts_and_saml_tags_of_any_key_are_accepted() {
+    let mut e = iam(&session("Federated", "x"));
+    e.session_tags = tags(&[("Team", "TeamA")]);
+    e.saml = vec![saml_tag("team", "TeamA")];
+    ok("agreeing Team tags", &presigned(LAKERA, e));
+}
+
 // === §5.1 rule 3 ===
 
 #[test]
@@ -884,12 +909,25 @@ fn evidence_per_channel() {
 #[test]
 fn studio_channel_on_iam_domain_authorizes_the_team_role() {
     // The team role may open only lakera, whatever the caller's own session may do.
-    let e = iam(&session("Federated", "alice"));
+    let mut e = iam(&session("Federated", "alice"));
+    e.saml.push(("ssouserid".into(), ALICE_ID.into()));
     let o = ok("team role, lakera", &studio(LAKERA, IAM_TEAMS, Some("TeamA"), e.clone()));
     assert_eq!(identity(&o), ("alice", Source::SessionName));
     assert!(o.determining.iter().any(|s| &*s.policy == "role/TeamARole/inline/Inline"), "{:?}", o.determining);
     let err = fail("team role, comet", &studio(COMET, IAM_TEAMS, Some("TeamA"), e), ErrorKind::PermissionDenied);
     assert_mentions("team role, comet", &err, &["TeamARole"]);
+}
+
+#[test]
+fn studio_channel_on_iam_domain_refuses_a_user_outside_the_team() {
+    // erin is in the identity store but not in TeamA (neither listed nor through DataGroup); the
+    // same evidence asking for her TeamA profile is PERMISSION_DENIED (see
+    // `team_profile_user_outside_team_is_permission_denied`), yet opening a partner app from Studio
+    // "as TeamA" borrows TeamARole's permissions.
+    let e = team_evidence(ERIN_ID, ERIN_ID, None);
+    let err =
+        fail("erin opens lakera as TeamA", &studio(LAKERA, IAM_TEAMS, Some("TeamA"), e), ErrorKind::PermissionDenied);
+    assert_mentions("erin opens lakera as TeamA", &err, &["erin", "TeamA"]);
 }
 
 // === §5.4 profiles ===

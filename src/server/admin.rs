@@ -54,7 +54,16 @@ async fn revoke(State(s): State<AdminState>, body: axum::body::Bytes) -> impl In
 
 async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
     match s.metrics {
-        Some(h) => (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], h.render()),
+        Some(h) => {
+            let revision = s.store.load().map(|a| a.bundle.revision.clone());
+            let mut text = h.render();
+            if !text.ends_with('\n') && !text.is_empty() {
+                text.push('\n');
+            }
+            text.push('\n');
+            text.push_str(&crate::telemetry::metrics::bundle_info_text(revision.as_deref()));
+            (StatusCode::OK, [(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+        }
         None => (
             StatusCode::SERVICE_UNAVAILABLE,
             [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],

@@ -85,7 +85,6 @@ fn describe() {
     metrics::describe_counter!(REQUESTS, "gRPC requests answered, by rpc and status code.");
     metrics::describe_counter!(PANICS, "Panics caught inside evaluation; each was answered INTERNAL, never allow.");
     metrics::describe_counter!(BUNDLE_RELOADS, "Bundle loads, by result (activated, unchanged, rejected).");
-    metrics::describe_gauge!(BUNDLE_INFO, "The active bundle revision (value 1).");
     metrics::describe_gauge!(BUNDLE_LAST_RELOAD, "Unix time of the last bundle load attempt.");
     metrics::describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
     metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
@@ -125,12 +124,18 @@ pub fn bundle_reload(result: &'static str, revision: Option<&str>, previous: Opt
     metrics::counter!(BUNDLE_RELOADS, "result" => result).increment(1);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics::gauge!(BUNDLE_LAST_RELOAD).set(now);
-    if let Some(prev) = previous {
-        metrics::gauge!(BUNDLE_INFO, "revision" => prev.to_owned()).set(0.0);
+    let _ = (revision, previous);
+}
+
+/// `warden_bundle_info{revision} 1` for the active revision only, appended to the exporter's text at
+/// scrape time (a gauge per revision would leave one series behind for every revision ever active).
+pub fn bundle_info_text(revision: Option<&str>) -> String {
+    let mut out = format!("# HELP {BUNDLE_INFO} The active bundle revision (value 1).\n# TYPE {BUNDLE_INFO} gauge\n");
+    if let Some(r) = revision {
+        let escaped = r.replace('\\', "\\\\").replace('"', "\\\"");
+        out.push_str(&format!("{BUNDLE_INFO}{{revision=\"{escaped}\"}} 1\n"));
     }
-    if let Some(rev) = revision {
-        metrics::gauge!(BUNDLE_INFO, "revision" => rev.to_owned()).set(1.0);
-    }
+    out
 }
 
 /// The gRPC code name used as a label (`OK`, `INVALID_ARGUMENT`, …).

@@ -1,7 +1,10 @@
 //! Warden's integration tests, built into one binary (a 2-core CI machine links one binary faster).
 mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each with its exact errors
+mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes
 mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded generated corpus
 mod layering; // the pure modules stay pure
+mod propagate; // PropagateIdentity through the real server: codes, messages, remembered admins
+mod reload; // hot reload with the real watcher, poll mode, SIGHUP, reload under load
 mod server; // the real gRPC server on 127.0.0.1:0 and on a Unix socket
 mod support; // helpers shared by the modules above

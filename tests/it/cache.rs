@@ -1,0 +1,358 @@
+//! The decision cache (SPEC §6, issue #5): a hit after a miss, keyed by the full request, never across
+//! revisions, never for decisions that read the time, and bounded by its capacity — directly with a
+//! million distinct requests (measured RSS, in a child process of its own so that other tests do not
+//! move the number) and through the server with `--cache-capacity`.
+use crate::reload::{
+    ALICE, REPORT, Sidecar, alice_get, alice_json, authorize, bounded, bundle_in_temp, decision, first_answer_from,
+    report_latency, request, revision_of, write_in_place,
+};
+use crate::support;
+use serde_json::json;
+use std::time::{Duration, Instant, SystemTime};
+use warden::cache::DecisionCache;
+use warden::engine;
+use warden::proto::{self, Decision};
+
+const ALICE_FILE: &str = "iam/users/alice.json";
+
+fn string_value(s: &str) -> pbjson_types::Value {
+    pbjson_types::Value { kind: Some(pbjson_types::value::Kind::StringValue(s.to_owned())) }
+}
+
+fn with_source_ip(mut r: proto::AuthorizeRequest, ip: &str) -> proto::AuthorizeRequest {
+    r.context = Some(std::iter::once(("aws:SourceIp".to_owned(), string_value(ip))).collect());
+    r
+}
+
+/// Alice with statements that read the context, resource tags and the clock.
+fn conditional_alice() -> String {
+    let stmt = |sid: &str, action: &str, condition: serde_json::Value| json!({"Sid": sid, "Effect": "Allow", "Action": action, "Resource": "*", "Condition": condition});
+    json!({
+        "UserName": "alice",
+        "Arn": ALICE,
+        "UserPolicyList": [{"PolicyName": "Conditional", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+            stmt("FromTheOffice", "s3:GetObject", json!({"IpAddress": {"aws:SourceIp": "10.0.0.0/8"}})),
+            stmt("OwnTeam", "s3:PutObject", json!({"StringEquals": {"aws:ResourceTag/Team": "Team1"}})),
+            stmt("UntilNextCentury", "s3:ListBucket", json!({"DateLessThan": {"aws:CurrentTime": "2100-01-01T00:00:00Z"}})),
+            stmt("UntilEpoch", "s3:DeleteObject", json!({"NumericLessThan": {"aws:EpochTime": "4102444800"}})),
+            {"Sid": "NotInThePast", "Effect": "Deny", "Action": "s3:GetObjectTagging", "Resource": "*",
+             "Condition": {"DateGreaterThan": {"aws:CurrentTime": "2001-01-01T00:00:00Z"}}},
+            {"Sid": "Tagging", "Effect": "Allow", "Action": "s3:GetObjectTagging", "Resource": "*"}
+        ]}}]
+    })
+    .to_string()
+}
+
+// === through the server ===
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_identical_request_is_answered_from_the_cache() {
+    bounded(async {
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice_json("Allow", "Read"))]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        let first = authorize(&mut client, alice_get()).await;
+        let second = authorize(&mut client, alice_get()).await;
+        assert!(!first.cached, "the first answer is evaluated: {first:#?}");
+        assert!(second.cached, "the second identical request is a hit: {second:#?}");
+        assert_eq!(decision(&second), Decision::Allow);
+        assert_eq!(
+            (&first.determining, &first.bundle_revision, &first.diagnostics),
+            (&second.determining, &second.bundle_revision, &second.diagnostics),
+            "a hit answers exactly what was evaluated"
+        );
+        assert_ne!(first.decision_id, second.decision_id, "each answer has its own decision id");
+        assert_eq!(server.cache_len(), 1);
+        // `explain` asks for a trace: evaluated every time, never stored.
+        let explain = proto::AuthorizeRequest { explain: true, ..alice_get() };
+        for _ in 0..2 {
+            let r = authorize(&mut client, explain.clone()).await;
+            assert!(!r.cached && !r.trace.is_empty(), "explain is never cached: {r:#?}");
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cache_key_is_the_whole_request_context_and_resource_tags_included() {
+    bounded(async {
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &conditional_alice())]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        let office = with_source_ip(alice_get(), "10.1.2.3");
+        let home = with_source_ip(alice_get(), "192.0.2.7");
+        let a = authorize(&mut client, office.clone()).await;
+        let b = authorize(&mut client, office).await;
+        let c = authorize(&mut client, home.clone()).await;
+        let d = authorize(&mut client, home).await;
+        let got: Vec<(Decision, bool)> = [&a, &b, &c, &d].iter().map(|r| (decision(r), r.cached)).collect();
+        assert_eq!(
+            got,
+            [
+                (Decision::Allow, false),
+                (Decision::Allow, true),
+                (Decision::ImplicitDeny, false),
+                (Decision::ImplicitDeny, true)
+            ],
+            "the source IP is part of the key"
+        );
+        let tagged = |team: &str| proto::AuthorizeRequest {
+            resource_tags: std::iter::once(("Team".to_owned(), team.to_owned())).collect(),
+            ..request(ALICE, "s3:PutObject", REPORT)
+        };
+        let own = authorize(&mut client, tagged("Team1")).await;
+        let other = authorize(&mut client, tagged("Team2")).await;
+        let own_again = authorize(&mut client, tagged("Team1")).await;
+        assert_eq!((decision(&own), own.cached), (Decision::Allow, false));
+        assert_eq!(
+            (decision(&other), other.cached),
+            (Decision::ImplicitDeny, false),
+            "resource tags are part of the key"
+        );
+        assert_eq!((decision(&own_again), own_again.cached), (Decision::Allow, true));
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_never_serves_a_decision_cached_from_the_old_revision() {
+    bounded(async {
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice_json("Allow", "Read"))]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        authorize(&mut client, alice_get()).await;
+        let hit = authorize(&mut client, alice_get()).await;
+        assert!(hit.cached && decision(&hit) == Decision::Allow, "{hit:#?}");
+
+        // The same request, now denied: the first answer of the new revision is evaluated afresh.
+        let denying = alice_json("Deny", "Read");
+        let new = revision_of(&[(ALICE_FILE, &denying)]);
+        let written = Instant::now();
+        write_in_place(&tmp.path().join(ALICE_FILE), &denying);
+        let (r, took) = first_answer_from(&mut client, &alice_get(), &new, written).await;
+        report_latency("cache test", took);
+        assert_eq!((decision(&r), r.cached), (Decision::ExplicitDeny, false), "{r:#?}");
+        let again = authorize(&mut client, alice_get()).await;
+        assert_eq!(
+            (decision(&again), again.cached, again.bundle_revision.as_str()),
+            (Decision::ExplicitDeny, true, new.as_str())
+        );
+        assert_eq!(server.cache_len(), 1, "the new snapshot has its own cache");
+
+        // A change that keeps the decision: still a new revision, still not a hit.
+        let renamed = alice_json("Deny", "ReadDenied");
+        let newer = revision_of(&[(ALICE_FILE, &renamed)]);
+        let written = Instant::now();
+        write_in_place(&tmp.path().join(ALICE_FILE), &renamed);
+        let (r, _) = first_answer_from(&mut client, &alice_get(), &newer, written).await;
+        assert!(!r.cached, "never a hit across revisions: {r:#?}");
+        assert_eq!(r.determining.first().map(|s| s.sid.as_str()), Some("ReadDenied"), "{r:#?}");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn decisions_that_read_the_time_are_never_cached() {
+    bounded(async {
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &conditional_alice())]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        let cases = [
+            ("s3:ListBucket", Decision::Allow, "DateLessThan aws:CurrentTime"),
+            ("s3:DeleteObject", Decision::Allow, "NumericLessThan aws:EpochTime"),
+            ("s3:GetObjectTagging", Decision::ExplicitDeny, "a Deny with DateGreaterThan aws:CurrentTime"),
+        ];
+        for (action, expected, what) in cases {
+            for i in 0..5 {
+                let r = authorize(&mut client, request(ALICE, action, REPORT)).await;
+                assert_eq!(decision(&r), expected, "{what}: {r:#?}");
+                assert!(!r.cached, "{what}: call {i} answered from the cache: {r:#?}");
+            }
+        }
+        assert_eq!(server.cache_len(), 0, "nothing time-dependent is stored");
+        // The control: a decision that does not read the time is cached by the same server.
+        let office = with_source_ip(alice_get(), "10.1.2.3");
+        authorize(&mut client, office.clone()).await;
+        assert!(authorize(&mut client, office).await.cached);
+        assert_eq!(server.cache_len(), 1);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_cache_holds_at_most_cache_capacity_decisions() {
+    bounded(async {
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice_json("Allow", "Read"))]);
+        let server = Sidecar::start(tmp.path(), Some(100), None).await;
+        let mut client = server.client().await;
+        let distinct = |i: usize| request(ALICE, "s3:GetObject", &format!("arn:aws:s3:::reports/{i}.csv"));
+        for batch in 0..3 {
+            let requests = (0..100).map(|i| distinct(batch * 100 + i)).collect();
+            let answer = client
+                .authorize_batch(proto::AuthorizeBatchRequest { requests })
+                .await
+                .expect("AuthorizeBatch")
+                .into_inner();
+            for item in answer.results {
+                match item.result {
+                    Some(proto::authorize_batch_item::Result::Response(r)) => {
+                        assert_eq!((decision(&r), r.cached), (Decision::Allow, false), "{r:#?}");
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+        }
+        assert_eq!(server.cache_len(), 100, "300 distinct decisions, capacity 100");
+        // The first 100 were stored; later ones are evaluated every time, and still answered right.
+        let early = authorize(&mut client, distinct(7)).await;
+        let late = authorize(&mut client, distinct(250)).await;
+        assert_eq!((decision(&early), early.cached), (Decision::Allow, true));
+        assert_eq!((decision(&late), late.cached), (Decision::Allow, false));
+        assert_eq!(server.cache_len(), 100);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+// === directly: a million distinct requests ===
+
+/// Set in the child process that runs the measurement.
+const RSS_CHILD: &str = "WARDEN_IT_CACHE_RSS_CHILD";
+const MILLION_TEST: &str = "cache::a_million_distinct_requests_stay_within_capacity_and_memory";
+const DIRECT_CAPACITY: usize = 10_000;
+const DISTINCT: usize = 1_000_000;
+/// Allowed RSS growth while a full cache sees a million distinct requests.
+const RSS_BOUND_KIB: u64 = 64 * 1024;
+
+/// A `VmRSS:`/`VmHWM:` line of /proc/self/status, in KiB.
+fn proc_status_kib(field: &str) -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("read /proc/self/status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/self/status"))
+}
+
+/// The measurement itself (in the child process).
+fn million_distinct_requests() {
+    let files = vec![(ALICE_FILE.to_owned(), alice_json("Allow", "Read").into_bytes())];
+    let bundle = warden::bundle::from_files(files).expect("a valid bundle");
+    let now_ms = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("time").as_millis() as i64;
+    let base = engine::Request {
+        principal: ALICE.to_owned(),
+        action: "s3:getobject".to_owned(),
+        now_ms,
+        ..engine::Request::default()
+    };
+    let cache = DecisionCache::new(DIRECT_CAPACITY);
+    let rss_before = proc_status_kib("VmRSS:");
+    let started = Instant::now();
+    let mut req = base.clone();
+    for i in 0..DISTINCT {
+        req.resource.clear();
+        req.resource.push_str("arn:aws:s3:::reports/");
+        req.resource.push_str(&i.to_string());
+        let (resp, cached) = cache.get_or_evaluate(&bundle, &req, engine::authorize);
+        assert!(!cached, "request {i} is new");
+        assert_eq!(resp.decision, engine::Decision::Allow, "request {i}");
+        if i == DIRECT_CAPACITY {
+            assert_eq!(cache.len(), DIRECT_CAPACITY, "full after {DIRECT_CAPACITY} distinct requests");
+        }
+    }
+    let took = started.elapsed();
+    let rss_after = proc_status_kib("VmRSS:");
+    let hwm = proc_status_kib("VmHWM:");
+    assert!(cache.len() <= DIRECT_CAPACITY, "{} entries for a capacity of {DIRECT_CAPACITY}", cache.len());
+    assert_eq!(cache.len(), DIRECT_CAPACITY);
+    // The first requests were stored, the last were not.
+    req.resource = "arn:aws:s3:::reports/0".to_owned();
+    assert!(cache.get_or_evaluate(&bundle, &req, engine::authorize).1, "an early request is a hit");
+    req.resource = format!("arn:aws:s3:::reports/{}", DISTINCT - 1);
+    assert!(!cache.get_or_evaluate(&bundle, &req, engine::authorize).1, "a late request was not stored");
+    println!(
+        "cache: {DISTINCT} distinct requests in {:.2} s ({:.2} µs each), {} entries (capacity {DIRECT_CAPACITY}); \
+         VmRSS before {rss_before} KiB, after {rss_after} KiB (growth {} KiB), VmHWM {hwm} KiB",
+        took.as_secs_f64(),
+        took.as_secs_f64() * 1e6 / DISTINCT as f64,
+        cache.len(),
+        rss_after.saturating_sub(rss_before),
+    );
+    assert!(
+        rss_after.saturating_sub(rss_before) < RSS_BOUND_KIB,
+        "RSS grew from {rss_before} KiB to {rss_after} KiB (bound {RSS_BOUND_KIB} KiB)"
+    );
+    assert!(hwm.saturating_sub(rss_before) < RSS_BOUND_KIB, "peak RSS {hwm} KiB from {rss_before} KiB");
+}
+
+#[test]
+fn a_million_distinct_requests_stay_within_capacity_and_memory() {
+    if std::env::var_os(RSS_CHILD).is_some() {
+        million_distinct_requests();
+        return;
+    }
+    // In a fresh process: RSS is per process, and other tests of this binary run concurrently.
+    let exe = std::env::current_exe().expect("the test binary");
+    let out_dir = support::temp_dir();
+    let (stdout, stderr) = (out_dir.path().join("stdout"), out_dir.path().join("stderr"));
+    let mut child = std::process::Command::new(exe)
+        .args([MILLION_TEST, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(RSS_CHILD, "1")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::fs::File::create(&stdout).expect("stdout file"))
+        .stderr(std::fs::File::create(&stderr).expect("stderr file"))
+        .spawn()
+        .expect("spawn the test binary");
+    let started = Instant::now();
+    let status = loop {
+        if let Some(s) = child.try_wait().expect("child status") {
+            break s;
+        }
+        if started.elapsed() > Duration::from_secs(120) {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("the million-request child took over 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let out = std::fs::read_to_string(&stdout).unwrap_or_default();
+    let err = std::fs::read_to_string(&stderr).unwrap_or_default();
+    assert!(status.success(), "child failed ({status}):\n{out}\n{err}");
+    let at = out.find("cache: ").unwrap_or_else(|| panic!("no measurement:\n{out}"));
+    eprintln!("{}", out[at..].lines().next().unwrap_or_default());
+    assert!(out.contains("1 passed"), "the child ran the test:\n{out}");
+}
+
+/// Concurrent misses on a nearly full cache: each checks `len < capacity`, then inserts, so several
+/// can pass the check together and the cache ends up over capacity (by up to the number of concurrent
+/// evaluators less one). Memory stays bounded, but `len() <= capacity` is broken.
+#[test]
+fn concurrent_misses_never_overfill_the_cache() {
+    const THREADS: usize = 4;
+    let files = vec![(ALICE_FILE.to_owned(), alice_json("Allow", "Read").into_bytes())];
+    let bundle = warden::bundle::from_files(files).expect("a valid bundle");
+    for round in 0..5_000 {
+        let cache = DecisionCache::new(1);
+        let barrier = std::sync::Barrier::new(THREADS);
+        std::thread::scope(|s| {
+            for t in 0..THREADS {
+                let (cache, barrier, bundle) = (&cache, &barrier, &bundle);
+                s.spawn(move || {
+                    let req = engine::Request {
+                        principal: ALICE.to_owned(),
+                        action: "s3:getobject".to_owned(),
+                        resource: format!("arn:aws:s3:::reports/{t}"),
+                        ..engine::Request::default()
+                    };
+                    barrier.wait();
+                    cache.get_or_evaluate(bundle, &req, engine::authorize);
+                });
+            }
+        });
+        assert!(cache.len() <= 1, "round {round}: {} entries in a cache of capacity 1", cache.len());
+    }
+}
