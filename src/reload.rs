@@ -64,11 +64,15 @@ pub fn spawn(shared: Arc<Shared>, dir: PathBuf, mode: Mode) -> JoinHandle<()> {
         Mode::Watch => {
             let changed = Arc::new(Notify::new());
             let n = changed.clone();
+            // Events of the parent folder count only when they concern the bundle folder itself.
+            let roots: Vec<PathBuf> =
+                [Some(dir.clone()), std::fs::canonicalize(&dir).ok()].into_iter().flatten().collect();
             let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
                 // Every kind of change counts (ConfigMap swaps arrive as creates, renames, removes,
                 // chmods); reads do not, or our own reloads would wake us again.
                 if let Ok(ev) = res
                     && counts(&ev.kind)
+                    && (ev.paths.is_empty() || ev.paths.iter().any(|p| roots.iter().any(|r| p.starts_with(r))))
                 {
                     n.notify_one();
                 }

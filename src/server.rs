@@ -428,6 +428,8 @@ pub async fn shutdown_signal() {
 
 /// `warden serve`: runs until SIGTERM/SIGINT, then shuts down gracefully.
 pub async fn run(config: ServeConfig) -> Result<()> {
+    // SIGHUP reloads the bundle; installed before anything starts, so an early SIGHUP never kills us.
+    let hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
     let running = Running::start(&config, Options::default()).await?;
     let mut first = running.first_load.clone();
     // At start-up, a refused admin change is fatal (SPEC §5.5): exit non-zero naming the app.
@@ -441,9 +443,7 @@ pub async fn run(config: ServeConfig) -> Result<()> {
             }
         }
     };
-    // SIGHUP: reload the bundle now.
-    #[cfg(unix)]
-    if let Ok(mut hup) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+    if let Some(mut hup) = hup {
         let shared = running.shared.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {

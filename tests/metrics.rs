@@ -399,10 +399,9 @@ fn cache_entries_gauge_stays_within_cache_capacity() {
     });
 }
 
-/// Each activation leaves the `warden_bundle_info` series of the revision it replaced behind (set to 0,
-/// never removed): a sidecar that reloads every few minutes grows one series per revision ever active,
-/// the unbounded-series pitfall of STYLE §4.3 (linkerd2#12916). Only the active revision's series should
-/// remain.
+/// Only the active revision has a `warden_bundle_info` series. Regression: each activation used to
+/// leave the series of the revision it replaced behind (set to 0, never removed), one more series per
+/// revision ever active: the unbounded-series pitfall of STYLE §4.3 (linkerd2#12916).
 #[test]
 fn bundle_info_keeps_only_the_active_revision() {
     serial(async {

@@ -243,7 +243,10 @@ pub fn propagate(
             _ => return Err(no_identity(app, "the request names no IAM user or session")),
         }
     } else {
-        return Err(no_identity(app, "the caller has no `SageMakerPartnerAppUser` session tag and the app does not enable IAM session identity"));
+        return Err(no_identity(
+            app,
+            "the caller has no `SageMakerPartnerAppUser` session tag and the app does not enable IAM session identity",
+        ));
     };
     let admin_role = admin_role(app, admins, &user);
     Ok(Outcome {

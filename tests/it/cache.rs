@@ -327,9 +327,8 @@ fn a_million_distinct_requests_stay_within_capacity_and_memory() {
     assert!(out.contains("1 passed"), "the child ran the test:\n{out}");
 }
 
-/// Concurrent misses on a nearly full cache: each checks `len < capacity`, then inserts, so several
-/// can pass the check together and the cache ends up over capacity (by up to the number of concurrent
-/// evaluators less one). Memory stays bounded, but `len() <= capacity` is broken.
+/// Concurrent misses on a nearly full cache never overfill it. Regression: each miss used to check
+/// `len < capacity` and then insert, so several could pass the check together (capacity 1 held 2 or 3).
 #[test]
 fn concurrent_misses_never_overfill_the_cache() {
     const THREADS: usize = 4;
