@@ -373,6 +373,12 @@ impl Running {
             r.abort();
             let _ = r.await;
         }
+        // No reload or revocation writes the state after this: release the directory (and its lock)
+        // now, even if a draining listener still holds `shared`.
+        {
+            let _one = self.shared.serial.lock().await;
+            self.shared.release_state();
+        }
         let _ = self.shutdown.send(true);
         let all = async {
             for t in self.tasks {
@@ -389,8 +395,6 @@ impl Running {
         if let Some(t) = log_task {
             let _ = tokio::time::timeout(Duration::from_secs(2), t).await;
         }
-        // The state directory's lock goes with the server, even if someone still holds `shared`.
-        self.shared.release_state();
         match drained {
             Ok(()) => true,
             Err(_) => {
