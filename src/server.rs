@@ -152,7 +152,11 @@ impl Shared {
         if let Err(e) = self.save_state(&admins) {
             return self.reject("rejected", vec![format!("{e:#}")]);
         }
-        let act = self.store.activate(Arc::new(bundle), admins, source_name(&self.source));
+        let (act, old) = self.store.activate(Arc::new(bundle), admins, source_name(&self.source));
+        // Freeing a large bundle takes a while: not on a runtime worker.
+        if let Some(old) = old {
+            tokio::task::spawn_blocking(move || drop(old));
+        }
         metrics::bundle_reload("activated", Some(&act.revision), act.previous.as_deref());
         tracing::info!(revision = %act.revision, previous = ?act.previous, source = %source_name(&self.source), "bundle activated");
         set_health(&self.health, ServingStatus::Serving).await;

@@ -69,8 +69,14 @@ impl Store {
         self.active.load_full()
     }
 
-    /// Swaps in a new bundle (with the admin memory computed for it) atomically.
-    pub fn activate(&self, bundle: Arc<Bundle>, admins: AdminMemory, source: String) -> Activation {
+    /// Swaps in a new bundle (with the admin memory computed for it) atomically. The replaced snapshot
+    /// is returned, so that the caller can free a large bundle off the request path.
+    pub fn activate(
+        &self,
+        bundle: Arc<Bundle>,
+        admins: AdminMemory,
+        source: String,
+    ) -> (Activation, Option<Arc<Active>>) {
         let previous = self.active.load().as_ref().map(|a| a.bundle.revision.clone());
         let revision = bundle.revision.clone();
         let now = SystemTime::now();
@@ -78,9 +84,9 @@ impl Store {
         let cache = Arc::new(DecisionCache::new(self.cache_capacity));
         crate::telemetry::metrics::cache_entries(0);
         let active = Active { bundle, admins, cache, activated_at: now, previous_revision: previous.clone(), source };
-        self.active.store(Some(Arc::new(active)));
+        let old = self.active.swap(Some(Arc::new(active)));
         self.reload.store(Arc::new(ReloadStatus { at: Some(now), error: None }));
-        Activation { revision, previous }
+        (Activation { revision, previous }, old)
     }
 
     /// Replaces the admin memory of the active bundle (an operator revoked a remembered admin).

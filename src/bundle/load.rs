@@ -500,7 +500,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     };
 
     // Users.
-    let mut seen_users: Vec<String> = Vec::new();
+    let mut seen_users: std::collections::HashSet<String> = std::collections::HashSet::new();
     for u in &raw.users {
         let (mut identity, boundary, account) = common(u, "user", problems);
         let mut p = Problems::new(&u.file, problems);
@@ -508,10 +508,9 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
             p.push(format!("{}/Arn", u.at), format!("malformed user ARN `{}` for user `{}`", u.arn, u.name));
         }
         let lower = u.name.to_lowercase();
-        if seen_users.contains(&lower) {
+        if !seen_users.insert(lower) {
             p.push(u.at.clone(), format!("duplicate user name `{}` (names are unique ignoring case)", u.name));
         }
-        seen_users.push(lower);
         for g in &u.groups {
             match groups.get(g) {
                 Some(gp) => identity.extend(gp.iter().cloned()),
@@ -537,6 +536,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
 
     // Roles.
     let mut trust_counts = (0usize, 0usize);
+    let mut seen_roles: std::collections::HashSet<(String, String)> = std::collections::HashSet::new();
     for r in &raw.roles {
         let (identity, boundary, account) = common(r, "role", problems);
         let mut p = Problems::new(&r.file, problems);
@@ -544,7 +544,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
             p.push(format!("{}/Arn", r.at), format!("malformed role ARN `{}` for role `{}`", r.arn, r.name));
         }
         let key = r.name.clone();
-        if bundle.roles.values().any(|x| x.account == account && x.name.eq_ignore_ascii_case(&r.name)) {
+        if !seen_roles.insert((account.clone(), r.name.to_lowercase())) {
             p.push(r.at.clone(), format!("duplicate role name `{}` (names are unique ignoring case)", r.name));
         }
         let Some((doc, at)) = &r.trust else { continue };
