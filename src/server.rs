@@ -136,7 +136,7 @@ impl Shared {
         if let Some(a) = &current
             && a.bundle.revision == bundle.revision
         {
-            metrics::bundle_reload("unchanged", None, None);
+            metrics::bundle_reload("unchanged");
             return ReloadOutcome::Unchanged(bundle.revision);
         }
         let base = current.as_ref().map_or_else(|| self.initial_admins.clone(), |a| (*a.admins).clone());
@@ -157,7 +157,7 @@ impl Shared {
         if let Some(old) = old {
             tokio::task::spawn_blocking(move || drop(old));
         }
-        metrics::bundle_reload("activated", Some(&act.revision), act.previous.as_deref());
+        metrics::bundle_reload("activated");
         tracing::info!(revision = %act.revision, previous = ?act.previous, source = %source_name(&self.source), "bundle activated");
         set_health(&self.health, ServingStatus::Serving).await;
         ReloadOutcome::Activated(act.revision)
@@ -182,7 +182,7 @@ impl Shared {
         for p in &problems {
             tracing::error!(problem = %p, "bundle rejected; the active bundle keeps serving");
         }
-        metrics::bundle_reload(result, None, None);
+        metrics::bundle_reload(result);
         self.store.reject(problems.join("\n"));
         ReloadOutcome::Rejected(problems)
     }

@@ -122,12 +122,11 @@ pub fn panic() {
     metrics::counter!(PANICS).increment(1);
 }
 
-/// Records a bundle load outcome (`activated`, `unchanged`, `rejected`).
-pub fn bundle_reload(result: &'static str, revision: Option<&str>, previous: Option<&str>) {
+/// Records a bundle load outcome (`activated`, `unchanged`, `rejected`) and its time.
+pub fn bundle_reload(result: &'static str) {
     metrics::counter!(BUNDLE_RELOADS, "result" => result).increment(1);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics::gauge!(BUNDLE_LAST_RELOAD).set(now);
-    let _ = (revision, previous);
 }
 
 /// `warden_bundle_info{revision} 1` for the active revision only, appended to the exporter's text at
