@@ -75,6 +75,10 @@ enum Command {
         /// Write one JSON line per decision to PATH (appended) or `-` (stdout).
         #[arg(long, value_name = "PATH|-")]
         decision_log: Option<String>,
+        /// Runtime threads answering requests: 1 serves everything on one thread (a sidecar with one
+        /// core); default: one per CPU.
+        #[arg(long, value_name = "N")]
+        worker_threads: Option<usize>,
     },
     /// Manage the remembered admins of a running server.
     Admins {
@@ -140,6 +144,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             cache_capacity,
             poll_interval,
             decision_log,
+            worker_threads,
         } => {
             let config = match crate::config::ServeConfig::from_flags(
                 bundle.as_deref(),
@@ -157,7 +162,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(64));
                 }
             };
-            serve(config)
+            if worker_threads == Some(0) {
+                eprintln!("warden: --worker-threads: must be at least 1");
+                return Ok(ExitCode::from(64));
+            }
+            serve(config, worker_threads)
         }
         Command::Validate { dir } => validate(dir.as_deref()),
         Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
@@ -171,12 +180,17 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn serve(config: crate::config::ServeConfig) -> Result<ExitCode> {
+fn serve(config: crate::config::ServeConfig, worker_threads: Option<usize>) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
-    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().context("starting the runtime")?;
+    let rt = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
+        Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
+        None => tokio::runtime::Builder::new_multi_thread().enable_all().build(),
+    }
+    .context("starting the runtime")?;
     rt.block_on(crate::server::run(config))?;
     Ok(ExitCode::SUCCESS)
 }
