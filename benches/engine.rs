@@ -6,17 +6,11 @@ use std::hint::black_box;
 use warden::bundle;
 use warden::engine::{self, Request};
 use warden::grpc::convert;
-use warden::proto;
 
 const NOW_MS: i64 = 1_767_225_600_000;
 
 fn mix(b: &bundle::Bundle) -> Vec<Request> {
-    b.tests
-        .iter()
-        .filter_map(|t| t.body.get("authorize"))
-        .filter_map(|r| serde_json::from_value::<proto::AuthorizeRequest>(r.clone()).ok())
-        .filter_map(|r| convert::request_from_proto(r, NOW_MS).ok())
-        .collect()
+    convert::test_case_requests(b, NOW_MS)
 }
 
 fn floor_bundle() -> bundle::Bundle {

@@ -17,7 +17,6 @@ use warden::bundle;
 use warden::cache::DecisionCache;
 use warden::engine::{self, Request};
 use warden::grpc::convert;
-use warden::proto;
 
 #[allow(dead_code)]
 #[path = "../examples/gen_bundle.rs"]
@@ -26,12 +25,7 @@ mod gen_bundle;
 const NOW_MS: i64 = 1_767_225_600_000;
 
 fn mix(b: &bundle::Bundle) -> Vec<Request> {
-    b.tests
-        .iter()
-        .filter_map(|t| t.body.get("authorize"))
-        .filter_map(|r| serde_json::from_value::<proto::AuthorizeRequest>(r.clone()).ok())
-        .filter_map(|r| convert::request_from_proto(r, NOW_MS).ok())
-        .collect()
+    convert::test_case_requests(b, NOW_MS)
 }
 
 fn bench(c: &mut Criterion) {

@@ -163,7 +163,8 @@ fn write(root: &Path, rel: &str, v: &Value) -> std::io::Result<()> {
     std::fs::write(path, serde_json::to_vec_pretty(v).map_err(std::io::Error::other)?)
 }
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
+/// Copies a directory tree.
+pub fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
     std::fs::create_dir_all(to)?;
     for e in std::fs::read_dir(from)? {
         let e = e?;

@@ -18,21 +18,12 @@ use std::time::{Duration, Instant};
 use warden::proto::authorizer_client::AuthorizerClient;
 use warden::proto::{AuthorizeRequest, Decision};
 
-const POLICY: &str = "iam/policies/SageMakerPartnerAppUserPolicy.json";
+#[allow(dead_code)]
+#[path = "gen_bundle.rs"]
+mod gen_bundle;
+use gen_bundle::copy_dir;
 
-fn copy_dir(from: &Path, to: &Path) -> std::io::Result<()> {
-    std::fs::create_dir_all(to)?;
-    for e in std::fs::read_dir(from)? {
-        let e = e?;
-        let target = to.join(e.file_name());
-        if e.file_type()?.is_dir() {
-            copy_dir(&e.path(), &target)?;
-        } else {
-            std::fs::copy(e.path(), target)?;
-        }
-    }
-    Ok(())
-}
+const POLICY: &str = "iam/policies/SageMakerPartnerAppUserPolicy.json";
 
 fn free_port() -> std::io::Result<u16> {
     Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())

@@ -148,3 +148,16 @@ pub fn response_to_proto(
         decision_id,
     }
 }
+
+/// The `authorize` requests of a bundle's own test cases (`tests/*.json`), converted as the server
+/// converts them: the request mix of the benchmarks and profiling tools. Cases that do not convert are
+/// skipped.
+pub fn test_case_requests(bundle: &crate::bundle::Bundle, now_ms: i64) -> Vec<engine::Request> {
+    bundle
+        .tests
+        .iter()
+        .filter_map(|t| t.body.get("authorize"))
+        .filter_map(|r| serde_json::from_value::<proto::AuthorizeRequest>(r.clone()).ok())
+        .filter_map(|r| request_from_proto(r, now_ms).ok())
+        .collect()
+}
