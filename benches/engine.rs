@@ -1,6 +1,12 @@
 //! Engine benchmarks (criterion, single thread, uncached): the default bundle's request mix (every
 //! `authorize` case of `policies/tests/`), against a baseline measured in the same run: the same
 //! engine on a one-statement allow-all bundle (the floor of one decision).
+#![expect(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a panic is a failed run, reported with its message"
+)]
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
 use warden::bundle;
@@ -21,7 +27,7 @@ fn floor_bundle() -> bundle::Bundle {
 }
 
 fn bench(c: &mut Criterion) {
-    let default = bundle::read_dir(std::path::Path::new("policies")).expect("default bundle");
+    let default = warden::runtime::files::read_dir(std::path::Path::new("policies")).expect("default bundle");
     let reqs = mix(&default);
     assert!(reqs.len() >= 40, "request mix too small: {}", reqs.len());
     let floor = floor_bundle();

@@ -9,16 +9,21 @@
 //! - `big_bundle`: the same uncached request mix on the generated bundle, against the default bundle.
 //!
 //! `cargo bench --bench runtime` (`WARDEN_GEN_N` changes the number of generated policies).
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a benchmark: a panic is a failed run, reported with its message"
+)]
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use std::hint::black_box;
 use std::path::Path;
 use std::time::Duration;
 use warden::bundle;
-use warden::cache::DecisionCache;
 use warden::engine::{self, Request};
 use warden::grpc::convert;
+use warden::runtime::cache::DecisionCache;
 
-#[allow(dead_code)]
+#[expect(dead_code, reason = "shared with the benches, which use only part of it")]
 #[path = "../examples/gen_bundle.rs"]
 mod gen_bundle;
 
@@ -30,7 +35,7 @@ fn mix(b: &bundle::Bundle) -> Vec<Request> {
 
 fn bench(c: &mut Criterion) {
     let default_dir = Path::new("policies");
-    let default = bundle::read_dir(default_dir).expect("default bundle");
+    let default = warden::runtime::files::read_dir(default_dir).expect("default bundle");
     let reqs = mix(&default);
     assert!(reqs.len() >= 40, "request mix too small: {}", reqs.len());
     let n = reqs.len();
@@ -65,7 +70,7 @@ fn bench(c: &mut Criterion) {
     let big_dir = tmp.path().join("bundle");
     gen_bundle::generate(default_dir, &big_dir, gen_n).expect("generating the large bundle");
     let rss_before = rss_kib();
-    let big = bundle::read_dir(&big_dir).expect("generated bundle is valid");
+    let big = warden::runtime::files::read_dir(&big_dir).expect("generated bundle is valid");
     eprintln!(
         "runtime: generated bundle: {} policies, {} statements, {} roles, {} users, {} SCPs; RSS +{} MiB",
         big.counts.policies,
@@ -78,7 +83,7 @@ fn bench(c: &mut Criterion) {
     // Dropping a large bundle is not free either (the server drops the replaced one): timed apart.
     let mut drops: Vec<f64> = (0..5)
         .map(|_| {
-            let b = bundle::read_dir(&big_dir).expect("generated bundle");
+            let b = warden::runtime::files::read_dir(&big_dir).expect("generated bundle");
             let t = std::time::Instant::now();
             drop(black_box(b));
             t.elapsed().as_secs_f64() * 1e3
@@ -93,11 +98,11 @@ fn bench(c: &mut Criterion) {
     g.sample_size(10).sampling_mode(SamplingMode::Flat);
     // The loaded bundle is dropped outside the timed section (`iter_with_large_drop`).
     g.bench_function("baseline_default_bundle", |b| {
-        b.iter_with_large_drop(|| bundle::read_dir(black_box(default_dir)).expect("default bundle"))
+        b.iter_with_large_drop(|| warden::runtime::files::read_dir(black_box(default_dir)).expect("default bundle"))
     });
     g.measurement_time(Duration::from_secs(5));
     g.bench_function(format!("generated_{gen_n}_policies"), |b| {
-        b.iter_with_large_drop(|| bundle::read_dir(black_box(&big_dir)).expect("generated bundle"))
+        b.iter_with_large_drop(|| warden::runtime::files::read_dir(black_box(&big_dir)).expect("generated bundle"))
     });
     g.finish();
 
@@ -130,7 +135,7 @@ fn bench(c: &mut Criterion) {
 }
 
 fn cache_capacity() -> usize {
-    warden::cache::DEFAULT_CAPACITY
+    warden::runtime::cache::DEFAULT_CAPACITY
 }
 
 /// Resident memory of this process (KiB), 0 if unknown.

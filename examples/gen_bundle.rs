@@ -34,7 +34,8 @@ impl Rng {
     }
 
     fn pick<'a>(&mut self, xs: &[&'a str]) -> &'a str {
-        xs[self.below(xs.len())]
+        let i = self.below(xs.len());
+        xs.get(i).copied().unwrap_or_default()
     }
 }
 
@@ -109,7 +110,8 @@ fn statement(rng: &mut Rng, owner: usize, k: usize) -> Value {
                           "Bool": {"aws:ViaAWSService": "false"}}})
         }
         8 => {
-            let (svc, actions) = SERVICES[rng.below(SERVICES.len())];
+            let i = rng.below(SERVICES.len());
+            let (svc, actions) = SERVICES.get(i).copied().unwrap_or(("s3", &["GetObject"]));
             let a: Vec<&str> = (0..1 + rng.below(3)).map(|_| rng.pick(actions)).collect();
             json!({"Sid": sid, "Effect": "Allow", "Action": a,
                 "Resource": format!("arn:aws:{svc}:{REGION}:{ACCOUNT}:*"),
@@ -249,8 +251,13 @@ pub fn generate(default_dir: &Path, out: &Path, n: usize) -> std::io::Result<Gen
             "Tags": [{"Key": "Team", "Value": t}, {"Key": "CostCenter", "Value": format!("cc-{}", i % 37)}],
         });
         if i % 4 == 0 {
-            role["PermissionsBoundary"] = json!({"PermissionsBoundaryType": "PermissionsBoundaryPolicy",
-                "PermissionsBoundaryArn": format!("arn:aws:iam::{ACCOUNT}:policy/gen/GenBoundary")});
+            role.as_object_mut().map(|o| {
+                o.insert(
+                    "PermissionsBoundary".into(),
+                    json!({"PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+                "PermissionsBoundaryArn": format!("arn:aws:iam::{ACCOUNT}:policy/gen/GenBoundary")}),
+                )
+            });
         }
         write(out, &format!("iam/roles/gen-role-{i:05}.json"), &role)?;
     }
@@ -317,7 +324,6 @@ pub fn generate(default_dir: &Path, out: &Path, n: usize) -> std::io::Result<Gen
     Ok(g)
 }
 
-#[allow(dead_code)]
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     let (out, n) = match args.as_slice() {

@@ -1,10 +1,15 @@
 //! Per-request latency of the default bundle's test requests (uncached, single thread), slowest
 //! first: `cargo run --release --example mix_profile` (`ONLY=name` filters, `N=iterations`). A tool for
 //! finding where engine time goes; the numbers of record come from `cargo bench --bench engine`.
-use warden::{bundle, engine, grpc::convert, proto};
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    reason = "a developer tool: a panic is a failed run, reported with its message"
+)]
+use warden::{engine, grpc::convert, proto};
 
 fn main() {
-    let b = bundle::read_dir(std::path::Path::new("policies")).expect("default bundle");
+    let b = warden::runtime::files::read_dir(std::path::Path::new("policies")).expect("default bundle");
     let only = std::env::var("ONLY").ok();
     let n: usize = std::env::var("N").ok().and_then(|v| v.parse().ok()).unwrap_or(20_000);
     let mut rows = vec![];

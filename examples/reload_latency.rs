@@ -12,13 +12,14 @@
 //! the first change) until an answer carries a different `bundle_revision`. The latency is from just
 //! before the write to that answer; the answer's decision must be the flipped one. Any failed call is
 //! counted (there must be none). Prints min / median / p90 / max and one line per round.
+#![expect(clippy::indexing_slicing, reason = "a developer tool: a panic is a failed run, reported with its message")]
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use warden::proto::authorizer_client::AuthorizerClient;
 use warden::proto::{AuthorizeRequest, Decision};
 
-#[allow(dead_code)]
+#[expect(dead_code, reason = "shared with the benches, which use only part of it")]
 #[path = "gen_bundle.rs"]
 mod gen_bundle;
 use gen_bundle::copy_dir;

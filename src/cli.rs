@@ -3,16 +3,16 @@
 //! file), 64 bad usage.
 mod bundle_tests;
 
-use crate::bundle::{self, Bundle};
-use crate::engine;
 use crate::grpc::convert;
-use crate::policy::Problem;
 use crate::proto;
 use anyhow::{Context as _, Result, bail};
 use clap::{Parser, Subcommand};
 use std::io::{BufRead, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use warden_core::bundle::Bundle;
+use warden_core::engine;
+use warden_core::policy::Problem;
 
 /// The default bundle directory.
 pub const DEFAULT_BUNDLE: &str = "policies";
@@ -206,11 +206,11 @@ fn print_problems(problems: &[Problem]) {
 /// does not exist.
 fn load_bundle(dir: Option<&Path>) -> std::result::Result<(Bundle, String), Vec<Problem>> {
     match dir {
-        Some(d) => bundle::read_dir(d).map(|b| (b, d.display().to_string())),
+        Some(d) => crate::runtime::files::read_dir(d).map(|b| (b, d.display().to_string())),
         None if Path::new(DEFAULT_BUNDLE).is_dir() => {
-            bundle::read_dir(Path::new(DEFAULT_BUNDLE)).map(|b| (b, DEFAULT_BUNDLE.to_owned()))
+            crate::runtime::files::read_dir(Path::new(DEFAULT_BUNDLE)).map(|b| (b, DEFAULT_BUNDLE.to_owned()))
         }
-        None => bundle::embedded().map(|b| (b, "embedded default bundle".to_owned())),
+        None => crate::runtime::files::embedded().map(|b| (b, "embedded default bundle".to_owned())),
     }
 }
 
@@ -301,8 +301,8 @@ fn eval_propagate(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
         }
     };
     // Offline there is no server state: remembered admins start from the bundle's own lists.
-    let admins = crate::identity::AdminMemory::default().transition(&bundle).unwrap_or_default();
-    match crate::identity::propagate(&bundle, &admins, &req, &engine::authorize) {
+    let admins = warden_core::identity::AdminMemory::default().transition(&bundle).unwrap_or_default();
+    match warden_core::identity::propagate(&bundle, &admins, &req, &engine::authorize) {
         Ok(o) => {
             let out = crate::grpc::propagate::outcome_to_proto(&o, &bundle.revision, String::new());
             println!("{}", serde_json::to_string_pretty(&out)?);
@@ -368,7 +368,7 @@ fn eval_cases(arg: &str) -> Result<ExitCode> {
         if line.trim().is_empty() {
             continue;
         }
-        let record = match crate::policy::json::parse_strict(line) {
+        let record = match warden_core::policy::json::parse_strict(line) {
             Err(e) => {
                 serde_json::json!({"id": "", "decision": "Error", "error": format!("line {n}: malformed JSON: {e}")})
             }

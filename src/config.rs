@@ -66,7 +66,7 @@ pub struct ServeConfig {
     /// Poll the bundle directory at this interval instead of watching it.
     pub poll_interval: Option<Duration>,
     /// Where decisions are logged.
-    pub decision_log: Option<crate::telemetry::decision_log::Target>,
+    pub decision_log: Option<DecisionLogTarget>,
 }
 
 /// A bad flag value.
@@ -131,8 +131,8 @@ impl ServeConfig {
         self.decision_log = match decision_log {
             None => None,
             Some("") => return Err(ConfigError { flag: flag::DECISION_LOG, message: "must be a path or `-`".into() }),
-            Some("-") => Some(crate::telemetry::decision_log::Target::Stdout),
-            Some(p) => Some(crate::telemetry::decision_log::Target::File(PathBuf::from(p))),
+            Some("-") => Some(DecisionLogTarget::Stdout),
+            Some(p) => Some(DecisionLogTarget::File(PathBuf::from(p))),
         };
         Ok(self)
     }
@@ -185,12 +185,24 @@ impl ServeConfig {
             admin_listen,
             shutdown_grace,
             state_dir: None,
-            cache_capacity: crate::cache::DEFAULT_CAPACITY,
+            cache_capacity: DEFAULT_CACHE_CAPACITY,
             poll_interval: None,
             decision_log: None,
         })
     }
 }
+
+/// Where the log goes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecisionLogTarget {
+    /// Standard output.
+    Stdout,
+    /// A file (appended).
+    File(PathBuf),
+}
+
+/// Decisions a snapshot's cache holds at most (`--cache-capacity`).
+pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
 
 #[cfg(test)]
 mod tests {

@@ -1,19 +1,18 @@
 //! Warden: a gRPC authorization sidecar (policy decision point) for Amazon SageMaker Studio and
 //! SageMaker partner AI apps. IAM policies evaluated with IAM's own semantics.
+//!
+//! The pure policy engine, identity rules and bundle building live in `warden-core` (re-exported here
+//! as `bundle`, `engine`, `identity`, `policy`); this crate holds the wire, the runtime and the CLI.
+//! Dependencies run one way: `cli → server → grpc → runtime → warden_core`.
 #![forbid(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
-pub mod bundle;
-pub mod cache;
+pub use warden_core::{bundle, engine, identity, policy};
+
 pub mod cli;
 pub mod config;
-pub mod engine;
 pub mod grpc;
-pub mod identity;
-pub mod policy;
 pub mod proto;
-pub mod reload;
+pub mod runtime;
 pub mod server;
-pub mod state;
-pub mod store;
 pub mod telemetry;

@@ -2,6 +2,12 @@
 //! recorder is global to a process, so here no other test moves the counters and every count can be
 //! exact. The tests of this binary also run one at a time (`serial`) for the same reason. Each starts a
 //! real server on loopback, makes known calls, and scrapes `/metrics` over HTTP or reads the log file.
+#![expect(
+    clippy::expect_used,
+    clippy::indexing_slicing,
+    clippy::panic,
+    reason = "test code: a panic is a failed run, reported with its message"
+)]
 #[path = "it/support.rs"]
 mod support;
 

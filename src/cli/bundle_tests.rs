@@ -1,9 +1,9 @@
 //! `warden test`: runs a bundle's own test cases through the same conversion and engine as `serve`.
-use crate::bundle::{Bundle, TestCase};
-use crate::engine;
 use crate::grpc::convert;
 use crate::proto;
 use serde_json::Value;
+use warden_core::bundle::{Bundle, TestCase};
+use warden_core::engine;
 
 /// The outcome of a run.
 #[derive(Debug, Default)]
@@ -73,8 +73,8 @@ fn run_case(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), String>
 }
 
 /// The remembered admins a case starts from: the bundle's lists, plus `remembered_admins`.
-fn admins_for(bundle: &Bundle, case: &TestCase) -> Result<crate::identity::AdminMemory, String> {
-    let mut m = crate::identity::AdminMemory::default().transition(bundle).map_err(|e| e.join("; "))?;
+fn admins_for(bundle: &Bundle, case: &TestCase) -> Result<warden_core::identity::AdminMemory, String> {
+    let mut m = warden_core::identity::AdminMemory::default().transition(bundle).map_err(|e| e.join("; "))?;
     for r in case.body.get("remembered_admins").and_then(Value::as_array).into_iter().flatten() {
         let app = r.get("app_arn").and_then(Value::as_str).ok_or("`remembered_admins` entries need `app_arn`")?;
         let user = r.get("user_name").and_then(Value::as_str).ok_or("`remembered_admins` entries need `user_name`")?;
@@ -91,7 +91,7 @@ fn run_propagate(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), St
     let admins = admins_for(bundle, case)?;
     let (code, message, out) = match crate::grpc::propagate::request_from_proto(req, now_ms) {
         Err(e) => ("INVALID_ARGUMENT".to_owned(), format!("{}: {}", e.field, e.rule), None),
-        Ok(r) => match crate::identity::propagate(bundle, &admins, &r, &engine::authorize) {
+        Ok(r) => match warden_core::identity::propagate(bundle, &admins, &r, &engine::authorize) {
             Ok(o) => (
                 "OK".to_owned(),
                 String::new(),

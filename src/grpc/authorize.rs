@@ -2,11 +2,9 @@
 //! the active snapshot once; that snapshot gives the evaluation and the revision in the answer. The
 //! engine runs inside `catch_unwind`: a panic is INTERNAL and counted, never an allow.
 use super::{convert, status};
-use crate::bundle::Bundle;
 use crate::config::MAX_BATCH;
-use crate::engine::{self, Decision, Request, Response};
 use crate::proto;
-use crate::store::{Active, Store};
+use crate::runtime::store::{Active, Store};
 use crate::telemetry::decision_log::{self, DecisionLog, Record};
 use crate::telemetry::metrics::{self, Rpc};
 use std::panic::AssertUnwindSafe;
@@ -14,6 +12,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Instant, SystemTime};
 use tonic::{Code, Status};
+use warden_core::bundle::Bundle;
+use warden_core::engine::{self, Decision, Request, Response};
 
 /// The decision function (the engine; tests substitute one that panics).
 pub type Evaluator = fn(&Bundle, &Request) -> Response;
@@ -88,7 +88,7 @@ impl AuthorizerService {
         self.store.load().ok_or_else(status::no_bundle)
     }
 
-    #[allow(clippy::too_many_arguments)]
+    #[expect(clippy::too_many_arguments, reason = "one decision-log record: every field of the call")]
     fn record(
         &self,
         ctx: LogCtx<'_>,
@@ -228,7 +228,7 @@ impl AuthorizerService {
         // The authorization steps use the snapshot's decision cache too.
         let authorize = |b: &Bundle, r: &Request| (*active.cache.get_or_evaluate(b, r, evaluator).0).clone();
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            crate::identity::propagate(bundle, &active.admins, &req, &authorize)
+            warden_core::identity::propagate(bundle, &active.admins, &req, &authorize)
         }));
         let Ok(result) = result else {
             metrics::panic();

@@ -1,10 +1,10 @@
 //! `proto::AuthorizeRequest` → `engine::Request` and `engine::Response` → `proto::AuthorizeResponse`.
 //! Destructures every field by name, so a new proto field stops the build until it is handled; errors
 //! name the field (`principal.arn`) and the rule.
-use crate::engine::{self, Decision, RequestError};
-use crate::policy::{MapContext, Value as CtxValue};
 use crate::proto;
 use pbjson_types::value::Kind;
+use warden_core::engine::{self, Decision, RequestError};
+use warden_core::policy::{MapContext, Value as CtxValue};
 
 /// Most values of one multivalued context key.
 const MAX_VALUES_PER_KEY: usize = 1024;
@@ -111,7 +111,7 @@ pub fn decision_to_proto(d: Decision) -> proto::Decision {
 }
 
 /// The wire form of determining statements.
-pub fn statement_refs(refs: &[crate::engine::StatementRef]) -> Vec<proto::StatementRef> {
+pub fn statement_refs(refs: &[warden_core::engine::StatementRef]) -> Vec<proto::StatementRef> {
     refs.iter()
         .map(|s| proto::StatementRef {
             policy: s.policy.to_string(),
@@ -152,7 +152,7 @@ pub fn response_to_proto(
 /// The `authorize` requests of a bundle's own test cases (`tests/*.json`), converted as the server
 /// converts them: the request mix of the benchmarks and profiling tools. Cases that do not convert are
 /// skipped.
-pub fn test_case_requests(bundle: &crate::bundle::Bundle, now_ms: i64) -> Vec<engine::Request> {
+pub fn test_case_requests(bundle: &warden_core::bundle::Bundle, now_ms: i64) -> Vec<engine::Request> {
     bundle
         .tests
         .iter()

@@ -1,12 +1,12 @@
 //! PropagateIdentity on the wire: `proto::PropagateIdentityRequest` → `identity::Request`, the
 //! outcome → `proto::PropagateIdentityResponse`, and identity errors → gRPC statuses.
 use super::convert::{context_from_struct, statement_refs};
-use crate::engine::RequestError;
-use crate::identity::studio::DEFAULT_MAX_RUNTIME;
-use crate::identity::{self, AdminRole, Channel, ErrorKind, Evidence, IcEvidence, Source, Target};
 use crate::proto;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use warden_core::engine::RequestError;
+use warden_core::identity::studio::DEFAULT_MAX_RUNTIME;
+use warden_core::identity::{self, AdminRole, Channel, ErrorKind, Evidence, IcEvidence, Source, Target};
 
 fn opt(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())

@@ -1,8 +1,8 @@
 //! The only place domain errors become `tonic::Status`: INVALID_ARGUMENT carries a
 //! `google.rpc.BadRequest` field violation naming the field.
-use crate::engine::RequestError;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
+use warden_core::engine::RequestError;
 
 /// INVALID_ARGUMENT naming the field and the rule.
 pub fn invalid_argument(e: &RequestError) -> Status {

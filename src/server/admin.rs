@@ -2,7 +2,7 @@
 //! alive), `/readyz` (200 only with an active bundle), `/v1/status` (the BundleStatus as JSON).
 use super::Shared;
 use crate::grpc::authorize::bundle_status;
-use crate::store::Store;
+use crate::runtime::store::Store;
 use axum::Router;
 use axum::extract::State;
 use axum::http::{StatusCode, header};

@@ -18,6 +18,11 @@
 //! (literals without indexing, so h2's decoder table stays empty). All other
 //! frames and the whole server-to-client direction pass through untouched.
 //! Use it only on the Unix-socket listener; TCP clients send a host name.
+#![expect(
+    clippy::indexing_slicing,
+    clippy::expect_used,
+    reason = "interim: the shim is rewritten index-free and bounded under issue 9"
+)]
 
 use std::io;
 use std::pin::Pin;
@@ -605,7 +610,6 @@ const STATIC: [(&str, &str); 61] = [
 ];
 /// RFC 7541 Appendix B: (code, bit length) of symbols 0..=255 and EOS (256).
 #[rustfmt::skip]
-#[allow(clippy::unreadable_literal)]
 const HUFFMAN: [(u32, u8); 257] = [
     (0x1ff8, 13), (0x7fffd8, 23), (0xfffffe2, 28), (0xfffffe3, 28), (0xfffffe4, 28), (0xfffffe5, 28),
     (0xfffffe6, 28), (0xfffffe7, 28), (0xfffffe8, 28), (0xffffea, 24), (0x3ffffffc, 30), (0xfffffe9, 28),

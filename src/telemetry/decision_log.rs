@@ -5,7 +5,6 @@
 use super::metrics;
 use serde::Serialize;
 use std::io::Write as _;
-use std::path::PathBuf;
 use tokio::sync::mpsc;
 
 /// Records waiting for the writer before new ones are dropped.
@@ -46,14 +45,7 @@ pub struct Record {
     pub cached: bool,
 }
 
-/// Where the log goes.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Target {
-    /// Standard output.
-    Stdout,
-    /// A file (appended).
-    File(PathBuf),
-}
+pub use crate::config::DecisionLogTarget as Target;
 
 /// The sending side, cheap to clone.
 #[derive(Debug, Clone)]

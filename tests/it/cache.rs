@@ -9,9 +9,9 @@ use crate::reload::{
 use crate::support;
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
-use warden::cache::DecisionCache;
 use warden::engine;
 use warden::proto::{self, Decision};
+use warden::runtime::cache::DecisionCache;
 
 const ALICE_FILE: &str = "iam/users/alice.json";
 

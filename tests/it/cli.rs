@@ -501,8 +501,8 @@ fn default_bundle_validates_and_its_own_tests_pass() {
 #[test]
 fn embedded_default_bundle_is_the_policies_directory() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let on_disk = warden::bundle::read_dir(&root.join("policies")).expect("policies/ loads");
-    let embedded = warden::bundle::embedded().expect("embedded bundle loads");
+    let on_disk = warden::runtime::files::read_dir(&root.join("policies")).expect("policies/ loads");
+    let embedded = warden::runtime::files::embedded().expect("embedded bundle loads");
     assert_eq!(on_disk.revision, embedded.revision);
 }
 

@@ -152,7 +152,7 @@ async fn start_server(config: &ServeConfig) -> Running {
 /// Waits until no server of this process holds the lock of `state` (see [`start_server`]).
 async fn wait_unlocked(state: &Path) {
     within("the state dir lock to be released", async {
-        while warden::state::StateDir::open(state).is_err() {
+        while warden::runtime::state::StateDir::open(state).is_err() {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     })

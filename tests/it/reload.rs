@@ -666,7 +666,7 @@ fn presign_request() -> proto::AuthorizeRequest {
 
 /// The decision and determining statements a bundle directory gives `req`, computed offline.
 fn offline_answer(dir: &Path, req: &proto::AuthorizeRequest) -> (String, (Decision, Vec<proto::StatementRef>)) {
-    let bundle = warden::bundle::read_dir(dir).unwrap_or_else(|p| panic!("{}: {p:?}", dir.display()));
+    let bundle = warden::runtime::files::read_dir(dir).unwrap_or_else(|p| panic!("{}: {p:?}", dir.display()));
     let now = SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).expect("time").as_millis() as i64;
     let r = warden::grpc::convert::request_from_proto(req.clone(), now).expect("a valid request");
     let resp = warden::engine::authorize(&bundle, &r);

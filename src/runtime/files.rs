@@ -1,20 +1,10 @@
-//! Policy bundles: the AWS-shaped directory layout (docs/bundle-format.md) read into an immutable,
-//! validated [`Bundle`] with a content revision. `load::from_files` is pure and collects every problem;
-//! [`read_dir`] is the only I/O (sync `std::fs`), and [`embedded`] is the default `policies/`.
-pub mod fields;
-pub mod load;
-pub mod model;
-pub mod sagemaker;
-
-pub use self::load::{from_files, revision_of};
-pub use self::model::{Bundle, Counts, Domain, PartnerApp, Role, Tags, TestCase, User};
-use crate::policy::Problem;
+//! The bundle file reader: the only place a bundle directory is read (sync `std::fs`), plus the default
+//! bundle compiled into the binary. Building the bundle from the bytes is `warden_core::bundle`'s.
 use std::path::Path;
+use warden_core::bundle::{Bundle, BundleFile, from_files, load};
+use warden_core::policy::Problem;
 
 include!(concat!(env!("OUT_DIR"), "/embedded_policies.rs"));
-
-/// A bundle file: its path relative to the bundle root, and its bytes.
-pub type BundleFile = (String, Vec<u8>);
 
 /// The default bundle compiled into the binary (`policies/` of the repository).
 pub fn embedded_files() -> Vec<(String, Vec<u8>)> {

@@ -2,11 +2,11 @@
 //! admins). The running server is its only writer (an exclusive lock on `state-dir/lock`); writes
 //! are atomic (temporary file, fsync, rename, fsync of the directory); a corrupt file is reported,
 //! never silently emptied.
-use crate::identity::AdminMemory;
 use anyhow::{Context as _, Result, bail};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use warden_core::identity::AdminMemory;
 
 /// The admin state file inside the state directory.
 pub const ADMINS_FILE: &str = "admins.json";
@@ -53,12 +53,12 @@ impl StateDir {
         let m: AdminMemory = serde_json::from_slice(&bytes).with_context(|| {
             format!("--state-dir: `{}` is corrupt (not left as is, not emptied: fix or remove it)", path.display())
         })?;
-        if m.version != crate::identity::admins::VERSION {
+        if m.version != warden_core::identity::admins::VERSION {
             bail!(
                 "--state-dir: `{}` has format version {}, this warden reads {}",
                 path.display(),
                 m.version,
-                crate::identity::admins::VERSION
+                warden_core::identity::admins::VERSION
             );
         }
         Ok(m)

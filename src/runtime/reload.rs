@@ -3,7 +3,7 @@
 //! debounced on the trailing edge; one reload runs at a time with at most one pending (a `Notify`
 //! permit); unchanged content is skipped by the reload itself. `--poll-interval` replaces the watcher
 //! on file systems without inotify (EFS, NFS). SIGHUP reloads too (see `server::run`).
-use crate::server::Shared;
+use crate::runtime::activation::Shared;
 use notify::{RecursiveMode, Watcher};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

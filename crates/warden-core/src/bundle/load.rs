@@ -5,7 +5,7 @@ use super::fields::{bool_field, list_field, object, str_field, string_list, tags
 use super::model::{Bundle, Counts, Role, Tags, TestCase, User};
 use super::sagemaker;
 use crate::policy::error::ptr_token;
-use crate::policy::{Policy, PolicyKind, Problem, Problems, StatementIndex, arn, document_value, json};
+use crate::policy::{Layer, Policy, PolicyKind, Problem, Problems, StatementIndex, arn, document_value, json};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -356,16 +356,16 @@ fn derived_id(prefix: &str, arn_s: &str) -> String {
     format!("{prefix}{}", &hex[..17])
 }
 
-/// The index of what applies to a principal: SCPs (layer 1), boundary (4), identity policies (8).
+/// The index of what applies to a principal: its SCPs, boundary and identity policies.
 fn principal_index(
     scps: Option<&[Arc<Policy>]>,
     boundary: Option<&Arc<Policy>>,
     identity: &[Arc<Policy>],
 ) -> StatementIndex {
-    let mut layered: Vec<(u8, Arc<Policy>)> = Vec::new();
-    layered.extend(scps.unwrap_or(&[]).iter().map(|p| (1, p.clone())));
-    layered.extend(boundary.map(|p| (4, p.clone())));
-    layered.extend(identity.iter().map(|p| (8, p.clone())));
+    let mut layered: Vec<(Layer, Arc<Policy>)> = Vec::new();
+    layered.extend(scps.unwrap_or(&[]).iter().map(|p| (Layer::Scp, p.clone())));
+    layered.extend(boundary.map(|p| (Layer::Boundary, p.clone())));
+    layered.extend(identity.iter().map(|p| (Layer::Identity, p.clone())));
     StatementIndex::build(&layered)
 }
 

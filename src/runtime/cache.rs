@@ -3,17 +3,16 @@
 //! source identity, action, resource, context, resource tags) — not by time: decisions that read
 //! `aws:CurrentTime`/`aws:EpochTime` are never stored. Bounded: when full, new entries are not stored
 //! (memory stays flat under an endless stream of distinct requests).
-use crate::bundle::Bundle;
-use crate::engine::{Request, Response};
 use crate::telemetry::metrics;
 use dashmap::DashMap;
 use rustc_hash::FxHasher;
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use warden_core::bundle::Bundle;
+use warden_core::engine::{Request, Response};
 
-/// Default `--cache-capacity`.
-pub const DEFAULT_CAPACITY: usize = 100_000;
+pub use crate::config::DEFAULT_CACHE_CAPACITY as DEFAULT_CAPACITY;
 
 /// A cached request: the request without its time and explain flag, and the answer.
 #[derive(Debug)]

@@ -96,58 +96,6 @@ pub struct Policy {
     pub kind: PolicyKind,
     /// Statements in document order.
     pub statements: Vec<Statement>,
-    /// Which statements can match an action.
-    index: ActionIndex,
-}
-
-/// Statements by the exact (lower-cased) actions they name; statements with a wildcard action or a
-/// `NotAction` are candidates for every action.
-#[derive(Debug, Clone, Default)]
-struct ActionIndex {
-    exact: rustc_hash::FxHashMap<Box<str>, Vec<u32>>,
-    others: Vec<u32>,
-}
-
-impl ActionIndex {
-    fn build(statements: &[Statement]) -> ActionIndex {
-        let mut idx = ActionIndex::default();
-        for (i, st) in statements.iter().enumerate() {
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            let (globs, not_action) = &st.actions;
-            let exact: Option<Vec<&str>> = if *not_action {
-                None
-            } else {
-                globs.iter().map(|g| if let Glob::Exact(s) = g { Some(s.as_str()) } else { None }).collect()
-            };
-            match exact {
-                Some(actions) => {
-                    for a in actions {
-                        let e = idx.exact.entry(Box::from(a)).or_default();
-                        if e.last() != Some(&i) {
-                            e.push(i);
-                        }
-                    }
-                }
-                None => idx.others.push(i),
-            }
-        }
-        idx
-    }
-}
-
-// === impl Policy ===
-
-impl Policy {
-    /// The statements that may match `action_lower`, in document order (the others cannot apply).
-    pub fn candidates<'p>(&'p self, action_lower: &str) -> impl Iterator<Item = &'p Statement> + 'p {
-        let exact: &[u32] = self.index.exact.get(action_lower).map_or(&[], Vec::as_slice);
-        super::index::merge_sorted(exact, &self.index.others).filter_map(move |i| self.statements.get(i as usize))
-    }
-
-    /// The action index: statements by exact action, and statements any action may match.
-    pub(crate) fn action_index(&self) -> (&rustc_hash::FxHashMap<Box<str>, Vec<u32>>, &[u32]) {
-        (&self.index.exact, &self.index.others)
-    }
 }
 
 /// Turns a document given as a JSON object, or as a (URL-encoded) JSON string, into a JSON value.
@@ -247,7 +195,6 @@ impl Policy {
         if problems.count() > before {
             return None;
         }
-        let index = ActionIndex::build(&statements);
         let (id, file): (Arc<str>, Arc<str>) = (Arc::from(id), Arc::from(problems.file()));
         for st in &mut statements {
             st.info = Arc::new(StatementInfo {
@@ -257,7 +204,7 @@ impl Policy {
                 file: file.clone(),
             });
         }
-        Some(Policy { id, file, kind, statements, index })
+        Some(Policy { id, file, kind, statements })
     }
 }
 
@@ -326,16 +273,18 @@ fn compile_statement(
         (None, Some(v)) => compile_principal(v, true, &format!("{at}/NotPrincipal"), p),
         (None, None) => None,
     };
+    let has_principal = obj.contains_key("Principal") || obj.contains_key("NotPrincipal");
     match kind {
-        PolicyKind::Resource if obj.get("Principal").is_none() && obj.get("NotPrincipal").is_none() => {
-            p.push(at, "a resource-based policy statement needs `Principal`");
+        PolicyKind::Resource => {
+            if !has_principal {
+                p.push(at, "a resource-based policy statement needs `Principal`");
+            }
         }
-        PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Scp
-            if obj.contains_key("Principal") || obj.contains_key("NotPrincipal") =>
-        {
-            p.push(at, "`Principal` is not allowed in an identity-based policy, a permissions boundary or an SCP");
+        PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Scp => {
+            if has_principal {
+                p.push(at, "`Principal` is not allowed in an identity-based policy, a permissions boundary or an SCP");
+            }
         }
-        _ => {}
     }
     // Action / NotAction.
     let actions = match (obj.get("Action"), obj.get("NotAction")) {

@@ -1202,29 +1202,8 @@ fn job_defaults() {
     let j = o.job.expect("a job");
     assert_eq!(j.background_session_expires_ms, NOW + WEEK_MS);
     assert_eq!(j.effective_max_runtime_seconds, 604_800);
-    // On the wire: MaxRuntimeInSeconds 0 means 86,400; no start means now.
-    let wire = crate::proto::PropagateIdentityRequest {
-        target: Some(crate::proto::propagate_identity_request::Target::Job(crate::proto::JobTarget {
-            domain_id: SSO_TIP.into(),
-            job_type: "TRAINING".into(),
-            max_runtime_in_seconds: 0,
-            background_session_started_at: None,
-        })),
-        channel: 0,
-        evidence: Some(crate::proto::Evidence {
-            identity_center_user: Some(crate::proto::IdentityCenterUser {
-                user_id: ALICE_ID.into(),
-                user_name: "alice".into(),
-                identity_store_arn: STORE.into(),
-            }),
-            ..crate::proto::Evidence::default()
-        }),
-    };
-    let req = crate::grpc::propagate::request_from_proto(wire, NOW).expect("a valid wire request");
-    assert_eq!(
-        req.target,
-        Target::Job { domain_id: SSO_TIP.into(), max_runtime_seconds: 86_400, background_started_ms: None }
-    );
+    // MaxRuntimeInSeconds 86,400 (the wire default, see tests/it/core_wire.rs) and no start: now.
+    let req = job_req(SSO_TIP, 86_400, None, ic_alice());
     let j = ok("wire defaults", &req).job.expect("a job");
     assert_eq!(j.effective_max_runtime_seconds, 86_400);
     assert_eq!(j.background_session_expires_ms, NOW + WEEK_MS);

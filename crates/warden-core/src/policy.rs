@@ -16,5 +16,5 @@ pub use self::condition::{Condition, Tri};
 pub use self::context::{Context, CtxVal, MapContext, Value};
 pub use self::document::{Effect, Policy, PolicyKind, ResourcePattern, Statement, StatementInfo, document_value};
 pub use self::error::{Problem, Problems};
-pub use self::index::StatementIndex;
+pub use self::index::{Layer, StatementIndex};
 pub use self::principal::{Naming, PrincipalFacts, PrincipalKind, PrincipalSpec};

@@ -2,10 +2,11 @@
 //! trust policies included) with what naming a user, a role or a session may override; permissions
 //! boundary; identity policies; cross-account. Pure.
 use super::decision::{Decision, Response, StatementRef};
+use crate::policy::index;
 use crate::policy::pattern::ArnGlob;
 use crate::policy::{
-    Context, Effect, Naming, Policy, PrincipalFacts, PrincipalKind, ResourcePattern, Statement, StatementIndex, Tri,
-    arn,
+    Context, Effect, Layer, Naming, Policy, PrincipalFacts, PrincipalKind, ResourcePattern, Statement, StatementIndex,
+    Tri, arn,
 };
 use std::sync::Arc;
 
@@ -56,13 +57,33 @@ pub fn is_trust_action(action_lower: &str) -> bool {
     )
 }
 
-/// The policy layers, in evaluation (and reporting) order.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Layer {
-    Scp = 1,
-    Resource = 2,
-    Boundary = 4,
-    Identity = 8,
+/// A counter per layer.
+#[derive(Debug, Default)]
+struct PerLayer {
+    scp: u32,
+    resource: u32,
+    boundary: u32,
+    identity: u32,
+}
+
+impl PerLayer {
+    fn get(&self, layer: Layer) -> u32 {
+        match layer {
+            Layer::Scp => self.scp,
+            Layer::Resource => self.resource,
+            Layer::Boundary => self.boundary,
+            Layer::Identity => self.identity,
+        }
+    }
+
+    fn get_mut(&mut self, layer: Layer) -> &mut u32 {
+        match layer {
+            Layer::Scp => &mut self.scp,
+            Layer::Resource => &mut self.resource,
+            Layer::Boundary => &mut self.boundary,
+            Layer::Identity => &mut self.identity,
+        }
+    }
 }
 
 /// A statement that applies to the request.
@@ -75,7 +96,7 @@ struct Eval<'a, 'p> {
     input: Input<'a>,
     hits: smallvec::SmallVec<[Hit<'p>; 16]>,
     /// Allow counts per layer, and the number of denies.
-    allows: [u32; 4],
+    allows: PerLayer,
     denies: u32,
     /// The strongest naming of the principal among applying resource-policy Allow statements.
     naming: Option<Naming>,
@@ -83,21 +104,12 @@ struct Eval<'a, 'p> {
     trace: Vec<String>,
 }
 
-fn slot(layer: Layer) -> usize {
-    match layer {
-        Layer::Scp => 0,
-        Layer::Resource => 1,
-        Layer::Boundary => 2,
-        Layer::Identity => 3,
-    }
-}
-
 /// Evaluates one request against its layers.
 pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
     let mut ev = Eval {
         input: *input,
         hits: smallvec::SmallVec::new(),
-        allows: [0; 4],
+        allows: PerLayer::default(),
         denies: 0,
         naming: None,
         diagnostics: Vec::new(),
@@ -111,17 +123,12 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
         Some(ix) => {
             let mut resource_done = false;
             for (layer, p, st) in ix.candidates(input.action) {
-                if layer > Layer::Scp as u8 && !resource_done {
+                if layer > Layer::Scp && !resource_done {
                     if let Some(rp) = layers.resource {
                         ev.scan(rp, Layer::Resource);
                     }
                     resource_done = true;
                 }
-                let layer = match layer {
-                    1 => Layer::Scp,
-                    4 => Layer::Boundary,
-                    _ => Layer::Identity,
-                };
                 ev.consider(p, st, layer);
             }
             if !resource_done && let Some(rp) = layers.resource {
@@ -145,7 +152,7 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
             }
         }
     }
-    let has = |ev: &Eval<'_, '_>, l: Layer| ev.allows[slot(l)] > 0;
+    let has = |ev: &Eval<'_, '_>, l: Layer| ev.allows.get(l) > 0;
     use Layer::*;
 
     // 1. Any matching Deny.
@@ -158,7 +165,7 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
         if naming.is_none() {
             return ev.deny_because("no resource-based policy allows the service principal");
         }
-        return ev.finish_allow(Resource as u8);
+        return ev.finish_allow(Resource.bit());
     }
     // 2. SCPs apply and none allows.
     if scps.is_some() && !has(&ev, Scp) {
@@ -181,7 +188,7 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
         if !has(&ev, Identity) {
             return ev.deny_because("cross-account request: no identity-based policy allows the action");
         }
-        return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8 | Identity as u8);
+        return ev.finish_allow(Scp.bit() | Resource.bit() | Boundary.bit() | Identity.bit());
     }
 
     if layers.trust {
@@ -200,19 +207,19 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
                     "the role's trust policy trusts only the account: no identity-based policy allows the action",
                 );
             }
-            return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8 | Identity as u8);
+            return ev.finish_allow(Scp.bit() | Resource.bit() | Boundary.bit() | Identity.bit());
         }
-        return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8);
+        return ev.finish_allow(Scp.bit() | Resource.bit() | Boundary.bit());
     }
 
     // 3. Same-account resource-based policy naming the principal.
     match naming {
-        Some(Naming::Exact) => return ev.finish_allow(Scp as u8 | Resource as u8),
+        Some(Naming::Exact) => return ev.finish_allow(Scp.bit() | Resource.bit()),
         Some(Naming::Role | Naming::Wildcard) => {
             // A grant to the role (or to everyone, read conservatively) is still limited by the
             // permissions boundary.
             if !boundary_denies {
-                return ev.finish_allow(Scp as u8 | Resource as u8 | Boundary as u8);
+                return ev.finish_allow(Scp.bit() | Resource.bit() | Boundary.bit());
             }
             ev.note("the resource-based policy allows, but the permissions boundary does not");
         }
@@ -225,7 +232,7 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
     if !has(&ev, Identity) {
         return ev.deny_because("no identity-based policy allows the action");
     }
-    ev.finish_allow(Scp as u8 | Boundary as u8 | Identity as u8)
+    ev.finish_allow(Scp.bit() | Boundary.bit() | Identity.bit())
 }
 
 // === impl Eval ===
@@ -266,7 +273,7 @@ impl<'p> Eval<'_, 'p> {
 
     /// Allow, determined by the Allow statements of the `layers` (a bit set) that were required.
     fn finish_allow(self, layers: u8) -> Response {
-        let determining = self.collect(|h| h.statement.effect == Effect::Allow && layers & h.layer as u8 != 0);
+        let determining = self.collect(|h| h.statement.effect == Effect::Allow && layers & h.layer.bit() != 0);
         Response {
             decision: Decision::Allow,
             determining,
@@ -277,7 +284,7 @@ impl<'p> Eval<'_, 'p> {
     }
 
     fn scan(&mut self, policy: &'p Policy, layer: Layer) {
-        for st in policy.candidates(self.input.action) {
+        for st in policy.statements.iter().filter(|st| index::is_candidate(st, self.input.action)) {
             self.consider(policy, st, layer);
         }
     }
@@ -325,7 +332,7 @@ impl<'p> Eval<'_, 'p> {
                             (a, b) => a.or(b),
                         };
                     }
-                    self.allows[slot(layer)] += 1;
+                    *self.allows.get_mut(layer) += 1;
                 }
             }
             self.hits.push(Hit { layer, statement: st });

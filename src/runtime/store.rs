@@ -1,11 +1,11 @@
 //! The active bundle: an atomically swapped snapshot (arc-swap). A request loads it once and uses that
 //! one snapshot for its evaluation and the revision it reports. Also keeps the status operators see.
-use crate::bundle::Bundle;
-use crate::cache::DecisionCache;
-use crate::identity::AdminMemory;
+use crate::runtime::cache::DecisionCache;
 use arc_swap::{ArcSwap, ArcSwapOption};
 use std::sync::Arc;
 use std::time::SystemTime;
+use warden_core::bundle::Bundle;
+use warden_core::identity::AdminMemory;
 
 /// One activated bundle.
 #[derive(Debug)]
@@ -56,7 +56,7 @@ impl Store {
     /// An empty store: no bundle yet (RPCs answer UNAVAILABLE); each activated bundle gets a decision
     /// cache of the default capacity.
     pub fn new() -> Store {
-        Store::with_cache_capacity(crate::cache::DEFAULT_CAPACITY)
+        Store::with_cache_capacity(crate::runtime::cache::DEFAULT_CAPACITY)
     }
 
     /// An empty store whose bundles get caches of `capacity` decisions (0: no cache).
