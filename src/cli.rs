@@ -309,7 +309,7 @@ fn eval_propagate(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let s = crate::grpc::propagate::error_to_status(&e);
+            let s = crate::grpc::status::error_to_status(&e);
             eprintln!("warden: {}: {}", crate::telemetry::metrics::code_name(s.code()), s.message());
             Ok(ExitCode::from(1))
         }

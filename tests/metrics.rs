@@ -183,7 +183,16 @@ fn types(text: &str) -> BTreeMap<String, String> {
 
 /// The label keys each metric may have, and the closed value sets (SPEC §6: low cardinality only).
 fn assert_low_cardinality(samples: &[Sample]) {
-    let rpcs = ["authorize", "authorize_batch", "get_bundle_status", "propagate_identity", "unknown"];
+    let rpcs = [
+        "authorize",
+        "authorize_batch",
+        "get_bundle_status",
+        "propagate_identity",
+        "health_check",
+        "health_watch",
+        "reflection_server_reflection_info",
+        "unknown",
+    ];
     let decisions = ["allow", "explicit_deny", "implicit_deny", "error"];
     let results = ["activated", "unchanged", "rejected"];
     for s in samples.iter().filter(|s| s.name.starts_with("warden_")) {

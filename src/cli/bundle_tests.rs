@@ -98,7 +98,7 @@ fn run_propagate(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), St
                 Some(crate::grpc::propagate::outcome_to_proto(&o, &bundle.revision, String::new())),
             ),
             Err(e) => {
-                let s = crate::grpc::propagate::error_to_status(&e);
+                let s = crate::grpc::status::error_to_status(&e);
                 (crate::telemetry::metrics::code_name(s.code()).to_owned(), s.message().to_owned(), None)
             }
         },

@@ -260,7 +260,7 @@ impl AuthorizerService {
                     _ => "error",
                 };
                 metrics::decision(rpc, label, started.elapsed());
-                let s = super::propagate::error_to_status(&e);
+                let s = super::status::error_to_status(&e);
                 let det = e.decision.as_ref().map(|d| convert::statement_refs(&d.determining)).unwrap_or_default();
                 self.record(
                     ctx,
@@ -280,9 +280,7 @@ impl AuthorizerService {
     }
 }
 
-fn finish<T>(rpc: Rpc, request_id: Option<String>, r: Result<T, Status>) -> Result<tonic::Response<T>, Status> {
-    let code = r.as_ref().map_or_else(Status::code, |_| Code::Ok);
-    metrics::request(rpc, code);
+fn finish<T>(request_id: Option<String>, r: Result<T, Status>) -> Result<tonic::Response<T>, Status> {
     let echo = |md: &mut tonic::metadata::MetadataMap| {
         if let Some(id) = request_id.as_deref().and_then(|v| v.parse().ok()) {
             md.insert("x-request-id", id);
@@ -314,7 +312,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         let id = request_id(&request);
         let r =
             self.active().and_then(|active| self.decide(&active, request.into_inner(), Rpc::Authorize, id.as_deref()));
-        finish(Rpc::Authorize, id, r)
+        finish(id, r)
     }
 
     async fn authorize_batch(
@@ -353,7 +351,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
                 .collect();
             Ok(proto::AuthorizeBatchResponse { results, bundle_revision: active.bundle.revision.clone() })
         })();
-        finish(Rpc::AuthorizeBatch, id, r)
+        finish(id, r)
     }
 
     async fn propagate_identity(
@@ -362,7 +360,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
     ) -> Result<tonic::Response<proto::PropagateIdentityResponse>, Status> {
         let id = request_id(&request);
         let r = self.active().and_then(|active| self.propagate(&active, request.into_inner(), id.as_deref()));
-        finish(Rpc::PropagateIdentity, id, r)
+        finish(id, r)
     }
 
     async fn get_bundle_status(
@@ -370,7 +368,7 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         request: tonic::Request<proto::GetBundleStatusRequest>,
     ) -> Result<tonic::Response<proto::BundleStatus>, Status> {
         let id = request_id(&request);
-        finish(Rpc::GetBundleStatus, id, Ok(bundle_status(&self.store)))
+        finish(id, Ok(bundle_status(&self.store)))
     }
 }
 

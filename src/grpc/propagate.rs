@@ -2,11 +2,9 @@
 //! outcome → `proto::PropagateIdentityResponse`, and identity errors → gRPC statuses.
 use super::convert::{context_from_struct, statement_refs};
 use crate::proto;
-use tonic::{Code, Status};
-use tonic_types::{ErrorDetails, StatusExt};
 use warden_core::engine::RequestError;
 use warden_core::identity::studio::DEFAULT_MAX_RUNTIME;
-use warden_core::identity::{self, AdminRole, Channel, ErrorKind, Evidence, IcEvidence, Source, Target};
+use warden_core::identity::{self, AdminRole, Channel, Evidence, IcEvidence, Source, Target};
 
 fn opt(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
@@ -150,22 +148,5 @@ pub fn outcome_to_proto(
         }),
         diagnostics: o.diagnostics.clone(),
         decision_id,
-    }
-}
-
-/// The gRPC status of an identity error (BadRequest detail for INVALID_ARGUMENT).
-pub fn error_to_status(e: &identity::Error) -> Status {
-    match e.kind {
-        ErrorKind::InvalidArgument => {
-            let field = e.field.clone().unwrap_or_default();
-            Status::with_error_details(
-                Code::InvalidArgument,
-                format!("invalid request: {field}: {}", e.message),
-                ErrorDetails::with_bad_request_violation(field, e.message.clone()),
-            )
-        }
-        ErrorKind::NotFound => Status::not_found(e.message.clone()),
-        ErrorKind::PermissionDenied => Status::permission_denied(e.message.clone()),
-        ErrorKind::FailedPrecondition => Status::failed_precondition(e.message.clone()),
     }
 }

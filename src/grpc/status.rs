@@ -3,6 +3,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 use warden_core::engine::RequestError;
+use warden_core::identity::{self, ErrorKind};
 
 /// INVALID_ARGUMENT naming the field and the rule.
 pub fn invalid_argument(e: &RequestError) -> Status {
@@ -21,4 +22,21 @@ pub fn no_bundle() -> Status {
 /// INTERNAL: evaluation panicked (counted; never an allow).
 pub fn internal_panic() -> Status {
     Status::internal("internal error while evaluating the request; the request is denied")
+}
+
+/// The gRPC status of an identity error (BadRequest detail for INVALID_ARGUMENT).
+pub fn error_to_status(e: &identity::Error) -> Status {
+    match e.kind {
+        ErrorKind::Malformed => {
+            let field = e.field.clone().unwrap_or_default();
+            Status::with_error_details(
+                Code::InvalidArgument,
+                format!("invalid request: {field}: {}", e.message),
+                ErrorDetails::with_bad_request_violation(field, e.message.clone()),
+            )
+        }
+        ErrorKind::UnknownTarget => Status::not_found(e.message.clone()),
+        ErrorKind::NotAuthorized => Status::permission_denied(e.message.clone()),
+        ErrorKind::Precondition => Status::failed_precondition(e.message.clone()),
+    }
 }

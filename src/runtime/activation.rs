@@ -11,7 +11,7 @@ use std::sync::Arc;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use warden_core::bundle;
-use warden_core::identity::AdminMemory;
+use warden_core::identity::{AdminMemory, RevokeError};
 
 /// The health service name of the Authorizer.
 pub const AUTHORIZER_SERVICE: &str = "warden.v1.Authorizer";
@@ -35,6 +35,20 @@ pub fn source_name(source: &BundleSource) -> String {
         BundleSource::Dir(d) => d.display().to_string(),
         BundleSource::Embedded => "embedded default bundle".to_owned(),
     }
+}
+
+/// Why an admin change (a revoke) was not made.
+#[derive(Debug, thiserror::Error)]
+pub enum AdminChangeError {
+    /// No bundle is active yet.
+    #[error("no bundle is active")]
+    NoBundle,
+    /// The app or the remembered admin is not known.
+    #[error(transparent)]
+    Revoke(#[from] RevokeError),
+    /// The state directory could not be written; nothing changed.
+    #[error("the admin state could not be saved, nothing changed: {0}")]
+    State(String),
 }
 
 /// What a (re)load did.
@@ -137,11 +151,11 @@ impl Shared {
     }
 
     /// Revokes a remembered admin (persisted first, then swapped in).
-    pub async fn revoke_admin(&self, app: &str, user: &str) -> Result<(), String> {
+    pub async fn revoke_admin(&self, app: &str, user: &str) -> Result<(), AdminChangeError> {
         let _one = self.serial.lock().await;
-        let Some(active) = self.store.load() else { return Err("no bundle is active".into()) };
+        let Some(active) = self.store.load() else { return Err(AdminChangeError::NoBundle) };
         let next = active.admins.revoke(app, user)?;
-        self.save_state(&next).map_err(|e| format!("{e:#}"))?;
+        self.save_state(&next).map_err(|e| AdminChangeError::State(format!("{e:#}")))?;
         self.store.set_admins(next);
         tracing::info!(app, user, "remembered admin revoked");
         Ok(())

@@ -2,6 +2,7 @@
 //! alive), `/readyz` (200 only with an active bundle), `/v1/status` (the BundleStatus as JSON).
 use super::Shared;
 use crate::grpc::authorize::bundle_status;
+use crate::runtime::activation::AdminChangeError;
 use crate::runtime::store::Store;
 use axum::Router;
 use axum::extract::State;
@@ -10,6 +11,7 @@ use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
+use warden_core::identity::RevokeError;
 
 #[derive(Clone)]
 struct AdminState {
@@ -48,7 +50,7 @@ async fn revoke(State(s): State<AdminState>, body: axum::body::Bytes) -> impl In
     };
     match s.shared.revoke_admin(&req.app_arn, &req.user_name).await {
         Ok(()) => (StatusCode::OK, format!("revoked `{}` on `{}`\n", req.user_name, req.app_arn)),
-        Err(e) => (StatusCode::NOT_FOUND, format!("{e}\n")),
+        Err(e) => (status_of(&e), format!("{e}\n")),
     }
 }
 
@@ -83,4 +85,16 @@ async fn status(State(s): State<AdminState>) -> impl IntoResponse {
     let body =
         serde_json::to_string_pretty(&bundle_status(&s.store)).unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
     ([(header::CONTENT_TYPE, "application/json")], body + "\n")
+}
+
+/// The HTTP status of a refused admin change, by kind: an unknown app or admin is 404, no bundle yet
+/// is 503, a state that cannot be written is 500 (a disk error is not a 404).
+fn status_of(e: &AdminChangeError) -> StatusCode {
+    match e {
+        AdminChangeError::NoBundle => StatusCode::SERVICE_UNAVAILABLE,
+        AdminChangeError::Revoke(RevokeError::UnknownApp { .. } | RevokeError::NotRemembered { .. }) => {
+            StatusCode::NOT_FOUND
+        }
+        AdminChangeError::State(_) => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }

@@ -31,19 +31,14 @@ pub const DECISION_LOG_DROPPED: &str = "warden_decision_log_dropped_total";
 pub const DECISION_BUCKETS: &[f64] =
     &[1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1];
 
-/// The `rpc` label.
+/// The `rpc` label of a decision (`warden_decision_duration_seconds`). Calls are labelled by the
+/// server's wire layer from the request path instead (`server::layer::rpc_label`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rpc {
     /// Authorize and each AuthorizeBatch item.
     Authorize,
-    /// AuthorizeBatch as a call.
-    AuthorizeBatch,
-    /// GetBundleStatus.
-    GetBundleStatus,
     /// PropagateIdentity.
     PropagateIdentity,
-    /// Anything else.
-    Unknown,
 }
 
 impl Rpc {
@@ -51,10 +46,7 @@ impl Rpc {
     pub fn as_str(self) -> &'static str {
         match self {
             Rpc::Authorize => "authorize",
-            Rpc::AuthorizeBatch => "authorize_batch",
-            Rpc::GetBundleStatus => "get_bundle_status",
             Rpc::PropagateIdentity => "propagate_identity",
-            Rpc::Unknown => "unknown",
         }
     }
 }
@@ -107,9 +99,10 @@ pub async fn upkeep(handle: PrometheusHandle) {
     }
 }
 
-/// Counts one answered request.
-pub fn request(rpc: Rpc, code: tonic::Code) {
-    metrics::counter!(REQUESTS, "rpc" => rpc.as_str(), "code" => code_name(code)).increment(1);
+/// Counts one answered call (by the server's wire layer, the only caller: `rpc` is derived from the
+/// request path there).
+pub fn request_label(rpc: &str, code: tonic::Code) {
+    metrics::counter!(REQUESTS, "rpc" => rpc.to_owned(), "code" => code_name(code)).increment(1);
 }
 
 /// Records one decision's latency.

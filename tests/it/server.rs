@@ -1130,3 +1130,25 @@ async fn graceful_shutdown_finishes_every_in_flight_call_then_refuses_connection
     })
     .await;
 }
+
+/// Issue 8: calls are counted by the wire layer from the request path and `grpc-status`, so an RPC
+/// no list names (here Health/Check, and the OK read from the trailers) is counted too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_8_every_rpc_is_counted_from_its_path_and_grpc_status() {
+    bounded(async {
+        let server = Server::start(Options::default()).await;
+        let ok = |m: &[Sample], rpc: &str| sample_sum(m, "warden_requests_total", &[("rpc", rpc), ("code", "OK")]);
+        let before = server.metrics().await;
+        let mut health = HealthClient::new(server.tcp().await);
+        for _ in 0..3 {
+            health_status(&mut health, "").await;
+        }
+        let mut client = server.authorizer().await;
+        client.get_bundle_status(proto::GetBundleStatusRequest {}).await.expect("GetBundleStatus");
+        let after = server.metrics().await;
+        // At least: other tests of this binary share the process-wide recorder.
+        assert!(ok(&after, "health_check") - ok(&before, "health_check") >= 3.0, "{after:?}");
+        assert!(ok(&after, "get_bundle_status") - ok(&before, "get_bundle_status") >= 1.0, "{after:?}");
+    })
+    .await;
+}

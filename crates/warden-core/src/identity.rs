@@ -11,7 +11,7 @@ use crate::bundle::Bundle;
 use crate::engine::{self, Decision, StatementRef};
 use crate::policy::MapContext;
 
-pub use self::admins::AdminMemory;
+pub use self::admins::{AdminMemory, RevokeError};
 
 /// The IAM decision function used for every authorization step (the engine, or its cached front).
 pub type AuthorizeFn<'a> = &'a dyn Fn(&Bundle, &engine::Request) -> engine::Response;
@@ -183,17 +183,18 @@ pub struct Outcome {
     pub diagnostics: Vec<String>,
 }
 
-/// The gRPC-code-level kind of a failure (SPEC §5.5 order of checks).
+/// What kind of failure (SPEC §5.5 order of checks). The wire layer maps each kind to its status
+/// code; the core knows no protocol.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ErrorKind {
-    /// Malformed request.
-    InvalidArgument,
-    /// Unknown app, domain or team.
-    NotFound,
+    /// The request is malformed (names the field).
+    Malformed,
+    /// The target (app, domain, team) is not in the bundle.
+    UnknownTarget,
     /// Not authorized, evidence that does not check out, impersonation.
-    PermissionDenied,
-    /// Identity rules and domain/TIP preconditions.
-    FailedPrecondition,
+    NotAuthorized,
+    /// An identity rule or a domain/TIP precondition does not hold.
+    Precondition,
 }
 
 /// A failure with its kind, the field it names (for INVALID_ARGUMENT) and, for authorization
@@ -214,24 +215,19 @@ pub struct Error {
 impl Error {
     /// INVALID_ARGUMENT naming a field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Error {
-        Error {
-            kind: ErrorKind::InvalidArgument,
-            field: Some(field.to_owned()),
-            message: message.into(),
-            decision: None,
-        }
+        Error { kind: ErrorKind::Malformed, field: Some(field.to_owned()), message: message.into(), decision: None }
     }
     /// NOT_FOUND.
     pub fn not_found(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::NotFound, field: None, message: message.into(), decision: None }
+        Error { kind: ErrorKind::UnknownTarget, field: None, message: message.into(), decision: None }
     }
     /// PERMISSION_DENIED.
     pub fn denied(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::PermissionDenied, field: None, message: message.into(), decision: None }
+        Error { kind: ErrorKind::NotAuthorized, field: None, message: message.into(), decision: None }
     }
     /// FAILED_PRECONDITION.
     pub fn precondition(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::FailedPrecondition, field: None, message: message.into(), decision: None }
+        Error { kind: ErrorKind::Precondition, field: None, message: message.into(), decision: None }
     }
 }
 

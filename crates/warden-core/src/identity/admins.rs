@@ -80,14 +80,33 @@ impl AdminMemory {
     }
 
     /// The memory without `user` as a remembered admin of `app`.
-    pub fn revoke(&self, app: &str, user: &str) -> Result<AdminMemory, String> {
+    pub fn revoke(&self, app: &str, user: &str) -> Result<AdminMemory, RevokeError> {
         let mut next = self.clone();
         let Some(a) = next.apps.get_mut(app) else {
-            return Err(format!("partner app `{app}` is not known"));
+            return Err(RevokeError::UnknownApp { app: app.to_owned() });
         };
         if !a.remembered.remove(user) {
-            return Err(format!("user `{user}` is not a remembered admin of `{app}`"));
+            return Err(RevokeError::NotRemembered { app: app.to_owned(), user: user.to_owned() });
         }
         Ok(next)
     }
+}
+
+/// Why a remembered admin cannot be revoked.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RevokeError {
+    /// The app is not in the active bundle.
+    #[error("partner app `{app}` is not known")]
+    UnknownApp {
+        /// The app ARN given.
+        app: String,
+    },
+    /// The user is not a remembered admin of the app (never was, already revoked, or a root admin).
+    #[error("user `{user}` is not a remembered admin of `{app}`")]
+    NotRemembered {
+        /// The app ARN.
+        app: String,
+        /// The user name given.
+        user: String,
+    },
 }

@@ -225,7 +225,7 @@ pub fn require_allow(
         return Ok(r.determining);
     }
     Err(Error {
-        kind: super::ErrorKind::PermissionDenied,
+        kind: super::ErrorKind::NotAuthorized,
         field: None,
         message: format!(
             "{what}: `{}` may not `{}` on `{}`: {}",
@@ -276,7 +276,7 @@ pub fn verify_trust(
     assume.action = "sts:assumerole".into();
     assume.context.insert("sts:RoleSessionName", CtxValue::One(session.to_owned()));
     let impersonation = |r: &engine::Response, action: &str| Error {
-        kind: super::ErrorKind::PermissionDenied,
+        kind: super::ErrorKind::NotAuthorized,
         field: None,
         message: format!(
             "impersonation: the trust policy of role `{}` would not let `{assumed_by}` {action} (session `{session}`{}): {}",
