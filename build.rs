@@ -19,6 +19,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     tonic_prost_build::configure()
         .build_client(true)
         .build_server(true)
+        // Undecodable requests are INVALID_ARGUMENT (src/grpc/codec.rs), not tonic-prost's INTERNAL.
+        .codec_path("crate::grpc::codec::WardenCodec")
         .extern_path(".google.protobuf.Struct", "::pbjson_types::Struct")
         .extern_path(".google.protobuf.Value", "::pbjson_types::Value")
         .extern_path(".google.protobuf.ListValue", "::pbjson_types::ListValue")

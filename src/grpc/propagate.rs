@@ -10,6 +10,21 @@ fn opt(s: String) -> Option<String> {
     Some(s).filter(|s| !s.is_empty())
 }
 
+/// Latest timestamp accepted: 9999-12-31T23:59:59Z (RFC 3339's range, as `google.protobuf.Timestamp`).
+const MAX_TIMESTAMP_SECONDS: i64 = 253_402_300_799;
+
+/// A `google.protobuf.Timestamp` in milliseconds since the epoch, checked against its documented range
+/// (0001-01-01 to 9999-12-31, nanos 0–999,999,999), so no arithmetic on it can overflow.
+pub fn timestamp_ms(t: &pbjson_types::Timestamp, field: &str) -> Result<i64, RequestError> {
+    if !(-62_135_596_800..=MAX_TIMESTAMP_SECONDS).contains(&t.seconds) || !(0..1_000_000_000).contains(&t.nanos) {
+        return Err(RequestError::new(
+            field,
+            format!("timestamp {}s {}ns is outside 0001-01-01T00:00:00Z..9999-12-31T23:59:59Z", t.seconds, t.nanos),
+        ));
+    }
+    Ok(t.seconds * 1000 + i64::from(t.nanos / 1_000_000))
+}
+
 /// Converts a wire request; `now_ms` is the request time.
 pub fn request_from_proto(r: proto::PropagateIdentityRequest, now_ms: i64) -> Result<identity::Request, RequestError> {
     let proto::PropagateIdentityRequest { target, channel, evidence } = r;
@@ -41,8 +56,10 @@ pub fn request_from_proto(r: proto::PropagateIdentityRequest, now_ms: i64) -> Re
                 return Err(RequestError::new("job.job_type", format!("`{job_type}` is not TRAINING or PROCESSING")));
             }
             let max = if max_runtime_in_seconds == 0 { DEFAULT_MAX_RUNTIME } else { max_runtime_in_seconds };
-            let started =
-                background_session_started_at.map(|t| t.seconds.saturating_mul(1000) + i64::from(t.nanos / 1_000_000));
+            let started = match background_session_started_at {
+                None => None,
+                Some(t) => Some(timestamp_ms(&t, "job.background_session_started_at")?),
+            };
             Target::Job { domain_id, max_runtime_seconds: max, background_started_ms: started }
         }
     };

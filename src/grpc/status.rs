@@ -14,6 +14,19 @@ pub fn invalid_argument(e: &RequestError) -> Status {
     )
 }
 
+/// INVALID_ARGUMENT: the request's bytes do not decode as its message (counted like every answer).
+pub fn undecodable(detail: &str) -> Status {
+    let detail: String = detail.chars().take(128).collect();
+    Status::with_error_details(
+        Code::InvalidArgument,
+        format!("invalid request: the message does not decode: {detail}"),
+        ErrorDetails::with_bad_request_violation(
+            "request",
+            format!("does not decode as the request message: {detail}"),
+        ),
+    )
+}
+
 /// UNAVAILABLE: no bundle has been activated yet.
 pub fn no_bundle() -> Status {
     Status::unavailable("no policy bundle is active yet: the sidecar is starting or its bundle is invalid")

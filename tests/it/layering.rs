@@ -173,7 +173,9 @@ fn root_crate_modules_import_one_way() {
         let text = production_text(&file);
         for to in imports(&text, "crate::") {
             let Some(&t) = rank.get(to.as_str()) else { continue };
-            if to != from && t >= r {
+            // The generated code of `proto` names the codec in `grpc::codec`: one layer, two modules.
+            let generated_pair = matches!((from.as_str(), to.as_str()), ("proto", "grpc") | ("grpc", "proto"));
+            if to != from && t >= r && !generated_pair {
                 hits.push(format!("{}: `{from}` imports `{to}`", file.display()));
             }
         }

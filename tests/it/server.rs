@@ -520,12 +520,12 @@ async fn request_over_1_mib_is_resource_exhausted() {
         // The connection still serves.
         let r = client.authorize(allow_request()).await.expect("after the refusal").into_inner();
         assert_allow(&r, &server.revision());
-        // Just under the limit is served.
-        let under = "x".repeat(1_000_000);
-        let req = proto::AuthorizeRequest {
-            context: Some(context(&[("aws:SourceIp", "10.100.10.7"), ("aws:UserAgent", &under)])),
-            ..allow_request()
-        };
+        // Just under the limit is served: 240 context values of 4,096 bytes (each value's own limit).
+        let value = "x".repeat(4096);
+        let keys: Vec<String> = (0..240).map(|i| format!("warden:Filler{i}")).collect();
+        let mut pairs: Vec<(&str, &str)> = keys.iter().map(|k| (k.as_str(), value.as_str())).collect();
+        pairs.push(("aws:SourceIp", "10.100.10.7"));
+        let req = proto::AuthorizeRequest { context: Some(context(&pairs)), ..allow_request() };
         let r = client.authorize(req).await.expect("a request under 1 MiB").into_inner();
         assert_allow(&r, &server.revision());
     })

@@ -148,12 +148,15 @@ fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
                 unique_id: Some(&u.user_id),
             })
         }
-        Some(PrincipalArn::Role { account, name }) => {
-            let r = bundle.roles.get(req.principal.as_str()).or_else(|| bundle.role_by_name(account, name))?;
+        // A role ARN names a bundle role only exactly: partition, account, path and name.
+        Some(PrincipalArn::Role { .. }) => {
+            let r = bundle.roles.get(req.principal.as_str())?;
             Some(role_resolved(r, PrincipalKind::Role, None, source_identity))
         }
+        // A session ARN carries no path: partition, account and role name.
         Some(PrincipalArn::Session { account, role, session }) => {
-            let r = bundle.role_by_name(account, role)?;
+            let partition = arn::parse(&req.principal)?.partition;
+            let r = bundle.role_by_name(partition, account, role)?;
             Some(role_resolved(r, PrincipalKind::Session, Some(session), source_identity))
         }
         Some(PrincipalArn::User { .. } | PrincipalArn::Root { .. } | PrincipalArn::FederatedUser { .. }) => None,

@@ -6,6 +6,7 @@ pub mod condition;
 pub mod context;
 pub mod document;
 pub mod error;
+pub mod ident;
 pub mod index;
 pub mod json;
 pub mod pattern;

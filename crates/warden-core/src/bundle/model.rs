@@ -258,9 +258,12 @@ pub struct Counts {
 }
 
 impl Bundle {
-    /// The role `name` of `account`.
-    pub fn role_by_name(&self, account: &str, name: &str) -> Option<&Arc<Role>> {
-        self.roles_by_name.get(name)?.iter().find(|r| r.account == account)
+    /// The role `name` of `account` in `partition`: how an assumed-role session ARN (which carries no
+    /// path) names its role. Exact on all three; `arn:aws-cn:…` never names an `arn:aws:…` role.
+    pub fn role_by_name(&self, partition: &str, account: &str, name: &str) -> Option<&Arc<Role>> {
+        self.roles_by_name.get(name)?.iter().find(|r| {
+            r.account == account && crate::policy::arn::parse(&r.arn).is_some_and(|a| a.partition == partition)
+        })
     }
 }
 

@@ -1,5 +1,5 @@
 //! The domain request of `Authorize` and its validation: every rule names the field it concerns. Pure.
-use crate::policy::{MapContext, Value, arn};
+use crate::policy::{MapContext, Value, arn, ident};
 
 /// Most context keys a request may carry.
 pub const MAX_CONTEXT_KEYS: usize = 256;
@@ -69,66 +69,86 @@ impl Request {
         if self.principal.is_empty() {
             return Err(RequestError::new("principal.arn", "must not be empty"));
         }
-        if arn::parse_principal(&self.principal).is_none() && !arn::is_service_principal(&self.principal) {
-            return Err(RequestError::new(
-                "principal.arn",
-                format!(
-                    "`{}` is not an IAM user, role or assumed-role session ARN, nor a service principal",
-                    self.principal
-                ),
-            ));
+        ident::check_principal_arn(&self.principal).map_err(|r| RequestError::new("principal.arn", r))?;
+        ident::check_session_tags(self.session_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|r| RequestError::new("principal.session_tags", r))?;
+        if let Some(s) = &self.source_identity {
+            ident::check_source_identity(s).map_err(|r| RequestError::new("principal.source_identity", r))?;
         }
         if self.action.is_empty() {
             return Err(RequestError::new("action", "must not be empty"));
         }
-        let ok = self.action.split_once(':').is_some_and(|(s, a)| {
-            !s.is_empty()
-                && !a.is_empty()
-                && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
-                && a.bytes().all(|b| b.is_ascii_alphanumeric())
-        });
+        let ok = self.action.len() <= ident::MAX_ACTION_CHARS
+            && self.action.split_once(':').is_some_and(|(s, a)| {
+                !s.is_empty()
+                    && !a.is_empty()
+                    && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && a.bytes().all(|b| b.is_ascii_alphanumeric())
+            });
         if !ok {
-            return Err(RequestError::new("action", format!("`{}` is not `service:Action`", self.action)));
+            return Err(RequestError::new(
+                "action",
+                format!(
+                    "{} is not `service:Action` of at most {} characters",
+                    ident::quote(&self.action),
+                    ident::MAX_ACTION_CHARS
+                ),
+            ));
         }
         if self.resource.is_empty() {
             return Err(RequestError::new("resource", "must not be empty"));
         }
-        if self.resource != "*" && arn::parse(&self.resource).is_none() {
-            return Err(RequestError::new("resource", format!("`{}` is not an ARN or `*`", self.resource)));
+        if self.resource != "*" {
+            ident::check_arn_text(&self.resource).map_err(|r| RequestError::new("resource", r))?;
+            if arn::parse(&self.resource).is_none() {
+                return Err(RequestError::new(
+                    "resource",
+                    format!("{} is not an ARN or `*`", ident::quote(&self.resource)),
+                ));
+            }
         }
-        if self.context.len() > MAX_CONTEXT_KEYS {
+        ident::check_resource_tags(self.resource_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .map_err(|r| RequestError::new("resource_tags", r))?;
+        check_context(&self.context, "context")
+    }
+}
+
+/// Checks caller-given condition keys: at most 256 keys with a service prefix and at most 256
+/// characters, values of at most 4 KiB, lists of at most 1,024 values. `field` prefixes the names.
+pub fn check_context(context: &MapContext, field: &str) -> Result<(), RequestError> {
+    if context.len() > MAX_CONTEXT_KEYS {
+        return Err(RequestError::new(field, format!("{} keys exceed the limit of {MAX_CONTEXT_KEYS}", context.len())));
+    }
+    for (k, v) in context.iter() {
+        let key_field = || format!("{field}.{}", k.chars().take(ident::QUOTE_CHARS).collect::<String>());
+        if k.chars().count() > ident::MAX_CONTEXT_KEY_CHARS || k.chars().any(char::is_control) {
             return Err(RequestError::new(
-                "context",
-                format!("{} keys exceed the limit of {MAX_CONTEXT_KEYS}", self.context.len()),
+                key_field(),
+                format!(
+                    "a condition key is at most {} characters, without control characters",
+                    ident::MAX_CONTEXT_KEY_CHARS
+                ),
             ));
         }
-        for (k, v) in self.context.iter() {
-            if !k.contains(':') {
-                return Err(RequestError::new(
-                    format!("context.{k}"),
-                    "a condition key needs a service prefix, e.g. `aws:SourceIp`",
-                ));
-            }
-            if let Value::Many(vals) = v
-                && vals.len() > 1024
-            {
-                return Err(RequestError::new(format!("context.{k}"), "more than 1024 values"));
-            }
+        if !k.contains(':') {
+            return Err(RequestError::new(key_field(), "a condition key needs a service prefix, e.g. `aws:SourceIp`"));
         }
-        let mut seen: Vec<String> = Vec::new();
-        for (k, _) in &self.session_tags {
-            let l = k.to_lowercase();
-            if k.is_empty() || k.len() > 128 {
-                return Err(RequestError::new(
-                    "principal.session_tags",
-                    format!("tag key `{k}` must be 1–128 characters"),
-                ));
-            }
-            if seen.contains(&l) {
-                return Err(RequestError::new("principal.session_tags", format!("tag keys `{k}` differ only in case")));
-            }
-            seen.push(l);
+        let values: &[String] = match v {
+            Value::One(s) => std::slice::from_ref(s),
+            Value::Many(vals) => vals,
+        };
+        if values.len() > ident::MAX_LIST_ITEMS {
+            return Err(RequestError::new(
+                key_field(),
+                format!("{} values exceed the limit of {}", values.len(), ident::MAX_LIST_ITEMS),
+            ));
         }
-        Ok(())
+        if let Some(big) = values.iter().find(|s| s.len() > ident::MAX_CONTEXT_VALUE_BYTES) {
+            return Err(RequestError::new(
+                key_field(),
+                format!("a value of {} bytes exceeds the limit of {}", big.len(), ident::MAX_CONTEXT_VALUE_BYTES),
+            ));
+        }
     }
+    Ok(())
 }

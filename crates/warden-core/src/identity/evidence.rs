@@ -5,6 +5,7 @@ use crate::bundle::{Bundle, Domain};
 use crate::engine::{self, Decision, StatementRef};
 use crate::policy::Value as CtxValue;
 use crate::policy::arn::{self, PrincipalArn};
+use crate::policy::ident;
 
 /// The SAML attribute prefix of principal tags (exact; the tag key after it is case-insensitive).
 pub const SAML_PRINCIPAL_TAG: &str = "https://aws.amazon.com/SAML/Attributes/PrincipalTag:";
@@ -53,8 +54,39 @@ fn dup_case(keys: impl Iterator<Item = String>) -> Option<String> {
     None
 }
 
+/// Most SAML attributes a request may carry.
+pub const MAX_SAML_ATTRIBUTES: usize = 256;
+
 /// Checks the evidence's shape (INVALID_ARGUMENT naming the field).
 pub fn validate(e: &Evidence) -> Result<(), Error> {
+    // Sizes and identifiers first (SPEC §4.1, §7): every later check is then bounded.
+    for (field, v) in [("evidence.principal_arn", &e.principal), ("evidence.assumed_by", &e.assumed_by)] {
+        if let Some(v) = v {
+            ident::check_principal_arn(v).map_err(|r| Error::invalid(field, r))?;
+        }
+    }
+    ident::check_session_tags(e.session_tags.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(|r| Error::invalid("evidence.session_tags", r))?;
+    if e.saml.len() > MAX_SAML_ATTRIBUTES {
+        return Err(Error::invalid(
+            "evidence.saml_attributes",
+            format!("{} attributes exceed the limit of {MAX_SAML_ATTRIBUTES}", e.saml.len()),
+        ));
+    }
+    ident::check_session_tags(saml_tags(e).collect::<Vec<_>>().into_iter())
+        .map_err(|r| Error::invalid("evidence.saml_attributes", r))?;
+    for (k, v) in &e.saml {
+        if k.chars().count() > 1024 || v.chars().count() > ident::MAX_CONTEXT_VALUE_BYTES {
+            return Err(Error::invalid(
+                "evidence.saml_attributes",
+                format!("attribute {} is over its size limit (name 1,024 characters, value 4 KiB)", ident::quote(k)),
+            ));
+        }
+    }
+    if let Some(s) = &e.source_identity {
+        ident::check_source_identity(s).map_err(|r| Error::invalid("evidence.source_identity", r))?;
+    }
+    engine::request::check_context(&e.context, "evidence.context").map_err(|r| Error::invalid(&r.field, r.rule))?;
     if let Some(p) = &e.principal {
         match arn::parse_principal(p) {
             Some(PrincipalArn::User { .. } | PrincipalArn::Session { .. }) => {}
@@ -253,7 +285,8 @@ pub fn verify_trust(
     let Some(PrincipalArn::Session { account, role, session }) = arn::parse_principal(principal) else {
         return Ok(Vec::new());
     };
-    let Some(role) = bundle.role_by_name(account, role) else {
+    let partition = arn::parse(principal).map_or("", |a| a.partition);
+    let Some(role) = bundle.role_by_name(partition, account, role) else {
         return Err(Error::denied(format!(
             "impersonation check: role `{role}` of session `{principal}` is not in the bundle"
         )));

@@ -472,7 +472,7 @@ fn rule2_sts_tag_key_case_insensitive() {
 #[test]
 fn rule2_saml_principal_tag_exact_prefix_case_insensitive_key() {
     for key in ["SageMakerPartnerAppUser", "sagemakerpartnerappuser", "SAGEMAKERPARTNERAPPUSER"] {
-        let mut e = iam(&session("Federated", "x"));
+        let mut e = iam(&session("Federated", "xy"));
         e.saml = vec![saml_tag(key, "bob")];
         let o = ok(key, &presigned(COMET, e));
         assert_eq!(identity(&o), ("bob", Source::SamlPrincipalTag), "{key}");
@@ -486,7 +486,7 @@ fn rule2_saml_principal_tag_exact_prefix_case_insensitive_key() {
         "PrincipalTag:SageMakerPartnerAppUser",
         "SageMakerPartnerAppUser",
     ] {
-        let mut e = iam(&session("Federated", "x"));
+        let mut e = iam(&session("Federated", "xy"));
         e.saml = vec![(attr.to_owned(), "bob".to_owned())];
         fail(attr, &presigned(COMET, e), ErrorKind::Precondition);
     }
@@ -494,7 +494,7 @@ fn rule2_saml_principal_tag_exact_prefix_case_insensitive_key() {
 
 #[test]
 fn rule2_sts_and_saml_tags_that_agree_report_saml() {
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.session_tags = tags(&[("SageMakerPartnerAppUser", "bob")]);
     e.saml = vec![saml_tag("sagemakerpartnerappuser", "bob")];
     let o = ok("agreeing tags", &presigned(COMET, e));
@@ -517,7 +517,7 @@ fn rule2_empty_tag_counts_as_none() {
     let o = ok("empty SAML tag, flag", &presigned(LAKERA, e));
     assert_eq!(identity(&o), ("carl", Source::SessionName));
     // An empty STS tag does not conflict with a SAML tag that has a value.
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.session_tags = tags(&[("SageMakerPartnerAppUser", "")]);
     e.saml = vec![saml_tag("SageMakerPartnerAppUser", "bob")];
     let o = ok("empty STS tag and a SAML tag", &presigned(COMET, e));
@@ -544,11 +544,11 @@ fn conflicting_tags_are_invalid_argument() {
     e.session_tags = tags(&[("Team", "a"), ("TEAM", "a")]);
     invalid("any STS keys differing in case", &presigned(LAKERA, e), "evidence.session_tags");
 
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.saml = vec![saml_tag("SageMakerPartnerAppUser", "alice"), saml_tag("SAGEMAKERPARTNERAPPUSER", "alice")];
     invalid("SAML keys differing in case", &presigned(COMET, e), "evidence.saml_attributes");
 
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.session_tags = tags(&[("SageMakerPartnerAppUser", "alice")]);
     e.saml = vec![saml_tag("SageMakerPartnerAppUser", "bob")];
     let err = invalid("STS and SAML disagree", &presigned(COMET, e), "evidence.session_tags");
@@ -561,12 +561,12 @@ fn conflicting_sts_and_saml_tags_of_any_key_are_invalid_argument() {
     // `SageMakerPartnerAppUser` is compared; for any other key `evidence::all_tags` keeps the STS value
     // and drops the SAML one, and that merged tag is what the authorization step and the trust
     // re-check see as `aws:PrincipalTag/*` / `aws:RequestTag/*`.
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.session_tags = tags(&[("studiouserid", ALICE_ID)]);
     e.saml = vec![saml_tag("studiouserid", BOB_ID)];
     invalid("STS and SAML studiouserid disagree", &presigned(LAKERA, e), "evidence.session_tags");
     // Keys that differ only in case across the two sources, with different values, likewise.
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.session_tags = tags(&[("Team", "TeamA")]);
     e.saml = vec![saml_tag("team", "TeamB")];
     invalid("STS Team and SAML team disagree", &presigned(LAKERA, e), "evidence.session_tags");
@@ -574,7 +574,7 @@ fn conflicting_sts_and_saml_tags_of_any_key_are_invalid_argument() {
 
 #[test]
 fn agreeing_sts_and_saml_tags_of_any_key_are_accepted() {
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.session_tags = tags(&[("Team", "TeamA")]);
     e.saml = vec![saml_tag("team", "TeamA")];
     ok("agreeing Team tags", &presigned(LAKERA, e));
@@ -762,7 +762,7 @@ fn root_admin_admin_user() {
     let after = test_bundle();
     let memory = fresh_memory(&before).transition(&after).expect("comet may change");
     let as_user = |name: &str| {
-        let mut e = iam(&session("Launcher", "x"));
+        let mut e = iam(&session("Launcher", "xy"));
         e.session_tags = tags(&[("SageMakerPartnerAppUser", name)]);
         run_on(&after, &memory, &presigned(COMET, e)).unwrap_or_else(|e| panic!("{name}: {e}"))
     };
@@ -773,7 +773,7 @@ fn root_admin_admin_user() {
     assert_eq!(as_user("Alice").admin_role, Some(AdminRole::User));
     assert_eq!(as_user("Carol").admin_role, Some(AdminRole::User));
     // Remembered admins are per app.
-    let mut e = iam(&session("Launcher", "x"));
+    let mut e = iam(&session("Launcher", "xy"));
     e.session_tags = tags(&[("SageMakerPartnerAppUser", "carol")]);
     let o = run_on(&after, &memory, &presigned(LAKERA, e)).expect("lakera");
     assert_eq!(o.admin_role, Some(AdminRole::User));
@@ -951,7 +951,7 @@ fn sso_profile_one_per_user() {
 }
 
 fn team_evidence(ssouserid: &str, principal_tag: &str, teamid: Option<&str>) -> Evidence {
-    let mut e = iam(&session("Federated", "x"));
+    let mut e = iam(&session("Federated", "xy"));
     e.saml = vec![("ssouserid".into(), ssouserid.into()), saml_tag("studiouserid", principal_tag)];
     if let Some(t) = teamid {
         e.saml.push(("teamid".into(), t.into()));
