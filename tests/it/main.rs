@@ -11,6 +11,7 @@ mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes
 mod core_wire; // the pure core against the wire conversion and the embedded bundle
 mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded generated corpus
+mod hostile; // attacks on the request path: each one bounded, refused or denied, never allowed
 mod layering; // the pure modules stay pure
 mod propagate; // PropagateIdentity through the real server: codes, messages, remembered admins
 mod reload; // hot reload with the real watcher, poll mode, SIGHUP, reload under load
