@@ -64,26 +64,42 @@ impl DecisionLog {
         target: &Target,
         capacity: usize,
     ) -> std::io::Result<(DecisionLog, tokio::task::JoinHandle<()>)> {
-        let mut out: Box<dyn std::io::Write + Send> = match target {
-            Target::Stdout => Box::new(std::io::stdout()),
-            Target::File(p) => Box::new(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
+        let mut out = match target {
+            Target::Stdout => Sink::Stdout(std::io::stdout()),
+            Target::File(p) => Sink::File(std::fs::OpenOptions::new().create(true).append(true).open(p)?),
         };
         let (tx, mut rx) = mpsc::channel::<Record>(capacity.max(1));
         let task = tokio::task::spawn_blocking(move || {
             let mut buf = Vec::with_capacity(64 * 1024);
+            let mut failing = false;
             while let Some(first) = rx.blocking_recv() {
                 buf.clear();
+                let mut records = 0u64;
                 let mut rec = Some(first);
                 while let Some(r) = rec.take() {
                     if serde_json::to_writer(&mut buf, &r).is_ok() {
                         buf.push(b'\n');
+                        records += 1;
                     }
                     if buf.len() < 60 * 1024 {
                         rec = rx.try_recv().ok();
                     }
                 }
-                if out.write_all(&buf).and_then(|()| out.flush()).is_err() {
-                    tracing::warn!("decision log: write failed");
+                match out.write_whole(&buf) {
+                    Ok(()) => {
+                        if failing {
+                            tracing::info!("decision log: writing again");
+                            failing = false;
+                        }
+                    }
+                    Err(e) => {
+                        // Every record of the batch is dropped (a torn tail was cut off), and counted.
+                        metrics::decision_log_dropped_n(records);
+                        if !failing {
+                            tracing::warn!(error = %e, "decision log: writes fail; records are dropped and counted until a write succeeds");
+                            failing = true;
+                        }
+                    }
                 }
             }
         });
@@ -94,6 +110,36 @@ impl DecisionLog {
     pub fn log(&self, r: Record) {
         if self.tx.try_send(r).is_err() {
             metrics::decision_log_dropped();
+        }
+    }
+}
+
+/// Where records go.
+enum Sink {
+    Stdout(std::io::Stdout),
+    File(std::fs::File),
+}
+
+impl Sink {
+    /// Writes `buf` (whole lines) and flushes; on a failure, a file is cut back to its length before
+    /// the write, so no torn line stays behind (a record is written whole or not at all).
+    fn write_whole(&mut self, buf: &[u8]) -> std::io::Result<()> {
+        match self {
+            Sink::Stdout(s) => {
+                let mut lock = s.lock();
+                lock.write_all(buf).and_then(|()| lock.flush())
+            }
+            Sink::File(f) => {
+                let before = f.metadata()?.len();
+                match f.write_all(buf).and_then(|()| f.flush()) {
+                    Ok(()) => Ok(()),
+                    Err(e) => {
+                        // Best effort: if even this fails, the next successful write still starts a line.
+                        let _ = f.set_len(before);
+                        Err(e)
+                    }
+                }
+            }
         }
     }
 }

@@ -179,5 +179,10 @@ pub fn cache_entries(n: usize) {
 
 /// Counts a dropped decision-log record.
 pub fn decision_log_dropped() {
-    metrics::counter!(DECISION_LOG_DROPPED).increment(1);
+    decision_log_dropped_n(1);
+}
+
+/// Counts `n` decision-log records dropped at once (a failed write of a batch).
+pub fn decision_log_dropped_n(n: u64) {
+    metrics::counter!(DECISION_LOG_DROPPED).increment(n);
 }
