@@ -76,19 +76,17 @@ async fn issue_10_a_failing_decision_log_drops_whole_records_and_counts_them() {
         client.authorize(req).await.expect("answered while the log fails");
     }
     // Let the writer drain.
-    let mut dropped = 0.0;
-    let mut lines = 0usize;
     let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
+    let (lines, dropped) = loop {
         let text = http_get(admin_addr, "/metrics").await.body;
-        dropped = sample_sum(&parse_prometheus(&text), "warden_decision_log_dropped_total", &[]);
+        let dropped = sample_sum(&parse_prometheus(&text), "warden_decision_log_dropped_total", &[]);
         let content = std::fs::read(&log).expect("the log exists");
-        lines = content.iter().filter(|b| **b == b'\n').count();
+        let lines = content.iter().filter(|b| **b == b'\n').count();
         if lines as f64 + dropped >= CALLS as f64 || Instant::now() > deadline {
-            break;
+            break (lines, dropped);
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    };
     let content = std::fs::read_to_string(&log).expect("UTF-8 log");
     assert!(
         content.is_empty() || content.ends_with('\n'),
