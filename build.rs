@@ -6,6 +6,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     println!("cargo:rerun-if-changed=proto");
     println!("cargo:rerun-if-changed=policies");
     embed_policies()?;
+    git_revision();
     let mut compiler = protox::Compiler::new(["proto"])?;
     compiler.include_imports(true).include_source_info(true);
     compiler.open_file("warden/v1/warden.proto")?;
@@ -64,4 +65,23 @@ fn embed_policies() -> Result<(), Box<dyn std::error::Error>> {
     out.push_str("];\n");
     fs::write(PathBuf::from(env::var("OUT_DIR")?).join("embedded_policies.rs"), out)?;
     Ok(())
+}
+
+/// `WARDEN_GIT_REVISION` for `warden_build_info`: the commit being built (12 hex digits), or `unknown` outside a git checkout (a source tarball, a container build context).
+fn git_revision() {
+    let run = |args: &[&str]| {
+        std::process::Command::new("git")
+            .args(args)
+            .output()
+            .ok()
+            .filter(|o| o.status.success())
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+    };
+    let rev = match run(&["rev-parse", "--short=12", "HEAD"]) {
+        Some(r) if !r.is_empty() => r,
+        _ => "unknown".to_owned(),
+    };
+    println!("cargo:rustc-env=WARDEN_GIT_REVISION={rev}");
+    println!("cargo:rerun-if-changed=.git/HEAD");
+    println!("cargo:rerun-if-changed=.git/index");
 }

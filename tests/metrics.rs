@@ -204,6 +204,7 @@ fn assert_low_cardinality(samples: &[Sample]) {
             "warden_requests_total" => &["code", "rpc"],
             "warden_bundle_reloads_total" => &["result"],
             "warden_bundle_info" => &["revision"],
+            "warden_build_info" => &["revision", "version"],
             _ => &[],
         };
         assert_eq!(keys, expected, "labels of {s:?}");
@@ -213,7 +214,9 @@ fn assert_low_cardinality(samples: &[Sample]) {
                 "decision" => decisions.contains(&v.as_str()),
                 "result" => results.contains(&v.as_str()),
                 "code" => !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
+                "revision" if s.name == "warden_build_info" => !v.is_empty(),
                 "revision" => support::is_revision(v),
+                "version" => v == env!("CARGO_PKG_VERSION"),
                 "le" => v == "+Inf" || v.parse::<f64>().is_ok(),
                 _ => false,
             };
@@ -560,5 +563,41 @@ fn the_decision_log_has_one_json_line_per_decision_with_every_field() {
         let item = errors.iter().find(|l| l["request_id"] == "req-batch").expect("the invalid batch item");
         assert_eq!(item["code"], "INVALID_ARGUMENT", "{item}");
         assert!(item["message"].as_str().is_some_and(|m| m.contains("action")), "{item}");
+    });
+}
+
+/// Issue 10: counters whose label sets are known exist from the start (an `increase()` alert sees the
+/// first rejected reload), with `warden_build_info` and the standard `process_*` metrics.
+#[test]
+fn issue_10_counters_exist_from_the_start_with_build_info_and_process_metrics() {
+    serial(async {
+        let server = Server::start(None, None).await;
+        let (text, samples) = server.metrics().await;
+        for result in ["activated", "unchanged", "rejected"] {
+            assert!(
+                samples.iter().any(|s| s.name == "warden_bundle_reloads_total"
+                    && s.labels.get("result").map(String::as_str) == Some(result)),
+                "warden_bundle_reloads_total{{result={result:?}}} exists: {text}"
+            );
+        }
+        for name in [
+            "warden_evaluation_panics_total",
+            "warden_decision_log_dropped_total",
+            "warden_cache_hits_total",
+            "warden_cache_misses_total",
+            "process_cpu_seconds_total",
+            "process_resident_memory_bytes",
+            "process_open_fds",
+            "process_start_time_seconds",
+        ] {
+            assert!(samples.iter().any(|s| s.name == name), "{name} exists from the start: {text}");
+        }
+        let info: Vec<&Sample> = samples.iter().filter(|s| s.name == "warden_build_info").collect();
+        assert_eq!(info.len(), 1, "{text}");
+        assert_eq!(info[0].value, 1.0);
+        assert_eq!(info[0].labels.get("version").map(String::as_str), Some(env!("CARGO_PKG_VERSION")));
+        let rev = &info[0].labels["revision"];
+        assert!(rev == "unknown" || (rev.len() == 12 && rev.bytes().all(|b| b.is_ascii_hexdigit())), "{rev}");
+        assert!(count(&samples, "process_resident_memory_bytes", &[]) > 1e6, "a real RSS");
     });
 }

@@ -58,6 +58,7 @@ async fn metrics_text(State(s): State<AdminState>) -> impl IntoResponse {
     match s.metrics {
         Some(h) => {
             let revision = s.store.load().map(|a| a.bundle.revision.clone());
+            crate::telemetry::metrics::collect_process();
             let mut text = h.render();
             if !text.ends_with('\n') && !text.is_empty() {
                 text.push('\n');

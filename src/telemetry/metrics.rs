@@ -28,6 +28,13 @@ pub const CACHE_ENTRIES: &str = "warden_cache_entries";
 pub const DECISION_LOG_DROPPED: &str = "warden_decision_log_dropped_total";
 
 /// Histogram buckets: 1 µs to 100 ms.
+/// Gauge `warden_build_info{version, revision}` = 1.
+pub const BUILD_INFO: &str = "warden_build_info";
+
+/// The results `warden_bundle_reloads_total` can carry; each exists at 0 from the start.
+pub const RELOAD_RESULTS: [&str; 3] = ["activated", "unchanged", "rejected"];
+
+/// Histogram buckets: 1 µs to 100 ms.
 pub const DECISION_BUCKETS: &[f64] =
     &[1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 1e-1];
 
@@ -65,6 +72,7 @@ pub fn install() -> Option<PrometheusHandle> {
                 .ok()?;
             let handle = builder.install_recorder().ok()?;
             describe();
+            register_at_zero();
             let _ = CACHE_COUNTERS.set((metrics::counter!(CACHE_HITS), metrics::counter!(CACHE_MISSES)));
             Some(handle)
         })
@@ -84,10 +92,42 @@ fn describe() {
     metrics::describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
     metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
     metrics::describe_gauge!(CACHE_ENTRIES, "Decisions held by the active bundle's cache.");
+    metrics::describe_gauge!(BUILD_INFO, "The version and source revision of this build (value 1).");
     metrics::describe_counter!(
         DECISION_LOG_DROPPED,
         "Decision-log records dropped because the log writer could not keep up."
     );
+}
+
+/// Every counter whose label sets are known in advance exists from the start with value 0, so an
+/// `increase()` alert sees the first event (a series that appears with 1 has no increase).
+fn register_at_zero() {
+    for r in RELOAD_RESULTS {
+        metrics::counter!(BUNDLE_RELOADS, "result" => r).absolute(0);
+    }
+    metrics::counter!(PANICS).absolute(0);
+    metrics::counter!(DECISION_LOG_DROPPED).absolute(0);
+    metrics::counter!(CACHE_HITS).absolute(0);
+    metrics::counter!(CACHE_MISSES).absolute(0);
+    metrics::gauge!(CACHE_ENTRIES).set(0.0);
+    metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => env!("WARDEN_GIT_REVISION"))
+        .set(1.0);
+    process_collector().describe();
+    process_collector().collect();
+}
+
+/// The standard `process_*` metrics (CPU seconds, resident and virtual memory, open and max file
+/// descriptors, start time, threads), read from `/proc` at each scrape.
+fn process_collector() -> &'static metrics_process::Collector {
+    static COLLECTOR: OnceLock<metrics_process::Collector> = OnceLock::new();
+    COLLECTOR.get_or_init(metrics_process::Collector::default)
+}
+
+/// Refreshes the `process_*` metrics; called before each scrape.
+pub fn collect_process() {
+    if HANDLE.get().is_some_and(Option::is_some) {
+        process_collector().collect();
+    }
 }
 
 /// Runs the recorder's upkeep forever (drains histogram samples); spawn it once.
