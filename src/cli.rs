@@ -35,12 +35,21 @@ enum AdminsCommand {
         /// The server's admin listener.
         #[arg(long, default_value = crate::config::DEFAULT_ADMIN_LISTEN)]
         admin_addr: String,
+        /// The file with the server's admin bearer token (`serve --admin-token-file`).
+        #[arg(long)]
+        token_file: String,
         /// Partner app ARN.
         #[arg(long)]
         app: String,
         /// User name.
         #[arg(long)]
         user: String,
+    },
+    /// List the remembered admins (and the last admin list seen) of every partner app.
+    List {
+        /// The server's admin listener.
+        #[arg(long, default_value = crate::config::DEFAULT_ADMIN_LISTEN)]
+        admin_addr: String,
     },
 }
 
@@ -66,6 +75,13 @@ enum Command {
         /// Persist remembered partner-app admins here (the server locks it; atomic writes).
         #[arg(long)]
         state_dir: Option<String>,
+        /// File holding the bearer token that mutating admin calls (`POST /v1/admins/revoke`) must
+        /// send; without it, admin mutations are off (403). Reads stay open.
+        #[arg(long)]
+        admin_token_file: Option<String>,
+        /// Permissions of the Unix socket, octal.
+        #[arg(long, default_value = "0660")]
+        uds_mode: String,
         /// Decisions cached per bundle revision (0 disables the cache).
         #[arg(long)]
         cache_capacity: Option<usize>,
@@ -141,6 +157,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             admin_listen,
             shutdown_grace_ms,
             state_dir,
+            admin_token_file,
+            uds_mode,
             cache_capacity,
             poll_interval,
             decision_log,
@@ -154,6 +172,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 Some(shutdown_grace_ms),
             )
             .and_then(|c| c.with_state_dir(state_dir.as_deref()))
+            .and_then(|c| c.with_admin(admin_token_file.as_deref(), Some(&uds_mode)))
             .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
             {
                 Ok(c) => c,
@@ -171,8 +190,11 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Validate { dir } => validate(dir.as_deref()),
         Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
         Command::Eval { propagate: Some(p), bundle, .. } => eval_propagate(&p, bundle.as_deref()),
-        Command::Admins { command: AdminsCommand::Revoke { admin_addr, app, user } } => {
-            admins_revoke(&admin_addr, &app, &user)
+        Command::Admins { command: AdminsCommand::Revoke { admin_addr, token_file, app, user } } => {
+            admins_revoke(&admin_addr, &token_file, &app, &user)
+        }
+        Command::Admins { command: AdminsCommand::List { admin_addr } } => {
+            admin_http(&admin_addr, "GET", "/v1/admins", None, None)
         }
         Command::Eval { cases: Some(c), .. } => eval_cases(&c),
         Command::Eval { .. } => bail!("give `--request FILE` or `--cases FILE`"),
@@ -316,18 +338,29 @@ fn eval_propagate(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
     }
 }
 
-/// `warden admins revoke`: `POST /v1/admins/revoke` on the admin listener (loopback HTTP/1.1).
-fn admins_revoke(addr: &str, app: &str, user: &str) -> Result<ExitCode> {
-    use std::io::Read as _;
+/// `warden admins revoke`: `POST /v1/admins/revoke` on the admin listener, with the bearer token.
+fn admins_revoke(addr: &str, token_file: &str, app: &str, user: &str) -> Result<ExitCode> {
+    let token =
+        std::fs::read_to_string(token_file).with_context(|| format!("--token-file: cannot read `{token_file}`"))?;
     let body = serde_json::json!({"app_arn": app, "user_name": user}).to_string();
+    admin_http(addr, "POST", "/v1/admins/revoke", Some(token.trim()), Some(&body))
+}
+
+/// One HTTP/1.1 call to the admin listener (loopback); prints the body, exit 0 on 200, else 1.
+fn admin_http(addr: &str, method: &str, path: &str, token: Option<&str>, body: Option<&str>) -> Result<ExitCode> {
+    use std::io::Read as _;
     let mut stream =
         std::net::TcpStream::connect(addr).with_context(|| format!("--admin-addr: cannot connect to `{addr}`"))?;
     stream.set_read_timeout(Some(std::time::Duration::from_secs(10)))?;
-    write!(
-        stream,
-        "POST /v1/admins/revoke HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-        body.len()
-    )?;
+    let mut head = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        head.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        head.push_str(&format!("Content-Type: application/json\r\nContent-Length: {}\r\n", body.len()));
+    }
+    write!(stream, "{head}\r\n{body}")?;
     let mut resp = String::new();
     stream.read_to_string(&mut resp)?;
     let status = resp.split_whitespace().nth(1).unwrap_or("");
@@ -336,7 +369,7 @@ fn admins_revoke(addr: &str, app: &str, user: &str) -> Result<ExitCode> {
         println!("{text}");
         Ok(ExitCode::SUCCESS)
     } else {
-        eprintln!("warden: revoke failed (HTTP {status}): {text}");
+        eprintln!("warden: {method} {path} failed (HTTP {status}): {text}");
         Ok(ExitCode::from(1))
     }
 }

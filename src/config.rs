@@ -24,6 +24,10 @@ pub mod flag {
     pub const POLL_INTERVAL: &str = "--poll-interval";
     /// Decision log target.
     pub const DECISION_LOG: &str = "--decision-log";
+    /// Bearer token for mutating admin calls.
+    pub const ADMIN_TOKEN_FILE: &str = "--admin-token-file";
+    /// Permissions of the Unix socket.
+    pub const UDS_MODE: &str = "--uds-mode";
 }
 
 /// Default gRPC address.
@@ -67,7 +71,26 @@ pub struct ServeConfig {
     pub poll_interval: Option<Duration>,
     /// Where decisions are logged.
     pub decision_log: Option<DecisionLogTarget>,
+    /// The bearer token mutating admin calls must carry (`None`: mutations are off).
+    pub admin_token: Option<AdminToken>,
+    /// Permissions of the Unix socket (`--uds-mode`, default `0660`).
+    pub uds_mode: u32,
 }
+
+/// The admin bearer token (never printed: `Debug` shows its length only).
+#[derive(Clone, PartialEq, Eq)]
+pub struct AdminToken(pub Vec<u8>);
+
+impl std::fmt::Debug for AdminToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "AdminToken({} bytes)", self.0.len())
+    }
+}
+
+/// Shortest admin token accepted.
+pub const MIN_ADMIN_TOKEN_BYTES: usize = 16;
+/// Default `--uds-mode`: owner and group may connect.
+pub const DEFAULT_UDS_MODE: u32 = 0o660;
 
 /// A bad flag value.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -92,6 +115,36 @@ fn addr(flag: &'static str, v: &str) -> Result<Option<SocketAddr>, ConfigError> 
 // === impl ServeConfig ===
 
 impl ServeConfig {
+    /// Sets `--admin-token-file` (read now: a token file that cannot be read is a start-up error) and
+    /// `--uds-mode` (octal, e.g. `0660`).
+    pub fn with_admin(mut self, token_file: Option<&str>, uds_mode: Option<&str>) -> Result<ServeConfig, ConfigError> {
+        let err = |flag, message: String| ConfigError { flag, message };
+        self.admin_token = match token_file {
+            None => None,
+            Some("") => return Err(err(flag::ADMIN_TOKEN_FILE, "must not be empty".into())),
+            Some(p) => {
+                let bytes =
+                    std::fs::read(p).map_err(|e| err(flag::ADMIN_TOKEN_FILE, format!("cannot read `{p}`: {e}")))?;
+                let token = bytes.trim_ascii().to_vec();
+                if token.len() < MIN_ADMIN_TOKEN_BYTES || token.iter().any(|b| !b.is_ascii_graphic()) {
+                    return Err(err(
+                        flag::ADMIN_TOKEN_FILE,
+                        format!("`{p}` must hold one token of at least {MIN_ADMIN_TOKEN_BYTES} printable characters"),
+                    ));
+                }
+                Some(AdminToken(token))
+            }
+        };
+        self.uds_mode = match uds_mode {
+            None => DEFAULT_UDS_MODE,
+            Some(m) => u32::from_str_radix(m.trim_start_matches("0o"), 8)
+                .ok()
+                .filter(|v| *v <= 0o777)
+                .ok_or_else(|| err(flag::UDS_MODE, format!("`{m}` is not an octal mode such as `0660`")))?,
+        };
+        Ok(self)
+    }
+
     /// Sets `--state-dir`.
     pub fn with_state_dir(mut self, dir: Option<&str>) -> Result<ServeConfig, ConfigError> {
         self.state_dir = match dir {
@@ -186,6 +239,8 @@ impl ServeConfig {
             shutdown_grace,
             state_dir: None,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
+            admin_token: None,
+            uds_mode: DEFAULT_UDS_MODE,
             poll_interval: None,
             decision_log: None,
         })

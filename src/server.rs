@@ -158,12 +158,16 @@ impl Running {
             }));
         }
         if let Some(path) = &config.uds {
-            if std::fs::symlink_metadata(path).is_ok() {
-                std::fs::remove_file(path)
-                    .with_context(|| format!("{}: cannot replace `{}`", flag::UDS, path.display()))?;
-            }
+            clear_stale_socket(path)?;
             let l =
                 UnixListener::bind(path).with_context(|| format!("{}: cannot bind `{}`", flag::UDS, path.display()))?;
+            {
+                use std::os::unix::fs::PermissionsExt as _;
+                std::fs::set_permissions(path, std::fs::Permissions::from_mode(config.uds_mode)).with_context(
+                    || format!("{}: cannot set mode {:o} on `{}`", flag::UDS_MODE, config.uds_mode, path.display()),
+                )?;
+            }
+            let ours = socket_identity(path);
             tracing::info!(path = %path.display(), "gRPC listening (Unix socket)");
             let r = router(health_svc.clone(), svc.clone())?;
             // grpc-core clients (Python grpcio, C++, Ruby...) send the percent-encoded socket path as
@@ -173,7 +177,10 @@ impl Running {
             let path = path.clone();
             tasks.push(tokio::spawn(async move {
                 let r = r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC Unix-socket server");
-                let _ = std::fs::remove_file(&path);
+                // Remove the socket only if the path still names the one this server created.
+                if ours.is_some() && socket_identity(&path) == ours {
+                    let _ = std::fs::remove_file(&path);
+                }
                 r
             }));
         }
@@ -185,7 +192,7 @@ impl Running {
             let local = l.local_addr()?;
             tracing::info!(addr = %local, "admin HTTP listening (/metrics, /healthz, /readyz, /v1/status)");
             admin_addr = Some(local);
-            let app = admin::router(store.clone(), handle, shared.clone());
+            let app = admin::router(store.clone(), handle, shared.clone(), config.admin_token.clone());
             let rx = rx.clone();
             tasks.push(tokio::spawn(async move {
                 axum::serve(l, app).with_graceful_shutdown(stop(rx)).await.context("admin HTTP server")
@@ -265,6 +272,42 @@ impl Running {
                 false
             }
         }
+    }
+}
+
+/// (device, inode) of the socket at `path`, if it is one.
+fn socket_identity(path: &std::path::Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::{FileTypeExt as _, MetadataExt as _};
+    let md = std::fs::symlink_metadata(path).ok()?;
+    md.file_type().is_socket().then(|| (md.dev(), md.ino()))
+}
+
+/// Makes room for the Unix socket at `path` without ever destroying anything that is not ours to
+/// replace: a missing path is fine; a socket nobody answers on (left by a crashed server) is removed; a
+/// socket a live server answers on, or anything that is not a socket, refuses the start, naming it.
+fn clear_stale_socket(path: &std::path::Path) -> Result<()> {
+    use std::os::unix::fs::FileTypeExt as _;
+    let md = match std::fs::symlink_metadata(path) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e).with_context(|| format!("{}: cannot inspect `{}`", flag::UDS, path.display())),
+        Ok(md) => md,
+    };
+    if !md.file_type().is_socket() {
+        anyhow::bail!(
+            "{}: `{}` exists and is not a socket; refusing to replace it (choose another path or remove it)",
+            flag::UDS,
+            path.display()
+        );
+    }
+    match std::os::unix::net::UnixStream::connect(path) {
+        Ok(_) => anyhow::bail!(
+            "{}: another server is listening on `{}`; refusing to take its socket",
+            flag::UDS,
+            path.display()
+        ),
+        Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => std::fs::remove_file(path)
+            .with_context(|| format!("{}: cannot remove the stale socket `{}`", flag::UDS, path.display())),
+        Err(e) => Err(e).with_context(|| format!("{}: cannot check the socket `{}`", flag::UDS, path.display())),
     }
 }
 

@@ -1,16 +1,18 @@
 //! The admin HTTP listener (loopback by default): `/metrics` (Prometheus text), `/healthz` (process
 //! alive), `/readyz` (200 only with an active bundle), `/v1/status` (the BundleStatus as JSON).
 use super::Shared;
+use crate::config::AdminToken;
 use crate::grpc::authorize::bundle_status;
 use crate::runtime::activation::AdminChangeError;
 use crate::runtime::store::Store;
 use axum::Router;
 use axum::extract::State;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::{get, post};
 use metrics_exporter_prometheus::PrometheusHandle;
 use std::sync::Arc;
+use subtle::ConstantTimeEq as _;
 use warden_core::identity::RevokeError;
 
 #[derive(Clone)]
@@ -18,17 +20,67 @@ struct AdminState {
     store: Arc<Store>,
     metrics: Option<PrometheusHandle>,
     shared: Arc<Shared>,
+    token: Option<Arc<AdminToken>>,
 }
 
-/// The admin router.
-pub fn router(store: Arc<Store>, metrics: Option<PrometheusHandle>, shared: Arc<Shared>) -> Router {
+/// The admin router. Reads are open; mutations need `Authorization: Bearer <token>` with the token
+/// of `--admin-token-file` (compared in constant time) and `Content-Type: application/json`; without a
+/// token file, mutations are off (403).
+pub fn router(
+    store: Arc<Store>,
+    metrics: Option<PrometheusHandle>,
+    shared: Arc<Shared>,
+    token: Option<AdminToken>,
+) -> Router {
     Router::new()
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(|| async { "ok\n" }))
         .route("/readyz", get(readyz))
         .route("/v1/status", get(status))
+        .route("/v1/admins", get(admins))
         .route("/v1/admins/revoke", post(revoke))
-        .with_state(AdminState { store, metrics, shared })
+        .with_state(AdminState { store, metrics, shared, token: token.map(Arc::new) })
+}
+
+/// Why a mutation is refused before its body is read.
+fn refuse_mutation(s: &AdminState, headers: &HeaderMap) -> Option<(StatusCode, String)> {
+    let Some(token) = &s.token else {
+        return Some((
+            StatusCode::FORBIDDEN,
+            format!("admin mutations are off: start the server with {}\n", crate::config::flag::ADMIN_TOKEN_FILE),
+        ));
+    };
+    let given =
+        headers.get(header::AUTHORIZATION).and_then(|v| v.as_bytes().strip_prefix(b"Bearer ")).unwrap_or_default();
+    // Constant time over the token's length (the length itself is not secret).
+    if given.len() != token.0.len() || !bool::from(given.ct_eq(&token.0)) {
+        return Some((StatusCode::UNAUTHORIZED, "missing or wrong `Authorization: Bearer` token\n".to_owned()));
+    }
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|m| m.trim().eq_ignore_ascii_case("application/json")));
+    if !json {
+        return Some((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "the body must be `Content-Type: application/json`\n".to_owned(),
+        ));
+    }
+    None
+}
+
+async fn admins(State(s): State<AdminState>) -> impl IntoResponse {
+    match s.store.load() {
+        Some(a) => match serde_json::to_string_pretty(&*a.admins) {
+            Ok(body) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/json")], body + "\n"),
+            Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], format!("{e}\n")),
+        },
+        None => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            [(header::CONTENT_TYPE, "text/plain")],
+            "no policy bundle is active\n".to_owned(),
+        ),
+    }
 }
 
 /// `POST /v1/admins/revoke` body.
@@ -41,7 +93,10 @@ pub struct RevokeRequest {
     pub user_name: String,
 }
 
-async fn revoke(State(s): State<AdminState>, body: axum::body::Bytes) -> impl IntoResponse {
+async fn revoke(State(s): State<AdminState>, headers: HeaderMap, body: axum::body::Bytes) -> impl IntoResponse {
+    if let Some(refused) = refuse_mutation(&s, &headers) {
+        return refused;
+    }
     let req: RevokeRequest = match serde_json::from_slice(&body) {
         Ok(r) => r,
         Err(e) => {

@@ -6,6 +6,7 @@
     clippy::panic,
     reason = "test code: a panic is a failed run, reported with its message"
 )]
+mod admin_surface; // admin mutations behind a bearer token; the Unix socket never takes what is not its own
 mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each with its exact errors
 mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes

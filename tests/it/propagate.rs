@@ -117,6 +117,19 @@ fn write_bundle() -> tempfile::TempDir {
 
 // === the server under test ===
 
+/// The admin bearer token of the servers these tests start (`--admin-token-file`).
+const ADMIN_TOKEN: &str = "propagate-tests-admin-token-0123456789";
+
+/// A token file holding [`ADMIN_TOKEN`], written once per test process.
+fn admin_token_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("warden-propagate-token-{}", std::process::id()));
+        std::fs::write(&p, format!("{ADMIN_TOKEN}\n")).expect("write the token file");
+        p
+    })
+}
+
 fn config(bundle: &Path, state: Option<&Path>) -> ServeConfig {
     // Through the flag parser, so that fields added later keep their defaults.
     ServeConfig::from_flags(
@@ -127,6 +140,7 @@ fn config(bundle: &Path, state: Option<&Path>) -> ServeConfig {
         Some(5_000),
     )
     .and_then(|c| c.with_state_dir(state.map(|s| s.to_str().expect("a UTF-8 path"))))
+    .and_then(|c| c.with_admin(Some(admin_token_file().to_str().expect("a UTF-8 path")), None))
     // Poll hourly instead of watching: the tests reload explicitly (`shared.reload()`), and a watcher
     // reloading first would turn their `Activated` into `Unchanged`.
     .and_then(|c| c.with_runtime(None, Some(3_600_000), None))
@@ -257,7 +271,7 @@ async fn http_post(addr: SocketAddr, path: &str, body: &str) -> (u16, String) {
     let exchange = async {
         let mut s = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
         let req = format!(
-            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
             body.len()
         );
         s.write_all(req.as_bytes()).await.expect("write the request");
@@ -494,9 +508,20 @@ async fn remembered_admins_survive_restarts_until_revoked() {
         // 4. Revoke through the CLI (`warden admins revoke`), which POSTs to the admin listener.
         let admin = running.admin_addr.expect("an admin listener");
         let args = |user: &str| {
-            ["admins", "revoke", "--admin-addr", &admin.to_string(), "--app", COMET, "--user", user]
-                .map(str::to_owned)
-                .to_vec()
+            [
+                "admins",
+                "revoke",
+                "--admin-addr",
+                &admin.to_string(),
+                "--token-file",
+                admin_token_file().to_str().expect("UTF-8"),
+                "--app",
+                COMET,
+                "--user",
+                user,
+            ]
+            .map(str::to_owned)
+            .to_vec()
         };
         let out = warden(args("carol")).await;
         assert_eq!(out.code, 0, "revoke carol: {}", out.dump());
