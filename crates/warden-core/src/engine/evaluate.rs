@@ -106,6 +106,17 @@ struct Eval<'a, 'p> {
 
 /// Evaluates one request against its layers.
 pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
+    // STS API reference: `GetCallerIdentity` needs no permission, and an explicit deny cannot stop it.
+    // (Reached only for a principal the caller resolved: an unknown principal is denied before this.)
+    if input.action == "sts:getcalleridentity" {
+        return Response {
+            decision: Decision::Allow,
+            determining: Vec::new(),
+            diagnostics: vec!["sts:GetCallerIdentity needs no permission and cannot be denied".to_owned()],
+            trace: Vec::new(),
+            reads_time: false,
+        };
+    }
     let mut ev = Eval {
         input: *input,
         hits: smallvec::SmallVec::new(),
@@ -172,7 +183,9 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
         return ev.deny_because("no service control policy allows the action");
     }
     let boundary_denies = layers.boundary.is_some() && !has(&ev, Boundary);
-    let resource_account = arn::parse(input.resource).map(|a| a.account).filter(|a| !a.is_empty());
+    // Only a resource of another 12-digit account is cross-account: account-less resources (S3 buckets)
+    // and AWS-owned ones (`arn:aws:iam::aws:policy/…`) are decided by the principal's side alone.
+    let resource_account = arn::parse(input.resource).map(|a| a.account).filter(|a| arn::is_account_id(a));
     let cross_account = matches!((input.principal.account, resource_account), (Some(p), Some(r)) if p != r);
 
     if cross_account {

@@ -805,3 +805,67 @@ fn request_validation_names_the_field() {
         assert_eq!(e.field, field, "{e}");
     }
 }
+
+/// Issue 11 (SPEC §4.1): `sts:GetCallerIdentity` needs no permission, even under an explicit deny;
+/// AWS-owned and account-less resources are not cross-account.
+#[test]
+fn get_caller_identity_and_aws_owned_resources() {
+    use Decision::*;
+    let rows = vec![
+        Row {
+            name: "get_caller_identity_without_any_policy",
+            case: case(json!({"identity": []}), ALICE, "sts:GetCallerIdentity", "*", json!({})),
+            decision: Allow,
+            determining: &[],
+        },
+        Row {
+            name: "get_caller_identity_under_an_explicit_deny_of_everything",
+            case: case(
+                json!({"identity": [deny("D", "*", "*")], "scp": [deny("S", "*", "*")]}),
+                ALICE,
+                "sts:GetCallerIdentity",
+                "*",
+                json!({}),
+            ),
+            decision: Allow,
+            determining: &[],
+        },
+        Row {
+            name: "aws_owned_managed_policy_is_not_cross_account",
+            case: case(
+                json!({"identity": [allow("A", "iam:GetPolicy", "arn:aws:iam::aws:policy/*")]}),
+                ALICE,
+                "iam:GetPolicy",
+                "arn:aws:iam::aws:policy/ReadOnlyAccess",
+                json!({}),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "account_less_bucket_is_not_cross_account",
+            case: case(
+                json!({"identity": [allow("A", "s3:GetObject", "*")]}),
+                ALICE,
+                "s3:GetObject",
+                BUCKET,
+                json!({}),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "another_accounts_resource_still_needs_its_resource_policy",
+            case: case(
+                json!({"identity": [allow("A", "sqs:SendMessage", "*")]}),
+                ALICE,
+                "sqs:SendMessage",
+                "arn:aws:sqs:us-east-1:444455556666:queue",
+                json!({}),
+            ),
+            decision: ImplicitDeny,
+            determining: &[],
+        },
+    ];
+    check(&rows);
+}
