@@ -868,4 +868,95 @@ fn get_caller_identity_and_aws_owned_resources() {
         },
     ];
     check(&rows);
+
+/// `head` followed by `unit` repeated up to `len` bytes.
+fn filled(head: &str, unit: &str, len: usize) -> String {
+    let mut s = String::from(head);
+    while s.len() + unit.len() <= len {
+        s.push_str(unit);
+    }
+    s
+}
+
+#[test]
+fn hostile_resources_and_condition_values_are_matched_in_bounded_time() {
+    // SPEC §4.1 "Resources are bounded": 64 KiB values full of colons against `Resource`, `NotResource`,
+    // `ArnLike` and `StringLike` patterns with several `*` (the old matchers took seconds or more).
+    let star_a = "*a".repeat(24) + "*b";
+    let st = |sid: &str, effect: &str, action: &str, res: (&str, &str), cond: Value| json!({"Sid": sid, "Effect": effect, "Action": action, res.0: res.1, "Condition": cond});
+    let statements = json!([
+        st(
+            "App",
+            "Allow",
+            "sagemaker:CreatePartnerAppPresignedUrl",
+            ("Resource", "arn:aws:sagemaker:*:*:partner-app/app-*"),
+            json!({})
+        ),
+        st(
+            "Own",
+            "Allow",
+            "sagemaker:CreatePartnerAppPresignedUrl",
+            ("Resource", "arn:aws:sagemaker:*:*:partner-app/${aws:username}*"),
+            json!({})
+        ),
+        st("X", "Deny", "*", ("Resource", "arn:*:*:*:*:x*"), json!({})),
+        st("NotX", "Deny", "sagemaker:DeleteDomain", ("NotResource", "arn:*:*:*:*:y*"), json!({})),
+        st(
+            "Cond",
+            "Allow",
+            "sagemaker:DescribeDomain",
+            ("Resource", "*"),
+            json!({"ArnLike": {"aws:SourceArn": "arn:*:*:*:*:x*"}, "StringLike": {"aws:RequestTag/t": star_a}})
+        ),
+        st(
+            "NotCond",
+            "Deny",
+            "sagemaker:DescribeDomain",
+            ("Resource", "*"),
+            json!({"ArnNotLikeIfExists": {"aws:SourceArn": ["arn:*:*:*:*:x*", "arn:aws:sagemaker:*:*:partner-app/app-*"]},
+                  "StringNotLike": {"aws:RequestTag/t": "*a*a*a*:*c"}})
+        ),
+    ]);
+    let user = json!({"UserName": "alice", "Arn": ALICE, "UserPolicyList": [{"PolicyName": "P",
+        "PolicyDocument": {"Version": "2012-10-17", "Statement": statements}}]});
+    let b = bundle_with(&[("iam/users/alice.json", user)]);
+    let colons = filled("arn:aws:sagemaker:us-east-1:111122223333:", ":a", 64 * 1024);
+    let tag = filled("", "a:", 64 * 1024);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let started = std::time::Instant::now();
+        let decide = |action: &str, resource: &str, ctx: &[(&str, &str)]| {
+            let mut r = req(ALICE, action, resource);
+            for (k, v) in ctx {
+                r.context.insert(k, crate::policy::Value::One((*v).into()));
+            }
+            authorize(&b, &r).decision
+        };
+        let app = "sagemaker:CreatePartnerAppPresignedUrl";
+        let describe = "sagemaker:DescribeDomain";
+        let decisions = vec![
+            decide(app, &colons, &[]),
+            // The account `*` of a `Resource` swallows the colons.
+            decide(app, &format!("{colons}:partner-app/app-1"), &[]),
+            decide(app, &format!("{colons}:partner-app/alice-1"), &[]),
+            decide(app, &format!("{colons}:x"), &[]),
+            decide("sagemaker:DeleteDomain", &colons, &[]),
+            // Negated operators: no value matches.
+            decide(describe, "*", &[("aws:SourceArn", &colons), ("aws:RequestTag/t", &tag)]),
+            // `ArnLike` compares the six parts without expansion: the sixth starts with `x`.
+            decide(
+                describe,
+                "*",
+                &[("aws:SourceArn", &format!("arn:a:a:a:a:x{colons}")), ("aws:RequestTag/t", &format!("{tag}b"))],
+            ),
+        ];
+        tx.send((started.elapsed(), decisions)).unwrap();
+    });
+    let (elapsed, decisions) =
+        rx.recv_timeout(std::time::Duration::from_secs(20)).expect("authorization did not finish in 20 s");
+    use Decision::*;
+    assert_eq!(decisions, [ImplicitDeny, Allow, Allow, ExplicitDeny, ExplicitDeny, ExplicitDeny, Allow]);
+    // Milliseconds in an unoptimised build; the old matchers took seconds.
+    let bound = std::time::Duration::from_millis(if cfg!(debug_assertions) { 500 } else { 50 });
+    assert!(elapsed < bound, "authorization took {elapsed:?}");
 }
