@@ -85,6 +85,10 @@ enum Command {
         /// Decisions cached per bundle revision (0 disables the cache).
         #[arg(long)]
         cache_capacity: Option<usize>,
+        /// Bytes the decisions cached per bundle revision may take together, requests and answers
+        /// counted whole (default 32 MiB; 0 disables the cache); decisions not hit lately are evicted.
+        #[arg(long, value_name = "BYTES")]
+        cache_max_bytes: Option<usize>,
         /// Re-read the bundle directory every MS milliseconds instead of watching it (EFS, NFS).
         #[arg(long, value_name = "MS")]
         poll_interval: Option<u64>,
@@ -160,6 +164,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             admin_token_file,
             uds_mode,
             cache_capacity,
+            cache_max_bytes,
             poll_interval,
             decision_log,
             worker_threads,
@@ -174,6 +179,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             .and_then(|c| c.with_state_dir(state_dir.as_deref()))
             .and_then(|c| c.with_admin(admin_token_file.as_deref(), Some(&uds_mode)))
             .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
+            .and_then(|c| c.with_cache_max_bytes(cache_max_bytes))
             {
                 Ok(c) => c,
                 Err(e) => {

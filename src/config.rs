@@ -20,6 +20,8 @@ pub mod flag {
     pub const STATE_DIR: &str = "--state-dir";
     /// Decision cache size.
     pub const CACHE_CAPACITY: &str = "--cache-capacity";
+    /// Decision cache byte budget.
+    pub const CACHE_MAX_BYTES: &str = "--cache-max-bytes";
     /// Poll instead of watching.
     pub const POLL_INTERVAL: &str = "--poll-interval";
     /// Decision log target.
@@ -67,6 +69,8 @@ pub struct ServeConfig {
     pub state_dir: Option<PathBuf>,
     /// Decisions cached per bundle (0: no cache).
     pub cache_capacity: usize,
+    /// What the decisions cached per bundle may cost together, in bytes (0: no cache).
+    pub cache_max_bytes: usize,
     /// Poll the bundle directory at this interval instead of watching it.
     pub poll_interval: Option<Duration>,
     /// Where decisions are logged.
@@ -190,6 +194,20 @@ impl ServeConfig {
         Ok(self)
     }
 
+    /// Sets `--cache-max-bytes`.
+    pub fn with_cache_max_bytes(mut self, max_bytes: Option<usize>) -> Result<ServeConfig, ConfigError> {
+        if let Some(b) = max_bytes {
+            if b > MAX_CACHE_MAX_BYTES {
+                return Err(ConfigError {
+                    flag: flag::CACHE_MAX_BYTES,
+                    message: format!("{b} is over the limit of {MAX_CACHE_MAX_BYTES} (64 GiB)"),
+                });
+            }
+            self.cache_max_bytes = b;
+        }
+        Ok(self)
+    }
+
     /// Validates raw flag values.
     pub fn from_flags(
         bundle: Option<&str>,
@@ -241,6 +259,7 @@ impl ServeConfig {
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             admin_token: None,
             uds_mode: DEFAULT_UDS_MODE,
+            cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             poll_interval: None,
             decision_log: None,
         })
@@ -258,6 +277,10 @@ pub enum DecisionLogTarget {
 
 /// Decisions a snapshot's cache holds at most (`--cache-capacity`).
 pub const DEFAULT_CACHE_CAPACITY: usize = 100_000;
+/// What a snapshot's cached decisions may cost together (`--cache-max-bytes`): 32 MiB.
+pub const DEFAULT_CACHE_MAX_BYTES: usize = 32 << 20;
+/// The largest `--cache-max-bytes`: 64 GiB.
+pub const MAX_CACHE_MAX_BYTES: usize = 64 << 30;
 
 #[cfg(test)]
 mod tests {
@@ -281,5 +304,17 @@ mod tests {
         assert_eq!(e.flag, "--listen");
         let e = ServeConfig::from_flags(Some(""), None, None, None, None).unwrap_err();
         assert_eq!(e.flag, "--bundle");
+    }
+
+    #[test]
+    fn cache_max_bytes_defaults_to_32_mib_and_is_bounded() {
+        let c = ServeConfig::from_flags(Some("policies"), None, None, None, None).unwrap();
+        assert_eq!(c.cache_max_bytes, 33_554_432);
+        assert_eq!(c.clone().with_cache_max_bytes(None).unwrap().cache_max_bytes, 33_554_432);
+        assert_eq!(c.clone().with_cache_max_bytes(Some(0)).unwrap().cache_max_bytes, 0);
+        assert_eq!(c.clone().with_cache_max_bytes(Some(1 << 20)).unwrap().cache_max_bytes, 1 << 20);
+        let e = c.with_cache_max_bytes(Some(MAX_CACHE_MAX_BYTES + 1)).unwrap_err();
+        assert_eq!(e.flag, "--cache-max-bytes");
+        assert!(e.to_string().contains("68719476737"), "{e}");
     }
 }

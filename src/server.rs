@@ -116,7 +116,7 @@ impl Running {
             Some(s) => s.load()?,
             None => AdminMemory::default(),
         };
-        let store = Arc::new(Store::with_cache_capacity(config.cache_capacity));
+        let store = Arc::new(Store::with_cache_limits(config.cache_capacity, config.cache_max_bytes));
         let (health, health_svc) = tonic_health::server::health_reporter();
         // HealthReporter starts with "" SERVING: readiness follows the bundle, so say NOT_SERVING now.
         set_health(&health, ServingStatus::NotServing).await;

@@ -230,12 +230,27 @@ fn count(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
     sample_sum(samples, name, labels)
 }
 
+/// The cache's metrics exist from the start (SPEC §6.1). Called on the first scrape of the tests that
+/// count them: whichever of them runs first in this process sees a recorder no call has touched yet.
+fn assert_cache_metrics_exist(samples: &[Sample]) {
+    for name in [
+        "warden_cache_hits_total",
+        "warden_cache_misses_total",
+        "warden_cache_evictions_total",
+        "warden_cache_entries",
+        "warden_cache_bytes",
+    ] {
+        assert!(samples.iter().any(|s| s.name == name), "{name} is not rendered from the start");
+    }
+}
+
 #[test]
 fn metrics_have_the_spec_names_labels_buckets_and_exact_counts() {
     serial(async {
         let mut server = Server::start(None, None).await;
         let old = server.revision();
         let (_, before) = server.metrics().await;
+        assert_cache_metrics_exist(&before);
         let mut client = server.client().await;
         for _ in 0..3 {
             assert_eq!(decision(&call(&mut client, allow()).await), Decision::Allow);
@@ -313,6 +328,7 @@ fn metrics_have_the_spec_names_labels_buckets_and_exact_counts() {
         };
         let (_, activated) = server.metrics().await;
         assert_eq!(count(&activated, "warden_cache_entries", &[]), 0.0, "a new snapshot starts with an empty cache");
+        assert_eq!(count(&activated, "warden_cache_bytes", &[]), 0.0, "a new snapshot starts with an empty cache");
         assert!(matches!(server.reload().await, ReloadOutcome::Unchanged(_)));
         std::fs::write(&path, "{ not json").expect("write");
         assert!(matches!(server.reload().await, ReloadOutcome::Rejected(_)));
@@ -365,6 +381,8 @@ fn metrics_have_the_spec_names_labels_buckets_and_exact_counts() {
             ("warden_cache_hits_total", "counter"),
             ("warden_cache_misses_total", "counter"),
             ("warden_cache_entries", "gauge"),
+            ("warden_cache_bytes", "gauge"),
+            ("warden_cache_evictions_total", "counter"),
             ("warden_bundle_reloads_total", "counter"),
             ("warden_bundle_info", "gauge"),
             ("warden_bundle_last_reload_timestamp_seconds", "gauge"),
@@ -401,18 +419,26 @@ fn cache_entries_gauge_stays_within_cache_capacity() {
     serial(async {
         let mut server = Server::start(Some(100), None).await;
         let (_, before) = server.metrics().await;
+        assert_cache_metrics_exist(&before);
         let mut client = server.client().await;
         let distinct = |i: usize| request("s3:GetObject", &format!("arn:aws:s3:::reports/{i}.csv"));
         for batch in 0..3 {
             let requests = (0..100).map(|i| distinct(batch * 100 + i)).collect();
             within("batch", client.authorize_batch(proto::AuthorizeBatchRequest { requests })).await.expect("batch");
         }
-        assert!(call(&mut client, distinct(3)).await.cached);
+        // The latest are kept, the oldest were evicted (and an evicted decision gets back in).
+        assert!(call(&mut client, distinct(299)).await.cached);
+        assert!(!call(&mut client, distinct(3)).await.cached);
         let (_, after) = server.metrics().await;
-        assert_eq!(count(&after, "warden_cache_entries", &[]), 100.0, "300 distinct decisions, capacity 100");
+        assert_eq!(count(&after, "warden_cache_entries", &[]), 100.0, "301 decisions stored, capacity 100");
         let delta = |name: &str| count(&after, name, &[]) - count(&before, name, &[]);
-        assert_eq!(delta("warden_cache_misses_total"), 300.0);
+        assert_eq!(delta("warden_cache_misses_total"), 301.0);
         assert_eq!(delta("warden_cache_hits_total"), 1.0);
+        assert_eq!(delta("warden_cache_evictions_total"), 201.0, "one per decision stored into a full cache");
+        let bytes = count(&after, "warden_cache_bytes", &[]);
+        let held = server.running().store.load().expect("an active bundle").cache.bytes() as f64;
+        assert_eq!(bytes, held, "warden_cache_bytes is what the cache counts");
+        assert!(bytes > 100.0 * 100.0 && bytes <= 33_554_432.0, "100 small decisions: {bytes} bytes");
         server.shutdown().await;
     });
 }

@@ -1,24 +1,46 @@
 //! The decision cache (dashmap), owned by one active snapshot: a swap replaces it, so an answer is
 //! never served from another revision. Keyed by everything evaluation reads (principal, session tags,
 //! source identity, action, resource, context, resource tags) — not by time: decisions that read
-//! `aws:CurrentTime`/`aws:EpochTime` are never stored. Bounded: when full, new entries are not stored
-//! (memory stays flat under an endless stream of distinct requests).
+//! `aws:CurrentTime`/`aws:EpochTime` are never stored.
+//!
+//! Bounded twice (SPEC §6.1): by entries (`--cache-capacity`) and by bytes (`--cache-max-bytes`), each
+//! entry costing its whole stored request, its answer and a fixed overhead ([`entry_cost`]); an entry
+//! over 1/[`MAX_ENTRY_FRACTION`] of the byte budget is never stored. When a new decision does not fit,
+//! older ones are evicted by CLOCK (second chance): a hit marks its entry, the hand passes over marked
+//! entries once (clearing the mark) and evicts the first unmarked one. So a scan of one-off requests
+//! replaces other one-offs, while an entry that keeps being hit stays, and a new hot decision always
+//! gets in.
+//!
+//! A hit takes the dashmap shard's read lock only, as before, and sets the mark when it is not yet
+//! set. Stores and evictions (misses only) take one mutex that guards the CLOCK ring and keeps the
+//! entry and byte counts exact: neither bound is exceeded, not even for a moment by concurrent misses.
 use crate::telemetry::metrics;
 use dashmap::DashMap;
 use rustc_hash::FxHasher;
+use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::mem::size_of;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use warden_core::bundle::Bundle;
 use warden_core::engine::{Request, Response};
+use warden_core::policy::Value;
 
-pub use crate::config::DEFAULT_CACHE_CAPACITY as DEFAULT_CAPACITY;
+pub use crate::config::{DEFAULT_CACHE_CAPACITY as DEFAULT_CAPACITY, DEFAULT_CACHE_MAX_BYTES as DEFAULT_MAX_BYTES};
+
+/// An entry costing more than `max_bytes / MAX_ENTRY_FRACTION` is never stored: one huge request can
+/// neither take the whole budget nor flush every other decision out.
+pub const MAX_ENTRY_FRACTION: usize = 16;
 
 /// A cached request: the request without its time and explain flag, and the answer.
 #[derive(Debug)]
 struct Entry {
     request: Request,
     response: Arc<Response>,
+    /// What it counts against the byte budget ([`entry_cost`]).
+    cost: usize,
+    /// Hit since the CLOCK hand last passed (its second chance).
+    referenced: AtomicBool,
 }
 
 /// The cache of one snapshot.
@@ -26,41 +48,167 @@ struct Entry {
 pub struct DecisionCache {
     map: DashMap<u64, Entry, rustc_hash::FxBuildHasher>,
     capacity: usize,
+    max_bytes: usize,
+    /// Entries and bytes held; written only under `ring`, read anywhere.
     len: AtomicUsize,
+    bytes: AtomicUsize,
+    evictions: AtomicU64,
+    /// The CLOCK: every key of `map` exactly once, in insertion order; the hand is the front.
+    ring: Mutex<VecDeque<u64>>,
 }
 
-/// What evaluation reads of a request, hashed (time and `explain` left out).
+// === costs ===
+
+/// The heap an allocation of `n` bytes takes (glibc malloc: `n` plus an 8-byte header, rounded up to
+/// 16, at least 32 bytes); nothing for `n == 0`, which does not allocate.
+const fn heap(n: usize) -> usize {
+    if n == 0 {
+        return 0;
+    }
+    let chunk = (n + 8).next_multiple_of(16);
+    if chunk < 32 { 32 } else { chunk }
+}
+
+/// What every entry costs besides its strings and lists: its slot in the dashmap (key, entry and
+/// control byte, doubled: a table grows to twice its size and may be half full), the `Arc<Response>`
+/// allocation (two counts and the response) and its key in the CLOCK ring (doubled likewise).
+pub const ENTRY_OVERHEAD: usize =
+    2 * (size_of::<(u64, Entry)>() + 1) + heap(2 * size_of::<usize>() + size_of::<Response>()) + 2 * size_of::<u64>();
+
+fn string_bytes(s: &str) -> usize {
+    heap(s.len())
+}
+
+/// A `Vec` of `n` items of type `T` (a clone allocates exactly `n`).
+fn vec_bytes<T>(n: usize) -> usize {
+    heap(n * size_of::<T>())
+}
+
+fn strings_bytes(v: &[String]) -> usize {
+    vec_bytes::<String>(v.len()) + v.iter().map(|s| string_bytes(s)).sum::<usize>()
+}
+
+fn pairs_bytes(v: &[(String, String)]) -> usize {
+    vec_bytes::<(String, String)>(v.len()) + v.iter().map(|(k, v)| string_bytes(k) + string_bytes(v)).sum::<usize>()
+}
+
+/// The heap the stored copy of `r` takes: every field evaluation reads. Destructured by name, so a new
+/// field of `Request` stops the build until it is costed (and keyed: see [`key_hash`] and [`same`]).
+fn request_bytes(r: &Request) -> usize {
+    let Request {
+        principal,
+        session_tags,
+        source_identity,
+        action,
+        resource,
+        context,
+        resource_tags,
+        now_ms: _,
+        explain: _,
+    } = r;
+    let context_bytes = vec_bytes::<(String, Value)>(context.len())
+        + context
+            .iter()
+            .map(|(k, v)| {
+                string_bytes(k)
+                    + match v {
+                        Value::One(s) => string_bytes(s),
+                        Value::Many(vs) => strings_bytes(vs),
+                    }
+            })
+            .sum::<usize>();
+    string_bytes(principal)
+        + pairs_bytes(session_tags)
+        + source_identity.as_deref().map_or(0, string_bytes)
+        + string_bytes(action)
+        + string_bytes(resource)
+        + context_bytes
+        + pairs_bytes(resource_tags)
+}
+
+/// The heap an answer takes (its statement references point into the bundle: counted as pointers).
+fn response_bytes(r: &Response) -> usize {
+    let Response { decision: _, determining, diagnostics, trace, reads_time: _ } = r;
+    vec_bytes::<warden_core::engine::StatementRef>(determining.len())
+        + strings_bytes(diagnostics)
+        + strings_bytes(trace)
+}
+
+/// What caching `req` with the answer `resp` counts against the byte budget: the whole stored request,
+/// the answer, and [`ENTRY_OVERHEAD`].
+pub fn entry_cost(req: &Request, resp: &Response) -> usize {
+    ENTRY_OVERHEAD + request_bytes(req) + response_bytes(resp)
+}
+
+// === keys ===
+
+/// What evaluation reads of a request, hashed (time and `explain` left out). Destructured by name, so
+/// a new field of `Request` stops the build until it is keyed.
 fn key_hash(r: &Request) -> u64 {
+    let Request {
+        principal,
+        session_tags,
+        source_identity,
+        action,
+        resource,
+        context,
+        resource_tags,
+        now_ms: _,
+        explain: _,
+    } = r;
     let mut h = FxHasher::default();
-    r.principal.hash(&mut h);
-    r.session_tags.hash(&mut h);
-    r.source_identity.hash(&mut h);
-    r.action.hash(&mut h);
-    r.resource.hash(&mut h);
-    r.context.hash(&mut h);
-    r.resource_tags.hash(&mut h);
+    principal.hash(&mut h);
+    session_tags.hash(&mut h);
+    source_identity.hash(&mut h);
+    action.hash(&mut h);
+    resource.hash(&mut h);
+    context.hash(&mut h);
+    resource_tags.hash(&mut h);
     h.finish()
 }
 
+/// Whether two requests are the same to evaluation: every field but the time and `explain`.
 fn same(a: &Request, b: &Request) -> bool {
-    a.principal == b.principal
-        && a.action == b.action
-        && a.resource == b.resource
-        && a.session_tags == b.session_tags
-        && a.source_identity == b.source_identity
-        && a.context == b.context
-        && a.resource_tags == b.resource_tags
+    let Request {
+        principal,
+        session_tags,
+        source_identity,
+        action,
+        resource,
+        context,
+        resource_tags,
+        now_ms: _,
+        explain: _,
+    } = a;
+    *principal == b.principal
+        && *action == b.action
+        && *resource == b.resource
+        && *session_tags == b.session_tags
+        && *source_identity == b.source_identity
+        && *context == b.context
+        && *resource_tags == b.resource_tags
 }
 
+// === impl DecisionCache ===
+
 impl DecisionCache {
-    /// An empty cache holding at most `capacity` decisions (0 disables it).
+    /// An empty cache holding at most `capacity` decisions (0 disables it) in the default byte budget.
     pub fn new(capacity: usize) -> DecisionCache {
-        DecisionCache { map: DashMap::with_hasher(rustc_hash::FxBuildHasher), capacity, len: AtomicUsize::new(0) }
+        DecisionCache::with_limits(capacity, DEFAULT_MAX_BYTES)
     }
 
-    /// Takes one slot if the cache is not full.
-    fn reserve(&self) -> bool {
-        self.len.fetch_update(Ordering::Relaxed, Ordering::Relaxed, |n| (n < self.capacity).then_some(n + 1)).is_ok()
+    /// An empty cache holding at most `capacity` decisions costing at most `max_bytes` together
+    /// (either 0 disables it).
+    pub fn with_limits(capacity: usize, max_bytes: usize) -> DecisionCache {
+        DecisionCache {
+            map: DashMap::with_hasher(rustc_hash::FxBuildHasher),
+            capacity,
+            max_bytes,
+            len: AtomicUsize::new(0),
+            bytes: AtomicUsize::new(0),
+            evictions: AtomicU64::new(0),
+            ring: Mutex::new(VecDeque::new()),
+        }
     }
 
     /// Number of cached decisions.
@@ -73,42 +221,128 @@ impl DecisionCache {
         self.len() == 0
     }
 
-    /// The cached answer to `req`, if any.
+    /// What the cached decisions cost together ([`entry_cost`]), never over the byte budget.
+    pub fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    /// Decisions evicted to make room so far.
+    pub fn evictions(&self) -> u64 {
+        self.evictions.load(Ordering::Relaxed)
+    }
+
+    /// The largest entry stored ([`entry_cost`]): a fraction of the byte budget.
+    pub fn max_entry_bytes(&self) -> usize {
+        self.max_bytes / MAX_ENTRY_FRACTION
+    }
+
+    fn enabled(&self) -> bool {
+        self.capacity > 0 && self.max_bytes > 0
+    }
+
+    /// The cached answer to `req`, if any (a lookup like any other: it counts as a use).
     pub fn get(&self, req: &Request) -> Option<Arc<Response>> {
         let e = self.map.get(&key_hash(req))?;
-        same(&e.request, req).then(|| e.response.clone())
+        same(&e.request, req).then(|| {
+            mark(&e);
+            e.response.clone()
+        })
     }
 
     /// Answers `req` from the cache or with `evaluate` (storing the answer when it does not depend on
-    /// time and there is room). Returns the answer and whether it came from the cache.
+    /// time and is not too large, evicting older answers to make room). Returns the answer and whether
+    /// it came from the cache.
     pub fn get_or_evaluate(
         &self,
         bundle: &Bundle,
         req: &Request,
         evaluate: impl FnOnce(&Bundle, &Request) -> Response,
     ) -> (Arc<Response>, bool) {
-        if self.capacity == 0 || req.explain {
+        if !self.enabled() || req.explain {
             return (Arc::new(evaluate(bundle, req)), false);
         }
         let k = key_hash(req);
         if let Some(e) = self.map.get(&k)
             && same(&e.request, req)
         {
+            mark(&e);
             metrics::cache_hit();
             return (e.response.clone(), true);
         }
         metrics::cache_miss();
         let resp = Arc::new(evaluate(bundle, req));
-        // Reserve a slot first, so concurrent misses can never overfill the cache.
-        if !resp.reads_time && self.reserve() {
-            let mut stored = req.clone();
-            stored.now_ms = 0;
-            if self.map.insert(k, Entry { request: stored, response: resp.clone() }).is_some() {
-                // Replaced an entry (same key, or a hash collision): give the slot back.
-                self.len.fetch_sub(1, Ordering::Relaxed);
-            }
-            metrics::cache_entries(self.len());
+        if !resp.reads_time {
+            self.store(k, req, &resp);
         }
         (resp, false)
     }
+
+    /// Stores an answer under `k`, evicting until both bounds hold with it.
+    fn store(&self, k: u64, req: &Request, resp: &Arc<Response>) {
+        let cost = entry_cost(req, resp);
+        if cost > self.max_entry_bytes() {
+            return;
+        }
+        let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
+        // Another miss on the same request stored it while this one was evaluated.
+        if self.map.get(&k).is_some_and(|e| same(&e.request, req)) {
+            return;
+        }
+        let evicted = self.make_room(&mut ring, cost);
+        let mut stored = req.clone();
+        stored.now_ms = 0;
+        let entry = Entry { request: stored, response: resp.clone(), cost, referenced: AtomicBool::new(false) };
+        match self.map.insert(k, entry) {
+            // A hash collision with another request: replaced in its ring slot.
+            Some(old) => {
+                self.bytes.fetch_sub(old.cost, Ordering::Relaxed);
+            }
+            None => {
+                ring.push_back(k);
+                self.len.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.bytes.fetch_add(cost, Ordering::Relaxed);
+        if evicted > 0 {
+            self.evictions.fetch_add(evicted, Ordering::Relaxed);
+            metrics::cache_evictions(evicted);
+        }
+        metrics::cache_size(self.len(), self.bytes());
+    }
+
+    /// Evicts (CLOCK) until one more entry of `cost` bytes fits; returns how many were evicted. Called
+    /// with the ring locked.
+    fn make_room(&self, ring: &mut VecDeque<u64>, cost: usize) -> u64 {
+        let mut evicted = 0;
+        // One turn of the hand clears every mark set before it started; after that the entry under the
+        // hand goes whatever its mark (hits racing with the hand cannot keep it turning).
+        let mut chances = ring.len();
+        while self.len() + 1 > self.capacity || self.bytes() + cost > self.max_bytes {
+            let Some(victim) = ring.pop_front() else { break };
+            let mut kept = false;
+            let removed = self.map.remove_if(&victim, |_, e| {
+                kept = chances > 0 && e.referenced.swap(false, Ordering::Relaxed);
+                !kept
+            });
+            chances = chances.saturating_sub(1);
+            if kept {
+                ring.push_back(victim);
+            } else if let Some((_, e)) = removed {
+                self.len.fetch_sub(1, Ordering::Relaxed);
+                self.bytes.fetch_sub(e.cost, Ordering::Relaxed);
+                evicted += 1;
+            }
+        }
+        evicted
+    }
 }
+
+/// Gives a hit entry its second chance (a load first: the flag's cache line stays shared while set).
+fn mark(e: &Entry) {
+    if !e.referenced.load(Ordering::Relaxed) {
+        e.referenced.store(true, Ordering::Relaxed);
+    }
+}
+
+#[cfg(test)]
+mod tests;

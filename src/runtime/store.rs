@@ -48,20 +48,22 @@ pub struct Store {
     active: ArcSwapOption<Active>,
     reload: ArcSwap<ReloadStatus>,
     cache_capacity: usize,
+    cache_max_bytes: usize,
 }
 
 // === impl Store ===
 
 impl Store {
     /// An empty store: no bundle yet (RPCs answer UNAVAILABLE); each activated bundle gets a decision
-    /// cache of the default capacity.
+    /// cache of the default capacity and byte budget.
     pub fn new() -> Store {
-        Store::with_cache_capacity(crate::runtime::cache::DEFAULT_CAPACITY)
+        Store::with_cache_limits(crate::runtime::cache::DEFAULT_CAPACITY, crate::runtime::cache::DEFAULT_MAX_BYTES)
     }
 
-    /// An empty store whose bundles get caches of `capacity` decisions (0: no cache).
-    pub fn with_cache_capacity(capacity: usize) -> Store {
-        Store { cache_capacity: capacity, ..Store::default() }
+    /// An empty store whose bundles get caches of at most `capacity` decisions costing at most
+    /// `max_bytes` together (either 0: no cache).
+    pub fn with_cache_limits(capacity: usize, max_bytes: usize) -> Store {
+        Store { cache_capacity: capacity, cache_max_bytes: max_bytes, ..Store::default() }
     }
 
     /// The active snapshot, loaded once per request.
@@ -81,8 +83,8 @@ impl Store {
         let revision = bundle.revision.clone();
         let now = SystemTime::now();
         let admins = Arc::new(admins);
-        let cache = Arc::new(DecisionCache::new(self.cache_capacity));
-        crate::telemetry::metrics::cache_entries(0);
+        let cache = Arc::new(DecisionCache::with_limits(self.cache_capacity, self.cache_max_bytes));
+        crate::telemetry::metrics::cache_size(0, 0);
         let active = Active { bundle, admins, cache, activated_at: now, previous_revision: previous.clone(), source };
         let old = self.active.swap(Some(Arc::new(active)));
         self.reload.store(Arc::new(ReloadStatus { at: Some(now), error: None }));

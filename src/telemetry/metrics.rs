@@ -24,6 +24,10 @@ pub const CACHE_HITS: &str = "warden_cache_hits_total";
 pub const CACHE_MISSES: &str = "warden_cache_misses_total";
 /// Decisions in the active snapshot's cache.
 pub const CACHE_ENTRIES: &str = "warden_cache_entries";
+/// What the active snapshot's cached decisions cost, in bytes (bounded by `--cache-max-bytes`).
+pub const CACHE_BYTES: &str = "warden_cache_bytes";
+/// Cached decisions evicted to make room for new ones.
+pub const CACHE_EVICTIONS: &str = "warden_cache_evictions_total";
 /// Decision-log records dropped because the writer could not keep up.
 pub const DECISION_LOG_DROPPED: &str = "warden_decision_log_dropped_total";
 
@@ -59,8 +63,18 @@ impl Rpc {
 }
 
 static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
-/// Registered once: the per-call `counter!` lookup is a noticeable part of a cache hit.
-static CACHE_COUNTERS: OnceLock<(metrics::Counter, metrics::Counter)> = OnceLock::new();
+
+/// The cache's metrics, registered once (so they exist from the start, at 0): the per-call `counter!`
+/// lookup is a noticeable part of a cache hit.
+struct CacheMetrics {
+    hits: metrics::Counter,
+    misses: metrics::Counter,
+    evictions: metrics::Counter,
+    entries: metrics::Gauge,
+    bytes: metrics::Gauge,
+}
+
+static CACHE_METRICS: OnceLock<CacheMetrics> = OnceLock::new();
 
 /// Installs the recorder (once per process; later calls return the same handle) and describes the
 /// metrics. `None` if another recorder was installed first.
@@ -73,7 +87,16 @@ pub fn install() -> Option<PrometheusHandle> {
             let handle = builder.install_recorder().ok()?;
             describe();
             register_at_zero();
-            let _ = CACHE_COUNTERS.set((metrics::counter!(CACHE_HITS), metrics::counter!(CACHE_MISSES)));
+            let cache = CacheMetrics {
+                hits: metrics::counter!(CACHE_HITS),
+                misses: metrics::counter!(CACHE_MISSES),
+                evictions: metrics::counter!(CACHE_EVICTIONS),
+                entries: metrics::gauge!(CACHE_ENTRIES),
+                bytes: metrics::gauge!(CACHE_BYTES),
+            };
+            cache.entries.set(0.0);
+            cache.bytes.set(0.0);
+            let _ = CACHE_METRICS.set(cache);
             Some(handle)
         })
         .clone()
@@ -93,6 +116,12 @@ fn describe() {
     metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
     metrics::describe_gauge!(CACHE_ENTRIES, "Decisions held by the active bundle's cache.");
     metrics::describe_gauge!(BUILD_INFO, "The version and source revision of this build (value 1).");
+    metrics::describe_gauge!(
+        CACHE_BYTES,
+        metrics::Unit::Bytes,
+        "Bytes the active bundle's cached decisions take (requests and answers), at most --cache-max-bytes."
+    );
+    metrics::describe_counter!(CACHE_EVICTIONS, "Cached decisions evicted to make room for new ones.");
     metrics::describe_counter!(
         DECISION_LOG_DROPPED,
         "Decision-log records dropped because the log writer could not keep up."
@@ -200,21 +229,31 @@ pub fn code_name(code: tonic::Code) -> &'static str {
 /// Counts a cache hit.
 pub fn cache_hit() {
     // Without Warden's recorder (benchmarks, offline tools) there is nothing to count into.
-    if let Some((hits, _)) = CACHE_COUNTERS.get() {
-        hits.increment(1);
+    if let Some(m) = CACHE_METRICS.get() {
+        m.hits.increment(1);
     }
 }
 
 /// Counts a cache miss.
 pub fn cache_miss() {
-    if let Some((_, misses)) = CACHE_COUNTERS.get() {
-        misses.increment(1);
+    if let Some(m) = CACHE_METRICS.get() {
+        m.misses.increment(1);
     }
 }
 
-/// Sets the number of cached decisions.
-pub fn cache_entries(n: usize) {
-    metrics::gauge!(CACHE_ENTRIES).set(n as f64);
+/// Counts `n` evicted decisions.
+pub fn cache_evictions(n: u64) {
+    if let Some(m) = CACHE_METRICS.get() {
+        m.evictions.increment(n);
+    }
+}
+
+/// Sets the number of cached decisions and what they cost in bytes.
+pub fn cache_size(entries: usize, bytes: usize) {
+    if let Some(m) = CACHE_METRICS.get() {
+        m.entries.set(entries as f64);
+        m.bytes.set(bytes as f64);
+    }
 }
 
 /// Counts a dropped decision-log record.

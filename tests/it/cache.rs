@@ -1,7 +1,8 @@
-//! The decision cache (SPEC §6, issue #5): a hit after a miss, keyed by the full request, never across
-//! revisions, never for decisions that read the time, and bounded by its capacity — directly with a
-//! million distinct requests (measured RSS, in a child process of its own so that other tests do not
-//! move the number) and through the server with `--cache-capacity`.
+//! The decision cache (SPEC §6, §6.1, issue #5, issue 9): a hit after a miss, keyed by the full request,
+//! never across revisions, never for decisions that read the time, and bounded by its capacity and its
+//! byte budget with eviction — directly with a million distinct requests, and through the server with
+//! `--cache-capacity` and with 1,500 distinct 400 KB requests (both measuring RSS, each in a child
+//! process of its own so that other tests do not move the number).
 use crate::reload::{
     ALICE, REPORT, Sidecar, alice_get, alice_json, authorize, bounded, bundle_in_temp, decision, first_answer_from,
     report_latency, request, revision_of, write_in_place,
@@ -9,6 +10,7 @@ use crate::reload::{
 use crate::support;
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
+use warden::config::ServeConfig;
 use warden::engine;
 use warden::proto::{self, Decision};
 use warden::runtime::cache::DecisionCache;
@@ -207,11 +209,13 @@ async fn the_server_cache_holds_at_most_cache_capacity_decisions() {
             }
         }
         assert_eq!(server.cache_len(), 100, "300 distinct decisions, capacity 100");
-        // The first 100 were stored; later ones are evaluated every time, and still answered right.
-        let early = authorize(&mut client, distinct(7)).await;
+        // The oldest were evicted to make room for the latest (SPEC §6.1: a full cache still takes new
+        // decisions); each answer is right either way.
         let late = authorize(&mut client, distinct(250)).await;
-        assert_eq!((decision(&early), early.cached), (Decision::Allow, true));
-        assert_eq!((decision(&late), late.cached), (Decision::Allow, false));
+        let early = authorize(&mut client, distinct(7)).await;
+        assert_eq!((decision(&late), late.cached), (Decision::Allow, true));
+        assert_eq!((decision(&early), early.cached), (Decision::Allow, false));
+        assert!(authorize(&mut client, distinct(7)).await.cached, "an evicted decision gets back in");
         assert_eq!(server.cache_len(), 100);
         server.shutdown().await;
     })
@@ -269,11 +273,11 @@ fn million_distinct_requests() {
     let hwm = proc_status_kib("VmHWM:");
     assert!(cache.len() <= DIRECT_CAPACITY, "{} entries for a capacity of {DIRECT_CAPACITY}", cache.len());
     assert_eq!(cache.len(), DIRECT_CAPACITY);
-    // The first requests were stored, the last were not.
-    req.resource = "arn:aws:s3:::reports/0".to_owned();
-    assert!(cache.get_or_evaluate(&bundle, &req, engine::authorize).1, "an early request is a hit");
+    // The last requests are kept, the first were evicted long ago.
     req.resource = format!("arn:aws:s3:::reports/{}", DISTINCT - 1);
-    assert!(!cache.get_or_evaluate(&bundle, &req, engine::authorize).1, "a late request was not stored");
+    assert!(cache.get_or_evaluate(&bundle, &req, engine::authorize).1, "a late request is a hit");
+    req.resource = "arn:aws:s3:::reports/0".to_owned();
+    assert!(!cache.get_or_evaluate(&bundle, &req, engine::authorize).1, "an early request was evicted");
     println!(
         "cache: {DISTINCT} distinct requests in {:.2} s ({:.2} µs each), {} entries (capacity {DIRECT_CAPACITY}); \
          VmRSS before {rss_before} KiB, after {rss_after} KiB (growth {} KiB), VmHWM {hwm} KiB",
@@ -295,13 +299,19 @@ fn a_million_distinct_requests_stay_within_capacity_and_memory() {
         million_distinct_requests();
         return;
     }
-    // In a fresh process: RSS is per process, and other tests of this binary run concurrently.
+    in_child_process(MILLION_TEST, RSS_CHILD, "cache: ");
+}
+
+/// Runs the test `name` alone in a fresh process of this binary with `env` set (RSS is per process, and
+/// other tests of this binary run concurrently), fails with its output if it fails, and prints its
+/// line starting with `marker`.
+fn in_child_process(name: &str, env: &str, marker: &str) {
     let exe = std::env::current_exe().expect("the test binary");
     let out_dir = support::temp_dir();
     let (stdout, stderr) = (out_dir.path().join("stdout"), out_dir.path().join("stderr"));
     let mut child = std::process::Command::new(exe)
-        .args([MILLION_TEST, "--exact", "--nocapture", "--test-threads", "1"])
-        .env(RSS_CHILD, "1")
+        .args([name, "--exact", "--nocapture", "--test-threads", "1"])
+        .env(env, "1")
         .stdin(std::process::Stdio::null())
         .stdout(std::fs::File::create(&stdout).expect("stdout file"))
         .stderr(std::fs::File::create(&stderr).expect("stderr file"))
@@ -312,19 +322,122 @@ fn a_million_distinct_requests_stay_within_capacity_and_memory() {
         if let Some(s) = child.try_wait().expect("child status") {
             break s;
         }
-        if started.elapsed() > Duration::from_secs(120) {
+        if started.elapsed() > Duration::from_secs(240) {
             let _ = child.kill();
             let _ = child.wait();
-            panic!("the million-request child took over 120 s");
+            panic!("the child running {name} took over 240 s");
         }
         std::thread::sleep(Duration::from_millis(20));
     };
     let out = std::fs::read_to_string(&stdout).unwrap_or_default();
     let err = std::fs::read_to_string(&stderr).unwrap_or_default();
     assert!(status.success(), "child failed ({status}):\n{out}\n{err}");
-    let at = out.find("cache: ").unwrap_or_else(|| panic!("no measurement:\n{out}"));
+    let at = out.find(marker).unwrap_or_else(|| panic!("no measurement:\n{out}"));
     eprintln!("{}", out[at..].lines().next().unwrap_or_default());
     assert!(out.contains("1 passed"), "the child ran the test:\n{out}");
+}
+
+// === through the server: 1,500 distinct 400 KB requests (SPEC §6.1, §8) ===
+
+/// Set in the child process that runs the 400 KB measurement.
+const BIG_CHILD: &str = "WARDEN_IT_CACHE_BIG_CHILD";
+const BIG_TEST: &str = "cache::distinct_400_kb_requests_keep_the_cache_within_its_byte_budget_and_rss_flat";
+const BIG_REQUESTS: usize = 1_500;
+/// 100 context keys of 4,000 bytes each (a value may have 4 KiB, a request 256 keys: SPEC §7).
+const BIG_KEYS: usize = 100;
+const BIG_VALUE: usize = 4_000;
+/// The default `--cache-max-bytes`, 32 MiB.
+const DEFAULT_CACHE_BYTES: f64 = 33_554_432.0;
+
+/// A valid ~400 KB request of Alice's (allowed), distinct for each `i`: every context value starts with
+/// `i`.
+fn big_request(i: usize, filler: &str) -> proto::AuthorizeRequest {
+    let context = (0..BIG_KEYS)
+        .map(|j| {
+            let mut v = format!("{i:06}-{j:03}-");
+            v.push_str(&filler[v.len()..]);
+            (format!("app:Blob{j:03}"), string_value(&v))
+        })
+        .collect();
+    proto::AuthorizeRequest { context: Some(context), ..alice_get() }
+}
+
+/// `warden_cache_bytes`, `warden_cache_entries` and `warden_cache_evictions_total` from `/metrics`.
+async fn cache_gauges(admin: std::net::SocketAddr) -> (f64, f64, f64) {
+    let answer = support::http_get(admin, "/metrics").await;
+    assert_eq!(answer.status, 200, "{answer:?}");
+    let samples = support::parse_prometheus(&answer.body);
+    let get = |name: &str| support::sample_sum(&samples, name, &[]);
+    (get("warden_cache_bytes"), get("warden_cache_entries"), get("warden_cache_evictions_total"))
+}
+
+/// The measurement itself (in the child process): the server with the default cache, 1,500 distinct
+/// 400 KB requests over one connection. On the cache bounded by entries only, RSS grew by ≈ 575 MiB.
+fn big_distinct_requests() {
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().expect("runtime");
+    rt.block_on(bounded(async {
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice_json("Allow", "Read"))]);
+        let dir = tmp.path().to_str().expect("a UTF-8 temp path");
+        let config = ServeConfig::from_flags(Some(dir), Some("127.0.0.1:0"), None, Some("127.0.0.1:0"), Some(5_000))
+            .and_then(|c| c.with_runtime(None, Some(3_600_000), None))
+            .expect("valid flags");
+        let server = Sidecar::start_with(&config).await;
+        let admin = server.running().admin_addr.expect("an admin listener");
+        let mut client = server.client().await;
+        let filler = "f".repeat(BIG_VALUE);
+        let size = prost::Message::encoded_len(&big_request(0, &filler));
+        assert!((400_000..450_000).contains(&size), "a 400 KB request: {size} bytes");
+        assert!(authorize(&mut client, alice_get()).await.bundle_revision.starts_with("sha256:"), "warmed up");
+        let rss_before = proc_status_kib("VmRSS:");
+        let started = Instant::now();
+        let mut peak = 0.0f64;
+        for i in 0..BIG_REQUESTS {
+            let r = authorize(&mut client, big_request(i, &filler)).await;
+            assert_eq!((decision(&r), r.cached), (Decision::Allow, false), "request {i}: {:?}", r.diagnostics);
+            if i % 50 == 49 {
+                let (bytes, _, _) = cache_gauges(admin).await;
+                assert!(bytes <= DEFAULT_CACHE_BYTES, "after {} requests: warden_cache_bytes {bytes}", i + 1);
+                peak = peak.max(bytes);
+            }
+        }
+        let took = started.elapsed();
+        let rss_after = proc_status_kib("VmRSS:");
+        let (bytes, entries, evictions) = cache_gauges(admin).await;
+        println!(
+            "big: {BIG_REQUESTS} distinct {size}-byte requests in {:.2} s; VmRSS before {rss_before} KiB, after \
+             {rss_after} KiB (growth {} KiB); cache {entries} entries, {bytes} bytes (peak {peak}), {evictions} \
+             evictions",
+            took.as_secs_f64(),
+            rss_after.saturating_sub(rss_before),
+        );
+        assert!(
+            rss_after.saturating_sub(rss_before) < RSS_BOUND_KIB,
+            "RSS grew from {rss_before} KiB to {rss_after} KiB (bound {RSS_BOUND_KIB} KiB)"
+        );
+        assert!(bytes <= DEFAULT_CACHE_BYTES, "warden_cache_bytes {bytes}");
+        assert!(bytes > DEFAULT_CACHE_BYTES / 2.0, "the budget is used, not left empty: {bytes}");
+        assert_eq!(entries, server.cache_len() as f64, "warden_cache_entries");
+        assert!(
+            entries > 50.0 && entries < 100.0,
+            "{entries} entries of ≈ {size} bytes in {DEFAULT_CACHE_BYTES} bytes"
+        );
+        // Every decision stored (the warm-up's too) is held or was evicted.
+        assert_eq!(evictions, (BIG_REQUESTS + 1) as f64 - entries, "each request beyond the budget evicted one");
+        // The latest decisions are kept; the first were evicted.
+        let last = authorize(&mut client, big_request(BIG_REQUESTS - 1, &filler)).await;
+        let first = authorize(&mut client, big_request(0, &filler)).await;
+        assert_eq!((last.cached, first.cached), (true, false));
+        server.shutdown().await;
+    }));
+}
+
+#[test]
+fn distinct_400_kb_requests_keep_the_cache_within_its_byte_budget_and_rss_flat() {
+    if std::env::var_os(BIG_CHILD).is_some() {
+        big_distinct_requests();
+        return;
+    }
+    in_child_process(BIG_TEST, BIG_CHILD, "big: ");
 }
 
 /// Concurrent misses on a nearly full cache never overfill it. Regression: each miss used to check
