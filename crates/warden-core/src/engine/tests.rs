@@ -868,6 +868,7 @@ fn get_caller_identity_and_aws_owned_resources() {
         },
     ];
     check(&rows);
+}
 
 /// `head` followed by `unit` repeated up to `len` bytes.
 fn filled(head: &str, unit: &str, len: usize) -> String {
