@@ -1,6 +1,6 @@
 //! The command line (`warden serve | validate | eval | test | healthcheck`): clap parsing, then the
-//! offline tools on the pure engine. Exit codes: 0 success, 1 a check failed (invalid bundle, failing tests, bad input
-//! file), 64 bad usage.
+//! offline tools on the pure engine. Exit codes: 0 success, 1 a check failed (invalid bundle, failing
+//! tests, bad input file, a server that is not SERVING), 64 bad usage.
 mod bundle_tests;
 mod healthcheck;
 
