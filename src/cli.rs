@@ -1,7 +1,8 @@
-//! The command line (`warden serve | validate | eval | test`): clap parsing, then the offline tools on the
-//! pure engine. Exit codes: 0 success, 1 a check failed (invalid bundle, failing tests, bad input
-//! file), 64 bad usage.
+//! The command line (`warden serve | validate | eval | test | healthcheck`): clap parsing, then the
+//! offline tools on the pure engine. Exit codes: 0 success, 1 a check failed (invalid bundle, failing
+//! tests, bad input file, a server that is not SERVING), 64 bad usage.
 mod bundle_tests;
+mod healthcheck;
 
 use crate::grpc::convert;
 use crate::proto;
@@ -131,6 +132,22 @@ enum Command {
         /// Bundle directory (default: `policies`).
         dir: Option<PathBuf>,
     },
+    /// Ask a running server's gRPC health service: exit 0 when SERVING, 1 otherwise (NOT_SERVING,
+    /// unknown service, unreachable, timeout). For container HEALTHCHECK and Kubernetes exec probes.
+    Healthcheck {
+        /// The server's gRPC address, `HOST:PORT` (default: `127.0.0.1:50051`).
+        #[arg(long, value_name = "HOST:PORT", conflicts_with = "uds")]
+        addr: Option<String>,
+        /// The server's Unix socket instead (`serve --uds`).
+        #[arg(long, value_name = "PATH")]
+        uds: Option<String>,
+        /// The health service to ask about: `""` (the server as a whole) or `warden.v1.Authorizer`.
+        #[arg(long, value_name = "NAME", default_value = "")]
+        service: String,
+        /// Give up (exit 1) when connecting and answering take longer than this.
+        #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
+        timeout_ms: u64,
+    },
 }
 
 /// Runs the command line; returns the process exit code.
@@ -205,6 +222,13 @@ fn run(cli: Cli) -> Result<ExitCode> {
         Command::Eval { cases: Some(c), .. } => eval_cases(&c),
         Command::Eval { .. } => bail!("give `--request FILE` or `--cases FILE`"),
         Command::Test { dir } => test(dir.as_deref()),
+        Command::Healthcheck { addr, uds, service, timeout_ms } => {
+            let target = match uds {
+                Some(p) => healthcheck::Target::Uds(p),
+                None => healthcheck::Target::Tcp(addr.unwrap_or_else(|| crate::config::DEFAULT_LISTEN.to_owned())),
+            };
+            Ok(healthcheck::run(&target, &service, std::time::Duration::from_millis(timeout_ms)))
+        }
     }
 }
 
