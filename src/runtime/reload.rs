@@ -2,8 +2,10 @@
 //! start (SPEC §6.1): notify watches the directory recursively and its parent non-recursively (for
 //! events naming the bundle itself: a rename, a re-created directory, a retargeted symlink); on every
 //! debounced batch, and every [`RECHECK`] as a safety net, the path is resolved again and the
-//! (device, inode) of the directory it names compared with the watched one; on a change every watch
-//! is dropped and made afresh before the bundle is read, so no edit goes unnoticed after a swap.
+//! (device, inode, birth time) of the directory it names compared with the watched one; on a change,
+//! or after any event naming the bundle path itself (a freed inode number is soon reused: `rm -r` and
+//! `mkdir` in one batch may give the new directory the old number), every watch is dropped and made
+//! afresh before the bundle is read, so no edit goes unnoticed after a swap.
 //! Every event kind counts; bursts are debounced on the trailing edge; one reload runs at a time with
 //! at most one pending (a `Notify` permit); unchanged content is skipped by the reload itself.
 //! `--poll-interval` replaces the watcher on file systems without inotify (EFS, NFS): each poll reads
@@ -14,7 +16,8 @@ use std::ffi::OsString;
 use std::os::unix::fs::MetadataExt as _;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
@@ -45,17 +48,28 @@ fn counts(kind: &notify::EventKind) -> bool {
     }
 }
 
-/// Which directory a path names: device and inode, symlinks followed (`None`: nothing, or not a
-/// directory).
+/// Which directory a path names: device, inode and (where the file system keeps it) birth time,
+/// symlinks followed (`None`: nothing, or not a directory).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct DirId {
     dev: u64,
     ino: u64,
+    born: Option<SystemTime>,
 }
 
 fn dir_id(path: &Path) -> Option<DirId> {
     let md = std::fs::metadata(path).ok()?;
-    md.is_dir().then(|| DirId { dev: md.dev(), ino: md.ino() })
+    md.is_dir().then(|| DirId { dev: md.dev(), ino: md.ino(), born: md.created().ok() })
+}
+
+/// What the event handler tells the watcher task.
+#[derive(Debug, Default)]
+struct Signals {
+    /// Some change: reload (after the debounce).
+    changed: Notify,
+    /// An event named the bundle path itself (created, removed, renamed, retargeted): watch afresh
+    /// whatever the identities say.
+    renamed: AtomicBool,
 }
 
 /// The watches on what the bundle path named when they were made.
@@ -86,7 +100,7 @@ impl Armed {
 /// Watches what `dir` names now: its parent non-recursively (only events naming the bundle count),
 /// then the directory recursively. The identities are read between the two, so a swap after the
 /// parent is watched either raises an event or is already what the recursive watch sees.
-fn arm(dir: &Path, changed: &Arc<Notify>) -> Armed {
+fn arm(dir: &Path, signals: &Arc<Signals>) -> Armed {
     let (abs, parent) = absolute(dir);
     let mut roots = vec![abs.clone()];
     if let Ok(c) = std::fs::canonicalize(&abs)
@@ -95,18 +109,24 @@ fn arm(dir: &Path, changed: &Arc<Notify>) -> Armed {
         roots.push(c);
     }
     let name: Option<OsString> = abs.file_name().map(ToOwned::to_owned);
-    let n = changed.clone();
+    let n = signals.clone();
     let watcher = notify::recommended_watcher(move |res: notify::Result<notify::Event>| {
         // Every kind of change counts (ConfigMap swaps arrive as creates, renames, removes, chmods);
         // reads do not, or our own reloads would wake us again. In the parent, only the bundle's name.
-        if let Ok(ev) = res
-            && counts(&ev.kind)
-            && (ev.paths.is_empty()
-                || ev.paths.iter().any(|p| {
-                    roots.iter().any(|r| p.starts_with(r)) || (name.is_some() && p.file_name() == name.as_deref())
-                }))
+        let Ok(ev) = res else { return };
+        if !counts(&ev.kind) {
+            return;
+        }
+        if ev.paths.iter().any(|p| roots.iter().any(|r| p == r)) {
+            n.renamed.store(true, Ordering::SeqCst);
+        }
+        if ev.paths.is_empty()
+            || ev
+                .paths
+                .iter()
+                .any(|p| roots.iter().any(|r| p.starts_with(r)) || (name.is_some() && p.file_name() == name.as_deref()))
         {
-            n.notify_one();
+            n.changed.notify_one();
         }
     });
     let mut watcher = match watcher {
@@ -133,18 +153,19 @@ fn arm(dir: &Path, changed: &Arc<Notify>) -> Armed {
     Armed { watcher: Some(watcher), dir: dir_now, parent: parent_id }
 }
 
-/// Resolves the bundle path again; when it names another directory than the watched one, drops every
-/// watch and watches afresh. Returns the watches and whether they were made afresh. Off the runtime
-/// (stat and the recursive walk are blocking file-system work).
-async fn follow(armed: Armed, dir: &Path, changed: &Arc<Notify>) -> (Armed, bool) {
-    let (dir, changed) = (dir.to_path_buf(), changed.clone());
+/// Resolves the bundle path again; when it names another directory than the watched one, or an event
+/// named the bundle path itself, drops every watch and watches afresh. Returns the watches and whether
+/// they were made afresh. Off the runtime (stat and the recursive walk are blocking file-system work).
+async fn follow(armed: Armed, dir: &Path, signals: &Arc<Signals>) -> (Armed, bool) {
+    let (dir, signals) = (dir.to_path_buf(), signals.clone());
     let job = tokio::task::spawn_blocking(move || {
-        if armed.current(&dir) {
+        let renamed = signals.renamed.swap(false, Ordering::SeqCst);
+        if !renamed && armed.current(&dir) {
             return (armed, false);
         }
         drop(armed);
-        tracing::info!(dir = %dir.display(), "the bundle path names another directory now: watching it afresh");
-        (arm(&dir, &changed), true)
+        tracing::info!(dir = %dir.display(), "the bundle path was swapped: watching what it names now");
+        (arm(&dir, &signals), true)
     });
     match job.await {
         Ok(r) => r,
@@ -186,8 +207,8 @@ pub fn spawn(shared: Arc<Shared>, dir: PathBuf, mode: Mode) -> JoinHandle<()> {
             }
         }),
         Mode::Watch => {
-            let changed = Arc::new(Notify::new());
-            let armed = arm(&dir, &changed);
+            let signals = Arc::new(Signals::default());
+            let armed = arm(&dir, &signals);
             tokio::spawn(async move {
                 tracing::info!(dir = %dir.display(), "watching the bundle directory");
                 let mut armed = armed;
@@ -196,15 +217,15 @@ pub fn spawn(shared: Arc<Shared>, dir: PathBuf, mode: Mode) -> JoinHandle<()> {
                 recheck.tick().await;
                 loop {
                     let event = tokio::select! {
-                        () = changed.notified() => {
-                            debounce(&changed).await;
+                        () = signals.changed.notified() => {
+                            debounce(&signals.changed).await;
                             true
                         }
                         _ = recheck.tick() => false,
                     };
                     // Before reading: a directory that replaced the watched one is watched from now on,
                     // so an edit made while it is read raises an event.
-                    let (now, moved) = follow(armed, &dir, &changed).await;
+                    let (now, moved) = follow(armed, &dir, &signals).await;
                     armed = now;
                     if event || moved {
                         let outcome = shared.reload().await;
