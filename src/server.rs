@@ -120,14 +120,7 @@ impl Running {
         let (health, health_svc) = tonic_health::server::health_reporter();
         // HealthReporter starts with "" SERVING: readiness follows the bundle, so say NOT_SERVING now.
         set_health(&health, ServingStatus::NotServing).await;
-        let shared = Arc::new(Shared {
-            store: store.clone(),
-            health: health.clone(),
-            source: config.bundle.clone(),
-            state: std::sync::Mutex::new(state),
-            serial: tokio::sync::Mutex::new(()),
-            initial_admins,
-        });
+        let shared = Arc::new(Shared::new(store.clone(), health.clone(), config.bundle.clone(), state, initial_admins));
         let mut svc = AuthorizerService::new(store.clone(), options.evaluator);
         let mut log_task = None;
         if let Some(target) = &config.decision_log {
@@ -235,10 +228,7 @@ impl Running {
         }
         // No reload or revocation writes the state after this: release the directory (and its lock)
         // now, even if a draining listener still holds `shared`.
-        {
-            let _one = self.shared.serial.lock().await;
-            self.shared.release_state();
-        }
+        self.shared.release_state().await;
         let _ = self.shutdown.send(true);
         let all = async {
             for t in self.tasks {

@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use warden_core::bundle;
 use warden_core::identity::{AdminMemory, RevokeError};
+use warden_core::policy::Problem;
 
 /// The health service name of the Authorizer.
 pub const AUTHORIZER_SERVICE: &str = "warden.v1.Authorizer";
@@ -22,11 +23,63 @@ pub async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status(AUTHORIZER_SERVICE, status).await;
 }
 
-fn load(source: &BundleSource) -> Result<bundle::Bundle, Vec<warden_core::policy::Problem>> {
-    match source {
-        BundleSource::Dir(d) => files::read_dir(d),
-        BundleSource::Embedded => files::embedded(),
+/// What a reload found on disk, before anything is compiled.
+enum Read {
+    /// The same content as the active bundle.
+    Unchanged(String),
+    /// The same content as the last rejected bundle.
+    StillRejected(String),
+    /// New content, built (or not): the key that names it for the next comparison, and the result.
+    Built { key: String, built: Result<Box<bundle::Bundle>, Vec<Problem>> },
+}
+
+/// Reads the bundle's files, computes their revision and compares it with the active revision and
+/// with the key of the last rejected content; builds (compiles and validates) only new content.
+/// Blocking: file I/O, hashing, building.
+fn read_and_build(source: &BundleSource, active: Option<&str>, last_rejected: Option<&str>) -> Read {
+    let read = match source {
+        BundleSource::Dir(d) => files::read_files(d),
+        BundleSource::Embedded => Ok((files::embedded_files(), Vec::new())),
+    };
+    let (mut found, mut problems) = match read {
+        Ok(r) => r,
+        // Nothing could be read (no directory): the problems themselves name the content.
+        Err(problems) => {
+            let key = format!("unreadable {}", digest_of_problems(&problems));
+            if last_rejected == Some(key.as_str()) {
+                return Read::StillRejected(key);
+            }
+            return Read::Built { key, built: Err(problems) };
+        }
+    };
+    // The revision is over the files in path order, as `from_files` computes it.
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let revision = bundle::revision_of(&found);
+    if problems.is_empty() && active == Some(revision.as_str()) {
+        return Read::Unchanged(revision);
     }
+    // A file that could not be read is not in `found`: its problem is part of what was found.
+    let key = if problems.is_empty() { revision } else { format!("{revision} {}", digest_of_problems(&problems)) };
+    if last_rejected == Some(key.as_str()) {
+        return Read::StillRejected(key);
+    }
+    let built = match bundle::from_files(found) {
+        Ok(b) if problems.is_empty() => Ok(Box::new(b)),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            problems.sort();
+            problems.dedup();
+            Err(problems)
+        }
+    };
+    Read::Built { key, built }
+}
+
+/// A digest of problem texts (the revision function over one pseudo-file).
+fn digest_of_problems(problems: &[Problem]) -> String {
+    let text: String = problems.iter().map(|p| format!("{p}\n")).collect();
+    bundle::revision_of(&[(String::new(), text.into_bytes())])
 }
 
 /// How a bundle source is named in logs and status.
@@ -56,8 +109,11 @@ pub enum AdminChangeError {
 pub enum ReloadOutcome {
     /// A new revision is active.
     Activated(String),
-    /// Same content as the active bundle: nothing to do.
+    /// Same content as the active bundle: nothing to do (and the last reload error is cleared).
     Unchanged(String),
+    /// Same content as the last rejected bundle: not validated, logged or counted again. Holds the
+    /// key of that content (its revision, with a digest of the problems met reading it, if any).
+    StillRejected(String),
     /// The bundle is invalid; the previous one (if any) keeps serving.
     Rejected(Vec<String>),
     /// The bundle changes the admin users of an app whose admins cannot change.
@@ -74,38 +130,78 @@ pub struct Shared {
     pub source: BundleSource,
     /// State directory, if any (taken at shutdown, which releases its lock).
     pub state: std::sync::Mutex<Option<StateDir>>,
-    /// One reload or admin change at a time.
-    pub serial: tokio::sync::Mutex<()>,
+    /// One reload or admin change at a time, and what they share.
+    serial: tokio::sync::Mutex<Serial>,
     /// Admin memory from the state directory, used until the first activation.
     pub initial_admins: AdminMemory,
 }
 
+/// What reloads and admin changes share, behind the serial lock.
+#[derive(Debug, Default)]
+struct Serial {
+    /// The key of the last rejected content ([`ReloadOutcome::StillRejected`]); cleared by an
+    /// activation (the admin state it was checked against changed) and by `unchanged` (the content
+    /// on disk went back to the active one, so a later rejection is news again).
+    last_rejected: Option<String>,
+}
+
 impl Shared {
-    /// Loads the bundle off the request path, checks it and activates it (health SERVING), or
-    /// records why not; the active bundle keeps serving on failure.
+    /// Creates what reloads and admin changes share.
+    pub fn new(
+        store: Arc<Store>,
+        health: HealthReporter,
+        source: BundleSource,
+        state: Option<StateDir>,
+        initial_admins: AdminMemory,
+    ) -> Shared {
+        Shared {
+            store,
+            health,
+            source,
+            state: std::sync::Mutex::new(state),
+            serial: tokio::sync::Mutex::new(Serial::default()),
+            initial_admins,
+        }
+    }
+
+    /// Reads the bundle off the request path and compares its revision before compiling anything:
+    /// the active content is `unchanged` (which clears the last reload error), the last rejected
+    /// content is not validated, logged or counted again. New content is built, checked and
+    /// activated (health SERVING), or rejected with every problem recorded; the active bundle keeps
+    /// serving on failure.
     pub async fn reload(&self) -> ReloadOutcome {
-        let _one = self.serial.lock().await;
+        let mut serial = self.serial.lock().await;
+        let current = self.store.load();
         let src = self.source.clone();
-        let result = tokio::task::spawn_blocking(move || load(&src)).await;
-        let bundle = match result {
-            Ok(Ok(b)) => b,
-            Ok(Err(problems)) => {
+        let active = current.as_ref().map(|a| a.bundle.revision.clone());
+        let last_rejected = serial.last_rejected.clone();
+        let result =
+            tokio::task::spawn_blocking(move || read_and_build(&src, active.as_deref(), last_rejected.as_deref()))
+                .await;
+        let (key, bundle) = match result {
+            Ok(Read::Unchanged(revision)) => {
+                serial.last_rejected = None;
+                self.store.unchanged();
+                metrics::bundle_reload("unchanged");
+                return ReloadOutcome::Unchanged(revision);
+            }
+            Ok(Read::StillRejected(key)) => {
+                tracing::debug!(content = %key, "same content as the last rejected bundle: not validated again");
+                return ReloadOutcome::StillRejected(key);
+            }
+            Ok(Read::Built { key, built: Ok(b) }) => (key, b),
+            Ok(Read::Built { key, built: Err(problems) }) => {
+                serial.last_rejected = Some(key);
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 return self.reject("rejected", text);
             }
             Err(e) => return self.reject("rejected", vec![format!("bundle load task failed: {e}")]),
         };
-        let current = self.store.load();
-        if let Some(a) = &current
-            && a.bundle.revision == bundle.revision
-        {
-            metrics::bundle_reload("unchanged");
-            return ReloadOutcome::Unchanged(bundle.revision);
-        }
         let base = current.as_ref().map_or_else(|| self.initial_admins.clone(), |a| (*a.admins).clone());
         let admins = match base.transition(&bundle) {
             Ok(m) => m,
             Err(refused) => {
+                serial.last_rejected = Some(key);
                 if let ReloadOutcome::Rejected(r) = self.reject("rejected", refused) {
                     return ReloadOutcome::AdminChangeRefused(r);
                 }
@@ -113,9 +209,11 @@ impl Shared {
             }
         };
         if let Err(e) = self.save_state(&admins) {
+            // Not remembered as rejected: the content is fine, the disk may recover.
             return self.reject("rejected", vec![format!("{e:#}")]);
         }
-        let (act, old) = self.store.activate(Arc::new(bundle), admins, source_name(&self.source));
+        serial.last_rejected = None;
+        let (act, old) = self.store.activate(Arc::from(bundle), admins, source_name(&self.source));
         // Freeing a large bundle takes a while: not on a runtime worker.
         if let Some(old) = old {
             tokio::task::spawn_blocking(move || drop(old));
@@ -134,8 +232,9 @@ impl Shared {
         }
     }
 
-    /// Releases the state directory (and its lock).
-    pub fn release_state(&self) {
+    /// Releases the state directory (and its lock), after any reload or admin change under way.
+    pub async fn release_state(&self) {
+        let _one = self.serial.lock().await;
         if let Ok(mut g) = self.state.lock() {
             g.take();
         }
@@ -146,7 +245,7 @@ impl Shared {
             tracing::error!(problem = %p, "bundle rejected; the active bundle keeps serving");
         }
         metrics::bundle_reload(result);
-        self.store.reject(problems.join("\n"));
+        self.store.reject(&problems);
         ReloadOutcome::Rejected(problems)
     }
 
@@ -165,13 +264,6 @@ impl Shared {
 /// Loads `source` into `store` and reports SERVING: the first activation of a server started with
 /// `Options { load_bundle: false }` (no state directory). Prefer `Running::shared.reload()`.
 pub async fn load_and_activate(store: &Arc<Store>, health: &HealthReporter, source: &BundleSource) -> bool {
-    let shared = Shared {
-        store: store.clone(),
-        health: health.clone(),
-        source: source.clone(),
-        state: std::sync::Mutex::new(None),
-        serial: tokio::sync::Mutex::new(()),
-        initial_admins: AdminMemory::default(),
-    };
+    let shared = Shared::new(store.clone(), health.clone(), source.clone(), None, AdminMemory::default());
     matches!(shared.reload().await, ReloadOutcome::Activated(_) | ReloadOutcome::Unchanged(_))
 }

@@ -1061,3 +1061,157 @@ async fn a_symlinked_bundle_path_is_followed_through_retargets_and_replaced_targ
     })
     .await;
 }
+
+// === 8. compare before compiling; status stays small (SPEC §6.1) ===
+
+/// A reload that finds the active content again (a broken edit reverted) is `unchanged` and clears
+/// the last reload error; nothing is activated again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverting_to_the_active_content_clears_the_last_reload_error() {
+    bounded(async {
+        let alice = alice_json("Allow", "Read");
+        let old = revision_of(&[(ALICE_FILE, &alice)]);
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice)]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        let activated_at = status(&mut client).await.activated_at;
+        let path = tmp.path().join(ALICE_FILE);
+
+        write_in_place(&path, &alice_json("Permit", "Read"));
+        let written = Instant::now();
+        loop {
+            let s = status(&mut client).await;
+            if !s.last_reload_error.is_empty() {
+                break;
+            }
+            assert!(written.elapsed() < RELOAD_BOUND, "the broken edit was not rejected: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        write_in_place(&path, &alice);
+        let written = Instant::now();
+        let s = loop {
+            let s = status(&mut client).await;
+            if s.last_reload_error.is_empty() {
+                break s;
+            }
+            assert!(
+                written.elapsed() < RELOAD_BOUND,
+                "reverting to the active content did not clear the error within {RELOAD_BOUND:?}: {s:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(s.revision, old, "{s:#?}");
+        assert_eq!(s.activated_at, activated_at, "the same content is not activated again: {s:#?}");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// `count` statements with an unknown `Effect`, each one problem, in one managed policy file.
+fn broken_statements(count: usize) -> String {
+    let statement = r#"{"Effect":"X","Action":"a:b","Resource":"*"}"#;
+    let mut s = String::with_capacity(count * (statement.len() + 1) + 64);
+    s.push_str(r#"{"Version":"2012-10-17","Statement":["#);
+    for i in 0..count {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(statement);
+    }
+    s.push_str("]}");
+    s
+}
+
+/// A reload with over 100,000 problems: `GetBundleStatus` once failed with OUT_OF_RANGE (a status
+/// larger than the message limit). It keeps the first 100 problems and the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_102000_problems_keeps_the_status_small() {
+    bounded(async {
+        let alice = alice_json("Allow", "Read");
+        let old = revision_of(&[(ALICE_FILE, &alice)]);
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice)]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        // Three files of 34,000 problems each, each under the per-file size limit; written as hidden
+        // files and renamed into place, so no reload sees half a file.
+        let text = broken_statements(34_000);
+        std::fs::create_dir_all(tmp.path().join("iam/policies")).expect("mkdir iam/policies");
+        for i in 0..3 {
+            write_then_rename(&tmp.path().join(format!("iam/policies/Broken{i}.json")), &text);
+        }
+        let written = Instant::now();
+        let s = loop {
+            let s = status(&mut client).await;
+            if s.last_reload_error.contains("102000") {
+                break s;
+            }
+            assert!(written.elapsed() < Duration::from_secs(60), "no rejection of 102000 problems: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let size = prost::Message::encoded_len(&s);
+        let lines: Vec<&str> = s.last_reload_error.lines().collect();
+        eprintln!("status after 102000 problems: {size} bytes, {} lines, last: {:?}", lines.len(), lines.last());
+        assert_eq!(s.revision, old, "the old revision keeps serving");
+        assert_eq!(lines.len(), 101, "the first 100 problems and one line with the count");
+        assert!(lines[..100].iter().all(|l| l.contains("iam/policies/Broken") && l.contains("Effect")), "{lines:?}");
+        assert!(lines[100].contains("102000"), "the count: {:?}", lines[100]);
+        assert!(size < 64 * 1024, "the status is {size} bytes");
+        assert_eq!(authorize(&mut client, alice_get()).await.bundle_revision, old);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// Poll mode over a broken bundle: the same broken content is one rejection (validated, logged and
+/// counted once), not one per interval. The real binary, so its log and `/metrics` are its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_bundle_polled_20_times_is_rejected_once() {
+    bounded(async {
+        let tmp = support::temp_dir();
+        let dir = tmp.path().join("bundle");
+        let alice = alice_json("Allow", "Read");
+        support::write_files(&dir, &[(ALICE_FILE, &alice)]);
+        let log = tmp.path().join("serve.log");
+        let args = ["serve", "--bundle", utf8(&dir), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+        let mut child = support::ServeChild::spawn(tmp.path(), args.iter().chain(&["--poll-interval", "50"]), &log);
+        let admin = child.logged_addr("admin HTTP listening").await;
+        let rejected = |text: &str| {
+            support::sample_sum(
+                &support::parse_prometheus(text),
+                "warden_bundle_reloads_total",
+                &[("result", "rejected")],
+            )
+        };
+        let started = Instant::now();
+        let before = loop {
+            let r = support::http_get(admin, "/readyz").await;
+            if r.status == 200 {
+                break rejected(&support::http_get(admin, "/metrics").await.body);
+            }
+            assert!(started.elapsed() < WAIT, "not ready after {WAIT:?}:\n{}", child.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+
+        write_then_rename(&dir.join(ALICE_FILE), &alice_json("Permit", "Read"));
+        // 1 s: 20 polls of the same broken content.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let metrics = support::http_get(admin, "/metrics").await.body;
+        let logged = child.log().lines().filter(|l| l.contains("bundle rejected")).count();
+        eprintln!("20 polls of a broken bundle: {} rejections counted, {logged} logged", rejected(&metrics) - before);
+        assert_eq!(rejected(&metrics) - before, 1.0, "rejections counted:\n{metrics}");
+        assert_eq!(logged, 1, "rejections logged:\n{}", child.log());
+        let status = support::http_get(admin, "/v1/status").await.body;
+        assert!(status.contains("Effect"), "the status keeps the error: {status}");
+
+        // Fixed: activated at the next poll.
+        let fixed = alice_json("Deny", "Read");
+        write_then_rename(&dir.join(ALICE_FILE), &fixed);
+        let want = revision_of(&[(ALICE_FILE, &fixed)]);
+        let written = Instant::now();
+        while !support::http_get(admin, "/readyz").await.body.contains(&want) {
+            assert!(written.elapsed() < RELOAD_BOUND, "the fix was not activated:\n{}", child.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}
