@@ -99,6 +99,9 @@ pub enum AdminChangeError {
     /// The app or the remembered admin is not known.
     #[error(transparent)]
     Revoke(#[from] RevokeError),
+    /// Shutdown has begun: nothing changes any more.
+    #[error("the server is shutting down: nothing was changed")]
+    ShuttingDown,
     /// The state directory could not be written; nothing changed.
     #[error("the admin state could not be saved, nothing changed: {0}")]
     State(String),
@@ -118,6 +121,8 @@ pub enum ReloadOutcome {
     Rejected(Vec<String>),
     /// The bundle changes the admin users of an app whose admins cannot change.
     AdminChangeRefused(Vec<String>),
+    /// Shutdown has begun: nothing was read or changed.
+    ShuttingDown,
 }
 
 /// What reloads and admin changes share: the store, health, the bundle source, the state directory.
@@ -128,8 +133,6 @@ pub struct Shared {
     pub health: HealthReporter,
     /// Bundle source.
     pub source: BundleSource,
-    /// State directory, if any (taken at shutdown, which releases its lock).
-    pub state: std::sync::Mutex<Option<StateDir>>,
     /// One reload or admin change at a time, and what they share.
     serial: tokio::sync::Mutex<Serial>,
     /// Admin memory from the state directory, used until the first activation.
@@ -143,6 +146,26 @@ struct Serial {
     /// activation (the admin state it was checked against changed) and by `unchanged` (the content
     /// on disk went back to the active one, so a later rejection is news again).
     last_rejected: Option<String>,
+    /// The state directory, if any (dropped when shutdown begins, which releases its lock).
+    state: Option<Arc<StateDir>>,
+    /// Set when shutdown begins: from then on reloads and admin changes change nothing.
+    shutting_down: bool,
+}
+
+/// Whether a bundle has anything to decide with. An empty directory (a half-swapped mount), or one
+/// holding only documents or test cases, is not a policy: activating it would forget every
+/// remembered admin.
+fn has_policy_objects(c: &bundle::Counts) -> bool {
+    c.policies + c.users + c.groups + c.roles + c.scps + c.partner_apps + c.domains + c.identity_center_users > 0
+}
+
+/// Writes the admin state, fsync'd, on a blocking thread; returns once it is on disk.
+async fn save_state(state: Option<Arc<StateDir>>, admins: &AdminMemory) -> Result<()> {
+    let Some(state) = state else { return Ok(()) };
+    let admins = admins.clone();
+    tokio::task::spawn_blocking(move || state.save(&admins))
+        .await
+        .map_err(|e| anyhow::anyhow!("the state write task failed: {e}"))?
 }
 
 impl Shared {
@@ -158,8 +181,11 @@ impl Shared {
             store,
             health,
             source,
-            state: std::sync::Mutex::new(state),
-            serial: tokio::sync::Mutex::new(Serial::default()),
+            serial: tokio::sync::Mutex::new(Serial {
+                last_rejected: None,
+                state: state.map(Arc::new),
+                shutting_down: false,
+            }),
             initial_admins,
         }
     }
@@ -168,9 +194,13 @@ impl Shared {
     /// the active content is `unchanged` (which clears the last reload error), the last rejected
     /// content is not validated, logged or counted again. New content is built, checked and
     /// activated (health SERVING), or rejected with every problem recorded; the active bundle keeps
-    /// serving on failure.
+    /// serving on failure. The admin state is written (off the runtime, before the activation) only
+    /// for a bundle that passed validation; once shutdown has begun, nothing is done.
     pub async fn reload(&self) -> ReloadOutcome {
         let mut serial = self.serial.lock().await;
+        if serial.shutting_down {
+            return ReloadOutcome::ShuttingDown;
+        }
         let current = self.store.load();
         let src = self.source.clone();
         let active = current.as_ref().map(|a| a.bundle.revision.clone());
@@ -189,7 +219,13 @@ impl Shared {
                 tracing::debug!(content = %key, "same content as the last rejected bundle: not validated again");
                 return ReloadOutcome::StillRejected(key);
             }
-            Ok(Read::Built { key, built: Ok(b) }) => (key, b),
+            Ok(Read::Built { key, built: Ok(b) }) if has_policy_objects(&b.counts) => (key, b),
+            Ok(Read::Built { key, built: Ok(_) }) => {
+                serial.last_rejected = Some(key);
+                let empty = "the bundle has no policy objects (no IAM, SCP, SageMaker or Identity Center file): an \
+                             empty or half-swapped bundle is not a policy";
+                return self.reject("rejected", vec![format!("{}: {empty}", source_name(&self.source))]);
+            }
             Ok(Read::Built { key, built: Err(problems) }) => {
                 serial.last_rejected = Some(key);
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
@@ -208,7 +244,7 @@ impl Shared {
                 return ReloadOutcome::AdminChangeRefused(Vec::new());
             }
         };
-        if let Err(e) = self.save_state(&admins) {
+        if let Err(e) = save_state(serial.state.clone(), &admins).await {
             // Not remembered as rejected: the content is fine, the disk may recover.
             return self.reject("rejected", vec![format!("{e:#}")]);
         }
@@ -224,20 +260,13 @@ impl Shared {
         ReloadOutcome::Activated(act.revision)
     }
 
-    fn save_state(&self, admins: &AdminMemory) -> Result<()> {
-        let guard = self.state.lock().map_err(|_| anyhow::anyhow!("state directory lock poisoned"))?;
-        match guard.as_ref() {
-            Some(state) => state.save(admins),
-            None => Ok(()),
-        }
-    }
-
-    /// Releases the state directory (and its lock), after any reload or admin change under way.
-    pub async fn release_state(&self) {
-        let _one = self.serial.lock().await;
-        if let Ok(mut g) = self.state.lock() {
-            g.take();
-        }
+    /// Shutdown begins: waits for a reload or admin change under way, then makes every later one
+    /// change nothing (a revoke answers 503, a reload does nothing) and releases the state directory
+    /// (and its lock).
+    pub async fn begin_shutdown(&self) {
+        let mut serial = self.serial.lock().await;
+        serial.shutting_down = true;
+        serial.state = None;
     }
 
     fn reject(&self, result: &'static str, problems: Vec<String>) -> ReloadOutcome {
@@ -249,12 +278,18 @@ impl Shared {
         ReloadOutcome::Rejected(problems)
     }
 
-    /// Revokes a remembered admin (persisted first, then swapped in).
+    /// Revokes a remembered admin: written and fsync'd first (off the runtime), then swapped in, so a
+    /// revoke that returns `Ok` is durable. Once shutdown has begun: `ShuttingDown`, nothing changed.
+    /// Run it on a task of its own where the caller may be cancelled (a dropped HTTP connection), or
+    /// the state on disk can get ahead of the memory.
     pub async fn revoke_admin(&self, app: &str, user: &str) -> Result<(), AdminChangeError> {
-        let _one = self.serial.lock().await;
+        let serial = self.serial.lock().await;
+        if serial.shutting_down {
+            return Err(AdminChangeError::ShuttingDown);
+        }
         let Some(active) = self.store.load() else { return Err(AdminChangeError::NoBundle) };
         let next = active.admins.revoke(app, user)?;
-        self.save_state(&next).map_err(|e| AdminChangeError::State(format!("{e:#}")))?;
+        save_state(serial.state.clone(), &next).await.map_err(|e| AdminChangeError::State(format!("{e:#}")))?;
         self.store.set_admins(next);
         tracing::info!(app, user, "remembered admin revoked");
         Ok(())
