@@ -152,11 +152,19 @@ struct Serial {
     shutting_down: bool,
 }
 
-/// Whether a bundle has anything to decide with. An empty directory (a half-swapped mount), or one
-/// holding only documents or test cases, is not a policy: activating it would forget every
-/// remembered admin.
-fn has_policy_objects(c: &bundle::Counts) -> bool {
-    c.policies + c.users + c.groups + c.roles + c.scps + c.partner_apps + c.domains + c.identity_center_users > 0
+/// Why a bundle that built is still not a policy: it has nothing to decide with. An empty directory
+/// (a half-swapped mount), or one holding only documents or test cases, would forget every remembered
+/// admin if activated. `validate` applies the same check.
+pub fn empty_bundle_problem(b: &bundle::Bundle, source: &str) -> Option<String> {
+    let c = &b.counts;
+    let objects =
+        c.policies + c.users + c.groups + c.roles + c.scps + c.partner_apps + c.domains + c.identity_center_users;
+    (objects == 0).then(|| {
+        format!(
+            "{source}: the bundle has no policy objects (no IAM, SCP, SageMaker or Identity Center file): an empty \
+             or half-swapped bundle is not a policy"
+        )
+    })
 }
 
 /// Writes the admin state, fsync'd, on a blocking thread; returns once it is on disk.
@@ -219,13 +227,13 @@ impl Shared {
                 tracing::debug!(content = %key, "same content as the last rejected bundle: not validated again");
                 return ReloadOutcome::StillRejected(key);
             }
-            Ok(Read::Built { key, built: Ok(b) }) if has_policy_objects(&b.counts) => (key, b),
-            Ok(Read::Built { key, built: Ok(_) }) => {
-                serial.last_rejected = Some(key);
-                let empty = "the bundle has no policy objects (no IAM, SCP, SageMaker or Identity Center file): an \
-                             empty or half-swapped bundle is not a policy";
-                return self.reject("rejected", vec![format!("{}: {empty}", source_name(&self.source))]);
-            }
+            Ok(Read::Built { key, built: Ok(b) }) => match empty_bundle_problem(&b, &source_name(&self.source)) {
+                None => (key, b),
+                Some(problem) => {
+                    serial.last_rejected = Some(key);
+                    return self.reject("rejected", vec![problem]);
+                }
+            },
             Ok(Read::Built { key, built: Err(problems) }) => {
                 serial.last_rejected = Some(key);
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
