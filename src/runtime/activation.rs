@@ -37,11 +37,18 @@ enum Read {
 /// with the key of the last rejected content; builds (compiles and validates) only new content.
 /// Blocking: file I/O, hashing, building.
 fn read_and_build(source: &BundleSource, active: Option<&str>, last_rejected: Option<&str>) -> Read {
-    let read = match source {
-        BundleSource::Dir(d) => files::read_files(d),
-        BundleSource::Embedded => Ok((files::embedded_files(), Vec::new())),
+    let dir = match source {
+        BundleSource::Dir(d) => d,
+        // The example compiled into the binary never changes: built, then compared.
+        BundleSource::Embedded => {
+            return match files::embedded() {
+                Ok(b) if active == Some(b.revision.as_str()) => Read::Unchanged(b.revision),
+                Ok(b) => Read::Built { key: b.revision.clone(), built: Ok(Box::new(b)) },
+                Err(problems) => Read::Built { key: "embedded".to_owned(), built: Err(problems) },
+            };
+        }
     };
-    let (mut found, mut problems) = match read {
+    let (mut found, mut problems) = match files::read_files(dir) {
         Ok(r) => r,
         // Nothing could be read (no directory): the problems themselves name the content.
         Err(problems) => {
