@@ -16,7 +16,7 @@ use warden_core::engine;
 use warden_core::policy::Problem;
 
 /// The default bundle directory.
-pub const DEFAULT_BUNDLE: &str = "policies";
+pub const DEFAULT_BUNDLE: &str = crate::config::DEFAULT_BUNDLE_DIR;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -58,9 +58,12 @@ enum AdminsCommand {
 enum Command {
     /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
     Serve {
-        /// Bundle directory (default: `policies`, or the embedded default bundle when there is none).
+        /// Bundle directory (default: `policies` in the working directory, which must then exist).
         #[arg(long)]
         bundle: Option<String>,
+        /// Serve the example bundle compiled into the binary (a demo: no directory is read or watched).
+        #[arg(long, conflicts_with = "bundle")]
+        demo: bool,
         /// gRPC address (`off` to serve only on `--uds`).
         #[arg(long, default_value = crate::config::DEFAULT_LISTEN)]
         listen: String,
@@ -108,8 +111,12 @@ enum Command {
     },
     /// Load and check a bundle exactly as `serve` would; print every problem as `path: field: message`.
     Validate {
-        /// Bundle directory (default: `policies`).
+        /// Bundle directory (default: `policies` in the working directory, which must then exist).
         dir: Option<PathBuf>,
+        /// Also check the bundle against the remembered state of a server (`serve --state-dir`): an
+        /// admin-list change `serve` would refuse fails here first. Read only: no lock, no write.
+        #[arg(long, value_name = "DIR")]
+        state_dir: Option<PathBuf>,
     },
     /// Answer requests offline: one AuthorizeRequest (proto JSON), or JSON Lines of cases.
     Eval {
@@ -173,6 +180,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve {
             bundle,
+            demo,
             listen,
             uds,
             admin_listen,
@@ -186,17 +194,25 @@ fn run(cli: Cli) -> Result<ExitCode> {
             decision_log,
             worker_threads,
         } => {
-            let config = match crate::config::ServeConfig::from_flags(
-                bundle.as_deref(),
-                Some(&listen),
-                uds.as_deref(),
-                Some(&admin_listen),
-                Some(shutdown_grace_ms),
-            )
-            .and_then(|c| c.with_state_dir(state_dir.as_deref()))
-            .and_then(|c| c.with_admin(admin_token_file.as_deref(), Some(&uds_mode)))
-            .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
-            .and_then(|c| c.with_cache_max_bytes(cache_max_bytes))
+            let source = if demo {
+                Ok(crate::config::BundleSource::Embedded)
+            } else {
+                crate::config::bundle_dir(bundle.as_deref()).map(crate::config::BundleSource::Dir)
+            };
+            let config = match source
+                .and_then(|source| {
+                    crate::config::ServeConfig::from_source(
+                        source,
+                        Some(&listen),
+                        uds.as_deref(),
+                        Some(&admin_listen),
+                        Some(shutdown_grace_ms),
+                    )
+                })
+                .and_then(|c| c.with_state_dir(state_dir.as_deref()))
+                .and_then(|c| c.with_admin(admin_token_file.as_deref(), Some(&uds_mode)))
+                .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
+                .and_then(|c| c.with_cache_max_bytes(cache_max_bytes))
             {
                 Ok(c) => c,
                 Err(e) => {
@@ -210,7 +226,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             serve(config, worker_threads)
         }
-        Command::Validate { dir } => validate(dir.as_deref()),
+        Command::Validate { dir, state_dir } => validate(dir.as_deref(), state_dir.as_deref()),
         Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
         Command::Eval { propagate: Some(p), bundle, .. } => eval_propagate(&p, bundle.as_deref()),
         Command::Admins { command: AdminsCommand::Revoke { admin_addr, token_file, app, user } } => {
@@ -248,6 +264,10 @@ fn serve(config: crate::config::ServeConfig, worker_threads: Option<usize>) -> R
 }
 
 fn print_problems(problems: &[Problem]) {
+    print_lines(&problems.iter().map(ToString::to_string).collect::<Vec<_>>());
+}
+
+fn print_lines(problems: &[String]) {
     for p in problems {
         eprintln!("{p}");
     }
@@ -266,9 +286,47 @@ fn load_bundle(dir: Option<&Path>) -> std::result::Result<(Bundle, String), Vec<
     }
 }
 
-fn validate(dir: Option<&Path>) -> Result<ExitCode> {
-    match load_bundle(dir) {
-        Ok((b, src)) => {
+/// `warden validate [DIR] [--state-dir DIR]`: the checks of a reload, without the embedded fall-back
+/// of the offline tools: with no DIR, `policies/` in the working directory must exist.
+fn validate(dir: Option<&Path>, state_dir: Option<&Path>) -> Result<ExitCode> {
+    let dir = match dir {
+        Some(d) => d.to_path_buf(),
+        None if Path::new(DEFAULT_BUNDLE).is_dir() => PathBuf::from(DEFAULT_BUNDLE),
+        None => {
+            let cwd = std::env::current_dir().map_or_else(|_| ".".to_owned(), |d| d.display().to_string());
+            let what = if Path::new(DEFAULT_BUNDLE).exists() { "is not a directory" } else { "does not exist" };
+            eprintln!(
+                "warden: no bundle directory given, and the default `{DEFAULT_BUNDLE}/` {what} in `{cwd}`: name one \
+                 (`warden validate DIR`)"
+            );
+            return Ok(ExitCode::from(1));
+        }
+    };
+    // The state first: a state directory that cannot be read is an error whatever the bundle.
+    let memory = match state_dir.map(crate::runtime::state::read_only).transpose() {
+        Ok(m) => m,
+        Err(e) => {
+            eprintln!("warden: {e:#}");
+            return Ok(ExitCode::from(1));
+        }
+    };
+    let src = dir.display().to_string();
+    let checked = crate::runtime::files::read_dir(&dir).map(|b| {
+        // What a reload would still refuse: an empty bundle, and (against the server's state) an
+        // admin-list change (SPEC §5.5).
+        let mut problems: Vec<String> =
+            crate::runtime::activation::empty_bundle_problem(&b, &src).into_iter().collect();
+        if let Some(Err(refused)) = memory.as_ref().map(|m| m.transition(&b)) {
+            problems.extend(refused);
+        }
+        (b, problems)
+    });
+    match checked {
+        Ok((_, refused)) if !refused.is_empty() => {
+            print_lines(&refused);
+            Ok(ExitCode::from(1))
+        }
+        Ok((b, _)) => {
             let c = b.counts;
             println!(
                 "{src}: valid, revision {} ({} policies, {} statements, {} users, {} groups, {} roles, {} SCPs, {} partner apps, {} domains, {} tests)",

@@ -48,8 +48,35 @@ pub const MAX_BATCH: usize = 100;
 pub enum BundleSource {
     /// A directory on disk.
     Dir(PathBuf),
-    /// The default bundle compiled into the binary.
+    /// The example bundle compiled into the binary (`serve --demo` only: never a silent fall-back).
     Embedded,
+}
+
+/// The bundle directory used when none is named: `policies/` in the working directory.
+pub const DEFAULT_BUNDLE_DIR: &str = "policies";
+
+/// The bundle directory `--bundle` names, or the default `policies/`, which must then exist: with no
+/// `--bundle` and no `policies/`, Warden says so rather than fall back to the embedded example.
+pub fn bundle_dir(flag_value: Option<&str>) -> Result<PathBuf, ConfigError> {
+    match flag_value {
+        Some("") => Err(ConfigError { flag: flag::BUNDLE, message: "must not be empty".into() }),
+        Some(d) => Ok(PathBuf::from(d)),
+        None => {
+            let dir = PathBuf::from(DEFAULT_BUNDLE_DIR);
+            if dir.is_dir() {
+                return Ok(dir);
+            }
+            let cwd = std::env::current_dir().map_or_else(|_| ".".to_owned(), |d| d.display().to_string());
+            let what = if dir.exists() { "is not a directory" } else { "does not exist" };
+            Err(ConfigError {
+                flag: flag::BUNDLE,
+                message: format!(
+                    "not given, and the default bundle directory `{DEFAULT_BUNDLE_DIR}/` {what} in `{cwd}`: give \
+                     `--bundle DIR` (or `--demo` to run the embedded example bundle)"
+                ),
+            })
+        }
+    }
 }
 
 /// `warden serve` configuration.
@@ -208,7 +235,8 @@ impl ServeConfig {
         Ok(self)
     }
 
-    /// Validates raw flag values.
+    /// Validates raw flag values; the bundle is the directory `--bundle` names, or `policies/`
+    /// (see [`bundle_dir`]).
     pub fn from_flags(
         bundle: Option<&str>,
         listen: Option<&str>,
@@ -216,14 +244,18 @@ impl ServeConfig {
         admin_listen: Option<&str>,
         shutdown_grace_ms: Option<u64>,
     ) -> Result<ServeConfig, ConfigError> {
-        let bundle = match bundle {
-            Some("") => {
-                return Err(ConfigError { flag: flag::BUNDLE, message: "must not be empty".into() });
-            }
-            Some(d) => BundleSource::Dir(PathBuf::from(d)),
-            None if std::path::Path::new("policies").is_dir() => BundleSource::Dir(PathBuf::from("policies")),
-            None => BundleSource::Embedded,
-        };
+        let bundle = BundleSource::Dir(bundle_dir(bundle)?);
+        ServeConfig::from_source(bundle, listen, uds, admin_listen, shutdown_grace_ms)
+    }
+
+    /// Validates raw flag values, with the bundle source given (`serve --demo`: the embedded example).
+    pub fn from_source(
+        bundle: BundleSource,
+        listen: Option<&str>,
+        uds: Option<&str>,
+        admin_listen: Option<&str>,
+        shutdown_grace_ms: Option<u64>,
+    ) -> Result<ServeConfig, ConfigError> {
         let uds = match uds {
             Some("") => {
                 return Err(ConfigError { flag: flag::UDS, message: "must not be empty".into() });
@@ -295,12 +327,12 @@ mod tests {
 
     #[test]
     fn errors_name_the_flag() {
-        let e = ServeConfig::from_flags(None, Some("localhost"), None, None, None).unwrap_err();
+        let e = ServeConfig::from_flags(Some("b"), Some("localhost"), None, None, None).unwrap_err();
         assert_eq!(e.flag, "--listen");
         assert!(e.to_string().contains("`localhost`"));
-        let e = ServeConfig::from_flags(None, None, None, Some("x:y"), None).unwrap_err();
+        let e = ServeConfig::from_flags(Some("b"), None, None, Some("x:y"), None).unwrap_err();
         assert_eq!(e.flag, "--admin-listen");
-        let e = ServeConfig::from_flags(None, Some("off"), None, None, None).unwrap_err();
+        let e = ServeConfig::from_flags(Some("b"), Some("off"), None, None, None).unwrap_err();
         assert_eq!(e.flag, "--listen");
         let e = ServeConfig::from_flags(Some(""), None, None, None, None).unwrap_err();
         assert_eq!(e.flag, "--bundle");

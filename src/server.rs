@@ -108,26 +108,24 @@ impl Running {
         if let Some(h) = handle.clone() {
             tokio::spawn(metrics::upkeep(h));
         }
-        let state = match &config.state_dir {
-            Some(d) => Some(StateDir::open(d)?),
-            None => None,
-        };
-        let initial_admins = match &state {
-            Some(s) => s.load()?,
-            None => AdminMemory::default(),
+        let (state, initial_admins) = match config.state_dir.clone() {
+            Some(d) => {
+                let (s, m) = tokio::task::spawn_blocking(move || {
+                    let s = StateDir::open(&d)?;
+                    let m = s.load()?;
+                    anyhow::Ok((s, m))
+                })
+                .await
+                .context("opening the state directory")??;
+                (Some(s), m)
+            }
+            None => (None, AdminMemory::default()),
         };
         let store = Arc::new(Store::with_cache_limits(config.cache_capacity, config.cache_max_bytes));
         let (health, health_svc) = tonic_health::server::health_reporter();
         // HealthReporter starts with "" SERVING: readiness follows the bundle, so say NOT_SERVING now.
         set_health(&health, ServingStatus::NotServing).await;
-        let shared = Arc::new(Shared {
-            store: store.clone(),
-            health: health.clone(),
-            source: config.bundle.clone(),
-            state: std::sync::Mutex::new(state),
-            serial: tokio::sync::Mutex::new(()),
-            initial_admins,
-        });
+        let shared = Arc::new(Shared::new(store.clone(), health.clone(), config.bundle.clone(), state, initial_admins));
         let mut svc = AuthorizerService::new(store.clone(), options.evaluator);
         let mut log_task = None;
         if let Some(target) = &config.decision_log {
@@ -236,15 +234,13 @@ impl Running {
     /// grace period. Returns whether everything drained in time.
     pub async fn shutdown(self) -> bool {
         set_health(&self.health, ServingStatus::NotServing).await;
+        // From here on no reload or revocation changes anything (a revoke answers 503): a reload or
+        // revoke under way finishes first (an acknowledged revoke is on disk), then the directory
+        // (and its lock) is released, even if a draining listener still holds `shared`.
+        self.shared.begin_shutdown().await;
         if let Some(r) = self.reloader {
             r.abort();
             let _ = r.await;
-        }
-        // No reload or revocation writes the state after this: release the directory (and its lock)
-        // now, even if a draining listener still holds `shared`.
-        {
-            let _one = self.shared.serial.lock().await;
-            self.shared.release_state();
         }
         let _ = self.shutdown.send(true);
         let all = async {

@@ -389,6 +389,7 @@ pub fn bundle_status(store: &Store) -> proto::BundleStatus {
     let reload = store.reload_status();
     let mut s = proto::BundleStatus {
         last_reload_error: reload.error.clone().unwrap_or_default(),
+        last_reload_problems: u32::try_from(reload.problems).unwrap_or(u32::MAX),
         last_reload_at: reload.at.map(timestamp),
         ..proto::BundleStatus::default()
     };

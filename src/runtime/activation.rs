@@ -12,6 +12,7 @@ use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use warden_core::bundle;
 use warden_core::identity::{AdminMemory, RevokeError};
+use warden_core::policy::Problem;
 
 /// The health service name of the Authorizer.
 pub const AUTHORIZER_SERVICE: &str = "warden.v1.Authorizer";
@@ -22,11 +23,70 @@ pub async fn set_health(health: &HealthReporter, status: ServingStatus) {
     health.set_service_status(AUTHORIZER_SERVICE, status).await;
 }
 
-fn load(source: &BundleSource) -> Result<bundle::Bundle, Vec<warden_core::policy::Problem>> {
-    match source {
-        BundleSource::Dir(d) => files::read_dir(d),
-        BundleSource::Embedded => files::embedded(),
+/// What a reload found on disk, before anything is compiled.
+enum Read {
+    /// The same content as the active bundle.
+    Unchanged(String),
+    /// The same content as the last rejected bundle.
+    StillRejected(String),
+    /// New content, built (or not): the key that names it for the next comparison, and the result.
+    Built { key: String, built: Result<Box<bundle::Bundle>, Vec<Problem>> },
+}
+
+/// Reads the bundle's files, computes their revision and compares it with the active revision and
+/// with the key of the last rejected content; builds (compiles and validates) only new content.
+/// Blocking: file I/O, hashing, building.
+fn read_and_build(source: &BundleSource, active: Option<&str>, last_rejected: Option<&str>) -> Read {
+    let dir = match source {
+        BundleSource::Dir(d) => d,
+        // The example compiled into the binary never changes: built, then compared.
+        BundleSource::Embedded => {
+            return match files::embedded() {
+                Ok(b) if active == Some(b.revision.as_str()) => Read::Unchanged(b.revision),
+                Ok(b) => Read::Built { key: b.revision.clone(), built: Ok(Box::new(b)) },
+                Err(problems) => Read::Built { key: "embedded".to_owned(), built: Err(problems) },
+            };
+        }
+    };
+    let (mut found, mut problems) = match files::read_files(dir) {
+        Ok(r) => r,
+        // Nothing could be read (no directory): the problems themselves name the content.
+        Err(problems) => {
+            let key = format!("unreadable {}", digest_of_problems(&problems));
+            if last_rejected == Some(key.as_str()) {
+                return Read::StillRejected(key);
+            }
+            return Read::Built { key, built: Err(problems) };
+        }
+    };
+    // The revision is over the files in path order, as `from_files` computes it.
+    found.sort_by(|a, b| a.0.cmp(&b.0));
+    let revision = bundle::revision_of(&found);
+    if problems.is_empty() && active == Some(revision.as_str()) {
+        return Read::Unchanged(revision);
     }
+    // A file that could not be read is not in `found`: its problem is part of what was found.
+    let key = if problems.is_empty() { revision } else { format!("{revision} {}", digest_of_problems(&problems)) };
+    if last_rejected == Some(key.as_str()) {
+        return Read::StillRejected(key);
+    }
+    let built = match bundle::from_files(found) {
+        Ok(b) if problems.is_empty() => Ok(Box::new(b)),
+        Ok(_) => Err(problems),
+        Err(more) => {
+            problems.extend(more);
+            problems.sort();
+            problems.dedup();
+            Err(problems)
+        }
+    };
+    Read::Built { key, built }
+}
+
+/// A digest of problem texts (the revision function over one pseudo-file).
+fn digest_of_problems(problems: &[Problem]) -> String {
+    let text: String = problems.iter().map(|p| format!("{p}\n")).collect();
+    bundle::revision_of(&[(String::new(), text.into_bytes())])
 }
 
 /// How a bundle source is named in logs and status.
@@ -46,6 +106,9 @@ pub enum AdminChangeError {
     /// The app or the remembered admin is not known.
     #[error(transparent)]
     Revoke(#[from] RevokeError),
+    /// Shutdown has begun: nothing changes any more.
+    #[error("the server is shutting down: nothing was changed")]
+    ShuttingDown,
     /// The state directory could not be written; nothing changed.
     #[error("the admin state could not be saved, nothing changed: {0}")]
     State(String),
@@ -56,12 +119,17 @@ pub enum AdminChangeError {
 pub enum ReloadOutcome {
     /// A new revision is active.
     Activated(String),
-    /// Same content as the active bundle: nothing to do.
+    /// Same content as the active bundle: nothing to do (and the last reload error is cleared).
     Unchanged(String),
+    /// Same content as the last rejected bundle: not validated, logged or counted again. Holds the
+    /// key of that content (its revision, with a digest of the problems met reading it, if any).
+    StillRejected(String),
     /// The bundle is invalid; the previous one (if any) keeps serving.
     Rejected(Vec<String>),
     /// The bundle changes the admin users of an app whose admins cannot change.
     AdminChangeRefused(Vec<String>),
+    /// Shutdown has begun: nothing was read or changed.
+    ShuttingDown,
 }
 
 /// What reloads and admin changes share: the store, health, the bundle source, the state directory.
@@ -72,50 +140,131 @@ pub struct Shared {
     pub health: HealthReporter,
     /// Bundle source.
     pub source: BundleSource,
-    /// State directory, if any (taken at shutdown, which releases its lock).
-    pub state: std::sync::Mutex<Option<StateDir>>,
-    /// One reload or admin change at a time.
-    pub serial: tokio::sync::Mutex<()>,
+    /// One reload or admin change at a time, and what they share.
+    serial: tokio::sync::Mutex<Serial>,
     /// Admin memory from the state directory, used until the first activation.
     pub initial_admins: AdminMemory,
 }
 
+/// What reloads and admin changes share, behind the serial lock.
+#[derive(Debug, Default)]
+struct Serial {
+    /// The key of the last rejected content ([`ReloadOutcome::StillRejected`]); cleared by an
+    /// activation (the admin state it was checked against changed) and by `unchanged` (the content
+    /// on disk went back to the active one, so a later rejection is news again).
+    last_rejected: Option<String>,
+    /// The state directory, if any (dropped when shutdown begins, which releases its lock).
+    state: Option<Arc<StateDir>>,
+    /// Set when shutdown begins: from then on reloads and admin changes change nothing.
+    shutting_down: bool,
+}
+
+/// Why a bundle that built is still not a policy: it has nothing to decide with. An empty directory
+/// (a half-swapped mount), or one holding only documents or test cases, would forget every remembered
+/// admin if activated. `validate` applies the same check.
+pub fn empty_bundle_problem(b: &bundle::Bundle, source: &str) -> Option<String> {
+    let c = &b.counts;
+    let objects =
+        c.policies + c.users + c.groups + c.roles + c.scps + c.partner_apps + c.domains + c.identity_center_users;
+    (objects == 0).then(|| {
+        format!(
+            "{source}: the bundle has no policy objects (no IAM, SCP, SageMaker or Identity Center file): an empty \
+             or half-swapped bundle is not a policy"
+        )
+    })
+}
+
+/// Writes the admin state, fsync'd, on a blocking thread; returns once it is on disk.
+async fn save_state(state: Option<Arc<StateDir>>, admins: &AdminMemory) -> Result<()> {
+    let Some(state) = state else { return Ok(()) };
+    let admins = admins.clone();
+    tokio::task::spawn_blocking(move || state.save(&admins))
+        .await
+        .map_err(|e| anyhow::anyhow!("the state write task failed: {e}"))?
+}
+
 impl Shared {
-    /// Loads the bundle off the request path, checks it and activates it (health SERVING), or
-    /// records why not; the active bundle keeps serving on failure.
+    /// Creates what reloads and admin changes share.
+    pub fn new(
+        store: Arc<Store>,
+        health: HealthReporter,
+        source: BundleSource,
+        state: Option<StateDir>,
+        initial_admins: AdminMemory,
+    ) -> Shared {
+        Shared {
+            store,
+            health,
+            source,
+            serial: tokio::sync::Mutex::new(Serial {
+                last_rejected: None,
+                state: state.map(Arc::new),
+                shutting_down: false,
+            }),
+            initial_admins,
+        }
+    }
+
+    /// Reads the bundle off the request path and compares its revision before compiling anything:
+    /// the active content is `unchanged` (which clears the last reload error), the last rejected
+    /// content is not validated, logged or counted again. New content is built, checked and
+    /// activated (health SERVING), or rejected with every problem recorded; the active bundle keeps
+    /// serving on failure. The admin state is written (off the runtime, before the activation) only
+    /// for a bundle that passed validation; once shutdown has begun, nothing is done.
     pub async fn reload(&self) -> ReloadOutcome {
-        let _one = self.serial.lock().await;
+        let mut serial = self.serial.lock().await;
+        if serial.shutting_down {
+            return ReloadOutcome::ShuttingDown;
+        }
+        let current = self.store.load();
         let src = self.source.clone();
-        let result = tokio::task::spawn_blocking(move || load(&src)).await;
-        let bundle = match result {
-            Ok(Ok(b)) => b,
-            Ok(Err(problems)) => {
+        let active = current.as_ref().map(|a| a.bundle.revision.clone());
+        let last_rejected = serial.last_rejected.clone();
+        let result =
+            tokio::task::spawn_blocking(move || read_and_build(&src, active.as_deref(), last_rejected.as_deref()))
+                .await;
+        let (key, bundle) = match result {
+            Ok(Read::Unchanged(revision)) => {
+                serial.last_rejected = None;
+                self.store.unchanged();
+                metrics::bundle_reload("unchanged");
+                return ReloadOutcome::Unchanged(revision);
+            }
+            Ok(Read::StillRejected(key)) => {
+                tracing::debug!(content = %key, "same content as the last rejected bundle: not validated again");
+                return ReloadOutcome::StillRejected(key);
+            }
+            Ok(Read::Built { key, built: Ok(b) }) => match empty_bundle_problem(&b, &source_name(&self.source)) {
+                None => (key, b),
+                Some(problem) => {
+                    serial.last_rejected = Some(key);
+                    return self.reject("rejected", vec![problem]);
+                }
+            },
+            Ok(Read::Built { key, built: Err(problems) }) => {
+                serial.last_rejected = Some(key);
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
                 return self.reject("rejected", text);
             }
             Err(e) => return self.reject("rejected", vec![format!("bundle load task failed: {e}")]),
         };
-        let current = self.store.load();
-        if let Some(a) = &current
-            && a.bundle.revision == bundle.revision
-        {
-            metrics::bundle_reload("unchanged");
-            return ReloadOutcome::Unchanged(bundle.revision);
-        }
         let base = current.as_ref().map_or_else(|| self.initial_admins.clone(), |a| (*a.admins).clone());
         let admins = match base.transition(&bundle) {
             Ok(m) => m,
             Err(refused) => {
+                serial.last_rejected = Some(key);
                 if let ReloadOutcome::Rejected(r) = self.reject("rejected", refused) {
                     return ReloadOutcome::AdminChangeRefused(r);
                 }
                 return ReloadOutcome::AdminChangeRefused(Vec::new());
             }
         };
-        if let Err(e) = self.save_state(&admins) {
+        if let Err(e) = save_state(serial.state.clone(), &admins).await {
+            // Not remembered as rejected: the content is fine, the disk may recover.
             return self.reject("rejected", vec![format!("{e:#}")]);
         }
-        let (act, old) = self.store.activate(Arc::new(bundle), admins, source_name(&self.source));
+        serial.last_rejected = None;
+        let (act, old) = self.store.activate(Arc::from(bundle), admins, source_name(&self.source));
         // Freeing a large bundle takes a while: not on a runtime worker.
         if let Some(old) = old {
             tokio::task::spawn_blocking(move || drop(old));
@@ -126,19 +275,13 @@ impl Shared {
         ReloadOutcome::Activated(act.revision)
     }
 
-    fn save_state(&self, admins: &AdminMemory) -> Result<()> {
-        let guard = self.state.lock().map_err(|_| anyhow::anyhow!("state directory lock poisoned"))?;
-        match guard.as_ref() {
-            Some(state) => state.save(admins),
-            None => Ok(()),
-        }
-    }
-
-    /// Releases the state directory (and its lock).
-    pub fn release_state(&self) {
-        if let Ok(mut g) = self.state.lock() {
-            g.take();
-        }
+    /// Shutdown begins: waits for a reload or admin change under way, then makes every later one
+    /// change nothing (a revoke answers 503, a reload does nothing) and releases the state directory
+    /// (and its lock).
+    pub async fn begin_shutdown(&self) {
+        let mut serial = self.serial.lock().await;
+        serial.shutting_down = true;
+        serial.state = None;
     }
 
     fn reject(&self, result: &'static str, problems: Vec<String>) -> ReloadOutcome {
@@ -146,16 +289,22 @@ impl Shared {
             tracing::error!(problem = %p, "bundle rejected; the active bundle keeps serving");
         }
         metrics::bundle_reload(result);
-        self.store.reject(problems.join("\n"));
+        self.store.reject(&problems);
         ReloadOutcome::Rejected(problems)
     }
 
-    /// Revokes a remembered admin (persisted first, then swapped in).
+    /// Revokes a remembered admin: written and fsync'd first (off the runtime), then swapped in, so a
+    /// revoke that returns `Ok` is durable. Once shutdown has begun: `ShuttingDown`, nothing changed.
+    /// Run it on a task of its own where the caller may be cancelled (a dropped HTTP connection), or
+    /// the state on disk can get ahead of the memory.
     pub async fn revoke_admin(&self, app: &str, user: &str) -> Result<(), AdminChangeError> {
-        let _one = self.serial.lock().await;
+        let serial = self.serial.lock().await;
+        if serial.shutting_down {
+            return Err(AdminChangeError::ShuttingDown);
+        }
         let Some(active) = self.store.load() else { return Err(AdminChangeError::NoBundle) };
         let next = active.admins.revoke(app, user)?;
-        self.save_state(&next).map_err(|e| AdminChangeError::State(format!("{e:#}")))?;
+        save_state(serial.state.clone(), &next).await.map_err(|e| AdminChangeError::State(format!("{e:#}")))?;
         self.store.set_admins(next);
         tracing::info!(app, user, "remembered admin revoked");
         Ok(())
@@ -165,13 +314,6 @@ impl Shared {
 /// Loads `source` into `store` and reports SERVING: the first activation of a server started with
 /// `Options { load_bundle: false }` (no state directory). Prefer `Running::shared.reload()`.
 pub async fn load_and_activate(store: &Arc<Store>, health: &HealthReporter, source: &BundleSource) -> bool {
-    let shared = Shared {
-        store: store.clone(),
-        health: health.clone(),
-        source: source.clone(),
-        state: std::sync::Mutex::new(None),
-        serial: tokio::sync::Mutex::new(()),
-        initial_admins: AdminMemory::default(),
-    };
+    let shared = Shared::new(store.clone(), health.clone(), source.clone(), None, AdminMemory::default());
     matches!(shared.reload().await, ReloadOutcome::Activated(_) | ReloadOutcome::Unchanged(_))
 }

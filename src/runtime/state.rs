@@ -1,7 +1,7 @@
 //! `--state-dir`: what Warden remembers across restarts (partner-app admin lists and remembered
 //! admins). The running server is its only writer (an exclusive lock on `state-dir/lock`); writes
 //! are atomic (temporary file, fsync, rename, fsync of the directory); a corrupt file is reported,
-//! never silently emptied.
+//! never silently emptied. `read_only` reads it without the lock, for `validate --state-dir`.
 use anyhow::{Context as _, Result, bail};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
@@ -44,24 +44,7 @@ impl StateDir {
 
     /// The remembered admins (empty when the file does not exist yet).
     pub fn load(&self) -> Result<AdminMemory> {
-        let path = self.dir.join(ADMINS_FILE);
-        let bytes = match fs::read(&path) {
-            Ok(b) => b,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminMemory::default()),
-            Err(e) => bail!("--state-dir: cannot read `{}`: {e}", path.display()),
-        };
-        let m: AdminMemory = serde_json::from_slice(&bytes).with_context(|| {
-            format!("--state-dir: `{}` is corrupt (not left as is, not emptied: fix or remove it)", path.display())
-        })?;
-        if m.version != warden_core::identity::admins::VERSION {
-            bail!(
-                "--state-dir: `{}` has format version {}, this warden reads {}",
-                path.display(),
-                m.version,
-                warden_core::identity::admins::VERSION
-            );
-        }
-        Ok(m)
+        read_admins(&self.dir)
     }
 
     /// Writes the remembered admins atomically.
@@ -81,4 +64,36 @@ impl StateDir {
             .with_context(|| format!("syncing `{}`", self.dir.display()))?;
         Ok(())
     }
+}
+
+/// Reads the remembered admins of a state directory without locking or writing anything: what
+/// `validate --state-dir` checks a bundle against while the server holds the lock. The directory must
+/// exist; without `admins.json` yet nothing is remembered.
+pub fn read_only(dir: &Path) -> Result<AdminMemory> {
+    match fs::metadata(dir) {
+        Ok(m) if m.is_dir() => read_admins(dir),
+        Ok(_) => bail!("--state-dir: `{}` is not a directory", dir.display()),
+        Err(e) => bail!("--state-dir: cannot read `{}`: {e}", dir.display()),
+    }
+}
+
+fn read_admins(dir: &Path) -> Result<AdminMemory> {
+    let path = dir.join(ADMINS_FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(AdminMemory::default()),
+        Err(e) => bail!("--state-dir: cannot read `{}`: {e}", path.display()),
+    };
+    let m: AdminMemory = serde_json::from_slice(&bytes).with_context(|| {
+        format!("--state-dir: `{}` is corrupt (not left as is, not emptied: fix or remove it)", path.display())
+    })?;
+    if m.version != warden_core::identity::admins::VERSION {
+        bail!(
+            "--state-dir: `{}` has format version {}, this warden reads {}",
+            path.display(),
+            m.version,
+            warden_core::identity::admins::VERSION
+        );
+    }
+    Ok(m)
 }

@@ -29,8 +29,40 @@ pub struct Active {
 pub struct ReloadStatus {
     /// When the last attempt finished.
     pub at: Option<SystemTime>,
-    /// Its error, if it failed (every problem, one per line).
+    /// Its error, if it failed: the first [`STATUS_PROBLEMS`] problems, one per line (each cut at
+    /// [`STATUS_PROBLEM_CHARS`] characters), then a line with the count when there were more.
     pub error: Option<String>,
+    /// How many problems it had (all of them, not only those in `error`).
+    pub problems: usize,
+}
+
+/// Problems kept in the status of a failed reload (every one is logged).
+pub const STATUS_PROBLEMS: usize = 100;
+/// Characters kept of one problem in the status.
+pub const STATUS_PROBLEM_CHARS: usize = 1024;
+
+/// The status text of a failed reload: small whatever the number or size of its problems.
+fn status_text(problems: &[String]) -> String {
+    let mut text = String::new();
+    for p in problems.iter().take(STATUS_PROBLEMS) {
+        if !text.is_empty() {
+            text.push('\n');
+        }
+        match p.char_indices().nth(STATUS_PROBLEM_CHARS) {
+            Some((cut, _)) => {
+                text.push_str(p.get(..cut).unwrap_or_default());
+                text.push('…');
+            }
+            None => text.push_str(p),
+        }
+    }
+    if problems.len() > STATUS_PROBLEMS {
+        text.push_str(&format!(
+            "\n({} problems in all; the first {STATUS_PROBLEMS} are shown, every one is in the log)",
+            problems.len()
+        ));
+    }
+    text
 }
 
 /// What `activate` changed.
@@ -87,7 +119,7 @@ impl Store {
         crate::telemetry::metrics::cache_size(0, 0);
         let active = Active { bundle, admins, cache, activated_at: now, previous_revision: previous.clone(), source };
         let old = self.active.swap(Some(Arc::new(active)));
-        self.reload.store(Arc::new(ReloadStatus { at: Some(now), error: None }));
+        self.reload.store(Arc::new(ReloadStatus { at: Some(now), error: None, problems: 0 }));
         (Activation { revision, previous }, old)
     }
 
@@ -105,13 +137,50 @@ impl Store {
         true
     }
 
-    /// Records a failed load; the active bundle (if any) keeps serving.
-    pub fn reject(&self, error: String) {
-        self.reload.store(Arc::new(ReloadStatus { at: Some(SystemTime::now()), error: Some(error) }));
+    /// Records a failed load (its first problems and their count); the active bundle (if any) keeps
+    /// serving.
+    pub fn reject(&self, problems: &[String]) {
+        self.reload.store(Arc::new(ReloadStatus {
+            at: Some(SystemTime::now()),
+            error: Some(status_text(problems)),
+            problems: problems.len(),
+        }));
+    }
+
+    /// Records a reload that found the active content: whatever failed before is over.
+    pub fn unchanged(&self) {
+        self.reload.store(Arc::new(ReloadStatus { at: Some(SystemTime::now()), error: None, problems: 0 }));
     }
 
     /// The last reload attempt.
     pub fn reload_status(&self) -> Arc<ReloadStatus> {
         self.reload.load_full()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_status_of_a_failed_reload_stays_small() {
+        let store = Store::new();
+        let long = "x".repeat(100_000);
+        let problems: Vec<String> = (0..150_000)
+            .map(|i| if i < 3 { format!("f{i}.json: /: {long}") } else { format!("f{i}.json: /: x") })
+            .collect();
+        store.reject(&problems);
+        let s = store.reload_status();
+        let text = s.error.clone().unwrap_or_default();
+        assert_eq!(s.problems, 150_000);
+        assert_eq!(text.lines().count(), STATUS_PROBLEMS + 1);
+        assert!(text.len() < (STATUS_PROBLEMS + 1) * (STATUS_PROBLEM_CHARS * 4 + 1), "{} bytes", text.len());
+        assert!(text.lines().next().is_some_and(|l| l.starts_with("f0.json: /: xxx") && l.ends_with('…')));
+        assert!(text.ends_with("(150000 problems in all; the first 100 are shown, every one is in the log)"));
+
+        store.reject(&["one: problem".to_owned()]);
+        assert_eq!(store.reload_status().error.as_deref(), Some("one: problem"));
+        store.unchanged();
+        assert_eq!((store.reload_status().error.clone(), store.reload_status().problems), (None, 0));
     }
 }

@@ -103,9 +103,14 @@ async fn revoke(State(s): State<AdminState>, headers: HeaderMap, body: axum::bod
             return (StatusCode::BAD_REQUEST, format!("body must be {{\"app_arn\": …, \"user_name\": …}}: {e}\n"));
         }
     };
-    match s.shared.revoke_admin(&req.app_arn, &req.user_name).await {
-        Ok(()) => (StatusCode::OK, format!("revoked `{}` on `{}`\n", req.user_name, req.app_arn)),
-        Err(e) => (status_of(&e), format!("{e}\n")),
+    // A task of its own: a client that hangs up must not cancel a revoke between its write and its
+    // swap (the state on disk would get ahead of the memory).
+    let shared = s.shared.clone();
+    let (app, user) = (req.app_arn.clone(), req.user_name.clone());
+    match tokio::spawn(async move { shared.revoke_admin(&app, &user).await }).await {
+        Ok(Ok(())) => (StatusCode::OK, format!("revoked `{}` on `{}`\n", req.user_name, req.app_arn)),
+        Ok(Err(e)) => (status_of(&e), format!("{e}\n")),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, format!("the revoke task failed: {e}\n")),
     }
 }
 
@@ -144,10 +149,10 @@ async fn status(State(s): State<AdminState>) -> impl IntoResponse {
 }
 
 /// The HTTP status of a refused admin change, by kind: an unknown app or admin is 404, no bundle yet
-/// is 503, a state that cannot be written is 500 (a disk error is not a 404).
+/// or shutdown under way is 503, a state that cannot be written is 500 (a disk error is not a 404).
 fn status_of(e: &AdminChangeError) -> StatusCode {
     match e {
-        AdminChangeError::NoBundle => StatusCode::SERVICE_UNAVAILABLE,
+        AdminChangeError::NoBundle | AdminChangeError::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
         AdminChangeError::Revoke(RevokeError::UnknownApp { .. } | RevokeError::NotRemembered { .. }) => {
             StatusCode::NOT_FOUND
         }

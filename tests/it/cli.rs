@@ -554,3 +554,134 @@ fn authorization_details_output_is_a_bundle() {
         response(&eval_file(dir.path(), &request(carol, "sts:AssumeRole", "arn:aws:iam::111122223333:role/Exec")));
     assert_eq!(assume.0, "IMPLICIT_DENY");
 }
+
+// --- no silent fall-back to the embedded bundle; `serve --demo` ---------------------------------
+
+#[test]
+fn validate_without_a_directory_uses_policies_and_refuses_when_it_is_missing() {
+    let cwd = support::temp_dir();
+    let out = support::warden_in(cwd.path(), ["validate"], "");
+    assert_ne!(out.code, 0, "validate with no bundle and no policies/: {}", out.dump());
+    assert!(out.stderr.contains("policies") && out.stderr.contains("does not exist"), "{}", out.dump());
+    assert!(!out.stdout.contains("valid"), "nothing was validated: {}", out.dump());
+    // With `policies/` in the working directory, that is the bundle.
+    support::write_files(&cwd.path().join("policies"), &small_bundle_files());
+    let out = support::warden_in(cwd.path(), ["validate"], "");
+    assert_eq!(out.code, 0, "{}", out.dump());
+    assert!(out.stdout.starts_with("policies: valid"), "{}", out.dump());
+    assert_eq!(support::revision_in(&out), valid_revision(&cwd.path().join("policies")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serve_without_a_bundle_refuses_when_policies_is_missing_and_demo_runs_the_embedded_bundle() {
+    let cwd = support::temp_dir();
+    let mut child = support::ServeChild::spawn(
+        cwd.path(),
+        ["serve", "--listen", "127.0.0.1:0", "--admin-listen", "off"],
+        &cwd.path().join("serve.log"),
+    );
+    let Some(status) = child.exit_within(std::time::Duration::from_secs(10)).await else {
+        panic!("warden serve with no bundle and no policies/ is still running after 10 s:\n{}", child.log());
+    };
+    assert!(!status.success(), "{status}:\n{}", child.log());
+    let log = child.log();
+    assert!(log.contains("policies") && log.contains("does not exist") && log.contains("--demo"), "{log}");
+
+    // `--demo` serves the embedded example bundle, and says so.
+    let embedded = warden::runtime::files::embedded().expect("the embedded bundle loads").revision;
+    let mut child = support::ServeChild::spawn(
+        cwd.path(),
+        ["serve", "--demo", "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"],
+        &cwd.path().join("demo.log"),
+    );
+    let admin = child.logged_addr("admin HTTP listening").await;
+    let started = std::time::Instant::now();
+    loop {
+        let r = support::http_get(admin, "/readyz").await;
+        if r.status == 200 {
+            assert!(r.body.contains(&embedded), "{r:?}");
+            break;
+        }
+        assert!(started.elapsed() < std::time::Duration::from_secs(20), "not ready:\n{}", child.log());
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    let status = support::http_get(admin, "/v1/status").await.body;
+    assert!(status.contains("embedded"), "{status}");
+    child.kill_9();
+
+    // `--demo` and `--bundle` together are a usage error.
+    let out = support::warden_in(cwd.path(), ["serve", "--demo", "--bundle", "x"], "");
+    assert_eq!(out.code, 64, "{}", out.dump());
+}
+
+// --- validate --state-dir -------------------------------------------------------------------------
+
+/// `warden validate DIR --state-dir S` refuses what `serve` on that state would refuse: a change of a
+/// fiddler app's admin users, naming file, field, both lists and the remedy. It only reads the state:
+/// no lock is taken (it runs while a server holds it), nothing is written.
+#[test]
+fn validate_with_state_dir_refuses_a_fiddler_admin_change_with_the_full_message() {
+    use crate::propagate::{COMET_FILE, FIDDLER, FIDDLER_FILE, comet_json, fiddler_json, write_bundle};
+    let bundle = write_bundle();
+    let state_tmp = support::temp_dir();
+    let state = state_tmp.path();
+    // The state a server on this bundle writes: fiddler's admins are [bob].
+    let b = warden::runtime::files::read_dir(bundle.path()).expect("the bundle loads");
+    let memory = warden::identity::AdminMemory::default().transition(&b).expect("first sight");
+    let admins = state.join("admins.json");
+    std::fs::write(&admins, serde_json::to_vec_pretty(&memory).expect("JSON")).expect("write admins.json");
+    let before = std::fs::read(&admins).expect("admins.json");
+    let entries = || {
+        let mut v: Vec<String> = std::fs::read_dir(state)
+            .expect("ls")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into())
+            .collect();
+        v.sort();
+        v
+    };
+    let validate_against = |dir: &Path| support::warden([Path::new("validate"), dir, Path::new("--state-dir"), state]);
+
+    let out = validate_against(bundle.path());
+    assert_eq!(out.code, 0, "the same lists: {}", out.dump());
+    // Comet may change its admins.
+    support::write_file(bundle.path(), COMET_FILE, comet_json(&["alice"]).as_bytes());
+    let out = validate_against(bundle.path());
+    assert_eq!(out.code, 0, "a comet change: {}", out.dump());
+
+    support::write_file(bundle.path(), FIDDLER_FILE, fiddler_json(&["carol"]).as_bytes());
+    let out = support::warden([Path::new("validate"), bundle.path()]);
+    assert_eq!(out.code, 0, "without --state-dir there is nothing to compare with: {}", out.dump());
+    let out = validate_against(bundle.path());
+    eprintln!("{}", out.stderr);
+    assert_eq!(out.code, 1, "{}", out.dump());
+    let line = out
+        .stderr
+        .lines()
+        .find(|l| l.starts_with(&format!("{FIDDLER_FILE}: ApplicationConfig.AdminUsers: ")))
+        .unwrap_or_else(|| panic!("no line naming the file and field:\n{}", out.dump()));
+    for needle in [
+        "Fiddler",
+        FIDDLER,
+        "fiddler",
+        "was [bob]",
+        "now [carol]",
+        "restore the list, or remove the app from the bundle and add it again (its remembered admins are then forgotten)",
+    ] {
+        assert!(line.contains(needle), "`{needle}` missing from: {line}");
+    }
+    assert!(out.stderr.contains("1 problem found"), "{}", out.dump());
+    assert_eq!(entries(), ["admins.json"], "validate wrote into the state directory");
+    assert_eq!(std::fs::read(&admins).expect("admins.json"), before);
+
+    // The same while a server holds the state directory's lock.
+    let held = warden::runtime::state::StateDir::open(state).expect("lock the state directory");
+    let again = validate_against(bundle.path());
+    assert_eq!((again.code, again.stderr.as_str()), (1, out.stderr.as_str()), "{}", again.dump());
+    drop(held);
+    assert_eq!(std::fs::read(&admins).expect("admins.json"), before);
+
+    // A state directory that does not exist is an error, not an empty state.
+    let out = support::warden([Path::new("validate"), bundle.path(), Path::new("--state-dir"), &state.join("nope")]);
+    assert_ne!(out.code, 0, "{}", out.dump());
+    assert!(out.stderr.contains("nope"), "{}", out.dump());
+}

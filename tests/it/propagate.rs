@@ -4,6 +4,7 @@
 //! refused fiddler admin change while the old bundle keeps answering. Every bundle is written by the
 //! test into a temp dir.
 use crate::support;
+use crate::support::{ADMIN_TOKEN, admin_token_file};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -15,8 +16,8 @@ use warden::proto::{self, authorizer_client::AuthorizerClient};
 use warden::server::{Options, ReloadOutcome, Running};
 
 const ACCOUNT: &str = "111122223333";
-const COMET: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-COMET0000001";
-const FIDDLER: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-FIDDLER00002";
+pub(crate) const COMET: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-COMET0000001";
+pub(crate) const FIDDLER: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-FIDDLER00002";
 const DEEPCHECKS: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-DEEPCHECKS03";
 const UNKNOWN_APP: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-ZZZZZZZZZZZZ";
 const DOMAIN: &str = "d-ssotip000001";
@@ -30,11 +31,11 @@ const TEST_TIMEOUT: Duration = Duration::from_secs(90);
 /// Waits for a first load, a connection, a subprocess.
 const WAIT: Duration = Duration::from_secs(20);
 
-async fn bounded<F: std::future::Future<Output = ()>>(body: F) {
+pub(crate) async fn bounded<F: std::future::Future<Output = ()>>(body: F) {
     tokio::time::timeout(TEST_TIMEOUT, body).await.unwrap_or_else(|_| panic!("the test took over {TEST_TIMEOUT:?}"));
 }
 
-async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
+pub(crate) async fn within<T>(what: &str, fut: impl std::future::Future<Output = T>) -> T {
     tokio::time::timeout(WAIT, fut).await.unwrap_or_else(|_| panic!("timed out after {WAIT:?}: {what}"))
 }
 
@@ -80,8 +81,8 @@ const IDENTITY_CENTER: &str = r#"{"Instance": {"InstanceArn": "arn:aws:sso:::ins
   "IdentityStoreArn": "arn:aws:identitystore::111122223333:identitystore/d-1234567890"},
   "Users": [{"UserId": "11111111-aaaa-4aaa-8aaa-aaaaaaaaaaaa", "UserName": "alice"}]}"#;
 
-const COMET_FILE: &str = "sagemaker/partner-apps/comet.json";
-const FIDDLER_FILE: &str = "sagemaker/partner-apps/fiddler.json";
+pub(crate) const COMET_FILE: &str = "sagemaker/partner-apps/comet.json";
+pub(crate) const FIDDLER_FILE: &str = "sagemaker/partner-apps/fiddler.json";
 
 fn app_json(arn: &str, name: &str, app_type: &str, admins: &[&str], flag: bool) -> String {
     serde_json::json!({"Arn": arn, "Name": name, "Type": app_type, "AuthType": "IAM",
@@ -90,15 +91,15 @@ fn app_json(arn: &str, name: &str, app_type: &str, admins: &[&str], flag: bool) 
         "EnableIamSessionBasedIdentity": flag, "Tags": []})
     .to_string()
 }
-fn comet_json(admins: &[&str]) -> String {
+pub(crate) fn comet_json(admins: &[&str]) -> String {
     app_json(COMET, "Comet", "comet", admins, true)
 }
-fn fiddler_json(admins: &[&str]) -> String {
+pub(crate) fn fiddler_json(admins: &[&str]) -> String {
     app_json(FIDDLER, "Fiddler", "fiddler", admins, true)
 }
 
 /// Writes the test bundle (comet admins [alice, carol], fiddler admins [bob]) into a new temp dir.
-fn write_bundle() -> tempfile::TempDir {
+pub(crate) fn write_bundle() -> tempfile::TempDir {
     let comet = comet_json(&["alice", "carol"]);
     let fiddler = fiddler_json(&["bob"]);
     let deepchecks = app_json(DEEPCHECKS, "Deepchecks", "deepchecks-llm-evaluation", &[], false);
@@ -117,20 +118,7 @@ fn write_bundle() -> tempfile::TempDir {
 
 // === the server under test ===
 
-/// The admin bearer token of the servers these tests start (`--admin-token-file`).
-const ADMIN_TOKEN: &str = "propagate-tests-admin-token-0123456789";
-
-/// A token file holding [`ADMIN_TOKEN`], written once per test process.
-fn admin_token_file() -> &'static Path {
-    static FILE: std::sync::OnceLock<std::path::PathBuf> = std::sync::OnceLock::new();
-    FILE.get_or_init(|| {
-        let p = std::env::temp_dir().join(format!("warden-propagate-token-{}", std::process::id()));
-        std::fs::write(&p, format!("{ADMIN_TOKEN}\n")).expect("write the token file");
-        p
-    })
-}
-
-fn config(bundle: &Path, state: Option<&Path>) -> ServeConfig {
+pub(crate) fn config(bundle: &Path, state: Option<&Path>) -> ServeConfig {
     // Through the flag parser, so that fields added later keep their defaults.
     ServeConfig::from_flags(
         Some(bundle.to_str().expect("a UTF-8 path")),
@@ -150,7 +138,7 @@ fn config(bundle: &Path, state: Option<&Path>) -> ServeConfig {
 /// `Running::start`, retried for a while when the state dir is still locked by a server this test
 /// just shut down: `Running::shutdown` aborts the reload task without awaiting it, so the lock can
 /// outlive it briefly (see `shutdown_releases_the_state_dir_lock`, ignored as a bug).
-async fn start_server(config: &ServeConfig) -> Running {
+pub(crate) async fn start_server(config: &ServeConfig) -> Running {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
     loop {
         match within("Running::start", Running::start(config, Options::default())).await {
@@ -174,7 +162,7 @@ async fn wait_unlocked(state: &Path) {
 }
 
 /// Starts a server and waits for the outcome of its first load.
-async fn start(bundle: &Path, state: Option<&Path>) -> (Running, ReloadOutcome) {
+pub(crate) async fn start(bundle: &Path, state: Option<&Path>) -> (Running, ReloadOutcome) {
     let running = start_server(&config(bundle, state)).await;
     let mut first = running.first_load.clone();
     let outcome = within("the first load", first.wait_for(Option::is_some))
@@ -186,20 +174,20 @@ async fn start(bundle: &Path, state: Option<&Path>) -> (Running, ReloadOutcome) 
 }
 
 /// Starts a server whose first load must activate the bundle.
-async fn start_active(bundle: &Path, state: Option<&Path>) -> Running {
+pub(crate) async fn start_active(bundle: &Path, state: Option<&Path>) -> Running {
     let (running, outcome) = start(bundle, state).await;
     assert!(matches!(outcome, ReloadOutcome::Activated(_)), "first load: {outcome:?}");
     running
 }
 
-async fn stop(running: Running) {
+pub(crate) async fn stop(running: Running) {
     assert!(
         tokio::time::timeout(Duration::from_secs(30), running.shutdown()).await.expect("shutdown within 30 s"),
         "in-flight calls drained"
     );
 }
 
-async fn client(running: &Running) -> AuthorizerClient<Channel> {
+pub(crate) async fn client(running: &Running) -> AuthorizerClient<Channel> {
     let addr = running.grpc_addr.expect("a TCP listener");
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint");
     AuthorizerClient::new(within("connect", endpoint.connect()).await.unwrap_or_else(|e| panic!("connect {addr}: {e}")))
@@ -231,18 +219,18 @@ fn app_request(arn: &str, channel: proto::Channel, evidence: proto::Evidence) ->
 }
 
 /// The launcher session of alice, tagged as `user` (rule 2).
-fn as_user(app: &str, user: &str) -> proto::PropagateIdentityRequest {
+pub(crate) fn as_user(app: &str, user: &str) -> proto::PropagateIdentityRequest {
     app_request(app, proto::Channel::PresignedUrlApi, evidence(LAUNCHER_ALICE, &[("SageMakerPartnerAppUser", user)]))
 }
 
-async fn propagate(
+pub(crate) async fn propagate(
     c: &mut AuthorizerClient<Channel>,
     req: proto::PropagateIdentityRequest,
 ) -> Result<proto::PropagateIdentityResponse, Status> {
     within("PropagateIdentity", c.propagate_identity(req)).await.map(tonic::Response::into_inner)
 }
 
-async fn admin_role(c: &mut AuthorizerClient<Channel>, app: &str, user: &str) -> proto::AdminRole {
+pub(crate) async fn admin_role(c: &mut AuthorizerClient<Channel>, app: &str, user: &str) -> proto::AdminRole {
     let r = propagate(c, as_user(app, user)).await.unwrap_or_else(|s| panic!("{user} on {app}: {s:?}"));
     assert_eq!(r.user_name, user);
     assert_eq!(r.source, proto::IdentitySource::SessionTag as i32);
@@ -292,11 +280,11 @@ async fn warden(args: Vec<String>) -> support::Output {
         .expect("the warden binary ran")
 }
 
-fn admins_file(state: &Path) -> PathBuf {
+pub(crate) fn admins_file(state: &Path) -> PathBuf {
     state.join("admins.json")
 }
 
-fn read_state(state: &Path) -> serde_json::Value {
+pub(crate) fn read_state(state: &Path) -> serde_json::Value {
     let text = std::fs::read_to_string(admins_file(state)).expect("admins.json exists");
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("admins.json is not valid JSON ({e}): {text}"))
 }

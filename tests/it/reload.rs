@@ -891,3 +891,327 @@ async fn a_bundle_directory_that_is_a_swapped_symlink_is_followed_to_its_new_tar
     })
     .await;
 }
+
+// === 7. the watch follows the path, not the inode (SPEC §6.1) ===
+
+/// A deny SCP next to the allow-all one: alice's read becomes an explicit deny.
+fn deny_get_scps() -> [(&'static str, String); 2] {
+    [
+        ("organizations/scps/FullAWSAccess.json", scp_json("FullAWSAccess", "Allow", "*")),
+        ("organizations/scps/NoGet.json", scp_json("NoGet", "Deny", "s3:GetObject")),
+    ]
+}
+
+/// Adds the deny SCP into `dir` (one write each, in place) and requires the server to answer the new
+/// revision, an explicit deny, within 1 s of the write, with no signal.
+async fn added_deny_scp_is_enforced_within_1s(
+    client: &mut AuthorizerClient<Channel>,
+    dir: &Path,
+    alice: &str,
+    what: &str,
+) {
+    let scps = deny_get_scps();
+    let files = [(ALICE_FILE, alice), (scps[0].0, scps[0].1.as_str()), (scps[1].0, scps[1].1.as_str())];
+    let want = revision_of(&files);
+    let written = Instant::now();
+    support::write_files(dir, &[(scps[0].0, scps[0].1.as_str()), (scps[1].0, scps[1].1.as_str())]);
+    let (r, took) = first_answer_from(client, &alice_get(), &want, written).await;
+    report_latency(what, took);
+    assert_eq!(decision(&r), Decision::ExplicitDeny, "{what}: {r:#?}");
+    assert!(took < Duration::from_secs(1), "{what}: the deny SCP was enforced only after {took:?}");
+}
+
+/// `mv bundle bundle.old && mv bundle.new bundle`: the watch must move to the new directory. Once it
+/// did not (it stayed on the old inode): a deny SCP added to the new directory went unenforced, a
+/// stale ALLOW, until SIGHUP.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_directory_renamed_away_and_replaced_is_followed() {
+    bounded(async {
+        let allow = alice_json("Allow", "Read");
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &allow)]);
+        let dir = tmp.path().to_path_buf();
+        let parent = dir.parent().expect("a parent").to_path_buf();
+        let server = Sidecar::start(&dir, None, None).await;
+        let mut client = server.client().await;
+        assert_eq!(decision(&authorize(&mut client, alice_get()).await), Decision::Allow);
+
+        // 1. Swap in a directory with other content: the swap itself is seen.
+        let v2 = alice_json("Allow", "ReadV2");
+        support::write_files(&parent.join("bundle.new"), &[(ALICE_FILE, &v2)]);
+        let written = Instant::now();
+        std::fs::rename(&dir, parent.join("bundle.old")).expect("mv bundle bundle.old");
+        std::fs::rename(parent.join("bundle.new"), &dir).expect("mv bundle.new bundle");
+        let (r, took) = first_answer_from(&mut client, &alice_get(), &revision_of(&[(ALICE_FILE, &v2)]), written).await;
+        report_latency("directory rename swap", took);
+        assert_eq!(decision(&r), Decision::Allow, "{r:#?}");
+        // 2. An edit inside the new directory is seen too.
+        added_deny_scp_is_enforced_within_1s(&mut client, &dir, &v2, "deny SCP added after a rename swap").await;
+
+        // 3. Swap in a copy with the same content (nothing to reload), wait, then edit the new one.
+        let v3 = alice_json("Allow", "ReadV3");
+        std::fs::remove_dir_all(parent.join("bundle.old")).expect("rm -r bundle.old");
+        support::write_files(&parent.join("bundle.new"), &[(ALICE_FILE, &v3)]);
+        std::fs::rename(&dir, parent.join("bundle.old")).expect("mv bundle bundle.old");
+        std::fs::rename(parent.join("bundle.new"), &dir).expect("mv bundle.new bundle");
+        let (r, _) =
+            first_answer_from(&mut client, &alice_get(), &revision_of(&[(ALICE_FILE, &v3)]), Instant::now()).await;
+        assert_eq!(decision(&r), Decision::Allow, "{r:#?}");
+        let copy = parent.join("bundle.copy");
+        support::copy_tree(&dir, &copy, &|_| false);
+        std::fs::rename(&dir, parent.join("bundle.old2")).expect("mv bundle bundle.old2");
+        std::fs::rename(&copy, &dir).expect("mv bundle.copy bundle");
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert_eq!(server.revision(), revision_of(&[(ALICE_FILE, &v3)]), "same content, same revision");
+        added_deny_scp_is_enforced_within_1s(&mut client, &dir, &v3, "deny SCP added after a same-content swap").await;
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// `rm -r bundle && mkdir bundle && …`: while the directory is missing the old revision keeps
+/// serving (the reload is rejected); once it is re-created, it and every later edit in it are seen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bundle_directory_deleted_and_recreated_is_followed() {
+    bounded(async {
+        let allow = alice_json("Allow", "Read");
+        let old = revision_of(&[(ALICE_FILE, &allow)]);
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &allow)]);
+        let dir = tmp.path().to_path_buf();
+        let server = Sidecar::start(&dir, None, None).await;
+        let mut client = server.client().await;
+
+        std::fs::remove_dir_all(&dir).expect("rm -r bundle");
+        let removed = Instant::now();
+        let s = loop {
+            let s = status(&mut client).await;
+            if !s.last_reload_error.is_empty() {
+                break s;
+            }
+            assert!(removed.elapsed() < RELOAD_BOUND, "removing the bundle directory was not noticed: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(s.revision, old, "the old revision keeps serving: {s:#?}");
+        assert_eq!(authorize(&mut client, alice_get()).await.bundle_revision, old);
+
+        let v2 = alice_json("Allow", "ReadV2");
+        let written = Instant::now();
+        support::write_files(&dir, &[(ALICE_FILE, &v2)]);
+        let (r, took) = first_answer_from(&mut client, &alice_get(), &revision_of(&[(ALICE_FILE, &v2)]), written).await;
+        report_latency("re-created bundle directory", took);
+        assert_eq!(decision(&r), Decision::Allow, "{r:#?}");
+        assert!(status(&mut client).await.last_reload_error.is_empty(), "the activation clears the error");
+        added_deny_scp_is_enforced_within_1s(&mut client, &dir, &v2, "deny SCP added after delete + re-create").await;
+
+        // At once this time (`rm -r bundle && mkdir bundle && cp …`, within one debounce): the path
+        // names the same thing before and after the batch, but not the same directory.
+        let v3 = alice_json("Allow", "ReadV3");
+        let written = Instant::now();
+        std::fs::remove_dir_all(&dir).expect("rm -r bundle");
+        support::write_files(&dir, &[(ALICE_FILE, &v3)]);
+        let (_, took) = first_answer_from(&mut client, &alice_get(), &revision_of(&[(ALICE_FILE, &v3)]), written).await;
+        report_latency("bundle directory deleted and re-created at once", took);
+        added_deny_scp_is_enforced_within_1s(&mut client, &dir, &v3, "deny SCP added after a quick re-create").await;
+        // Removing the SCPs again, then a series of edits, each seen.
+        std::fs::remove_dir_all(dir.join("organizations")).expect("rm -r organizations");
+        first_answer_from(&mut client, &alice_get(), &revision_of(&[(ALICE_FILE, &v3)]), Instant::now()).await;
+        successive_changes(&server, &dir, 5).await;
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// The bundle path is a symlink (`ln -sfn new bundle.tmp && mv -T bundle.tmp bundle`), retargeted;
+/// then the directory it names is itself replaced by a rename (the link unchanged, its target path
+/// unchanged, the inode new). Each time, edits in whatever the path names are seen.
+#[cfg(unix)]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_symlinked_bundle_path_is_followed_through_retargets_and_replaced_targets() {
+    bounded(async {
+        let tmp = support::temp_dir();
+        let releases = tmp.path().join("releases");
+        let v1 = alice_json("Allow", "V1");
+        support::write_files(&releases.join("a"), &[(ALICE_FILE, &v1)]);
+        let bundle = tmp.path().join("bundle");
+        symlink("releases/a", &bundle);
+        let server = Sidecar::start(&bundle, None, None).await;
+        let mut client = server.client().await;
+
+        // 1. Retarget the link atomically.
+        let v2 = alice_json("Allow", "V2");
+        support::write_files(&releases.join("b"), &[(ALICE_FILE, &v2)]);
+        let written = Instant::now();
+        symlink("releases/b", &tmp.path().join("bundle.tmp"));
+        std::fs::rename(tmp.path().join("bundle.tmp"), &bundle).expect("mv -T bundle.tmp bundle");
+        let (_, took) = first_answer_from(&mut client, &alice_get(), &revision_of(&[(ALICE_FILE, &v2)]), written).await;
+        report_latency("symlink retarget", took);
+        added_deny_scp_is_enforced_within_1s(&mut client, &bundle, &v2, "deny SCP added after a symlink retarget")
+            .await;
+
+        // 2. Replace the target directory itself (`mv releases/b releases/b.old && mv releases/c releases/b`).
+        let v3 = alice_json("Allow", "V3");
+        support::write_files(&releases.join("c"), &[(ALICE_FILE, &v3)]);
+        let written = Instant::now();
+        std::fs::rename(releases.join("b"), releases.join("b.old")).expect("mv releases/b releases/b.old");
+        std::fs::rename(releases.join("c"), releases.join("b")).expect("mv releases/c releases/b");
+        let (_, took) = first_answer_from(&mut client, &alice_get(), &revision_of(&[(ALICE_FILE, &v3)]), written).await;
+        report_latency("target replaced behind the symlink", took);
+        added_deny_scp_is_enforced_within_1s(&mut client, &bundle, &v3, "deny SCP added after the target was replaced")
+            .await;
+        server.shutdown().await;
+    })
+    .await;
+}
+
+// === 8. compare before compiling; status stays small (SPEC §6.1) ===
+
+/// A reload that finds the active content again (a broken edit reverted) is `unchanged` and clears
+/// the last reload error; nothing is activated again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reverting_to_the_active_content_clears_the_last_reload_error() {
+    bounded(async {
+        let alice = alice_json("Allow", "Read");
+        let old = revision_of(&[(ALICE_FILE, &alice)]);
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice)]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        let activated_at = status(&mut client).await.activated_at;
+        let path = tmp.path().join(ALICE_FILE);
+
+        write_in_place(&path, &alice_json("Permit", "Read"));
+        let written = Instant::now();
+        loop {
+            let s = status(&mut client).await;
+            if !s.last_reload_error.is_empty() {
+                break;
+            }
+            assert!(written.elapsed() < RELOAD_BOUND, "the broken edit was not rejected: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+        write_in_place(&path, &alice);
+        let written = Instant::now();
+        let s = loop {
+            let s = status(&mut client).await;
+            if s.last_reload_error.is_empty() {
+                break s;
+            }
+            assert!(
+                written.elapsed() < RELOAD_BOUND,
+                "reverting to the active content did not clear the error within {RELOAD_BOUND:?}: {s:#?}"
+            );
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        };
+        assert_eq!(s.revision, old, "{s:#?}");
+        assert_eq!(s.activated_at, activated_at, "the same content is not activated again: {s:#?}");
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// `count` statements with an unknown `Effect`, each one problem, in one managed policy file.
+fn broken_statements(count: usize) -> String {
+    let statement = r#"{"Effect":"X","Action":"a:b","Resource":"*"}"#;
+    let mut s = String::with_capacity(count * (statement.len() + 1) + 64);
+    s.push_str(r#"{"Version":"2012-10-17","Statement":["#);
+    for i in 0..count {
+        if i > 0 {
+            s.push(',');
+        }
+        s.push_str(statement);
+    }
+    s.push_str("]}");
+    s
+}
+
+/// A reload with over 100,000 problems: `GetBundleStatus` once failed with OUT_OF_RANGE (a status
+/// larger than the message limit). It keeps the first 100 problems and the count.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reload_with_102000_problems_keeps_the_status_small() {
+    bounded(async {
+        let alice = alice_json("Allow", "Read");
+        let old = revision_of(&[(ALICE_FILE, &alice)]);
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice)]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        // Three files of 34,000 problems each, each under the per-file size limit; written as hidden
+        // files and renamed into place, so no reload sees half a file.
+        let text = broken_statements(34_000);
+        std::fs::create_dir_all(tmp.path().join("iam/policies")).expect("mkdir iam/policies");
+        for i in 0..3 {
+            write_then_rename(&tmp.path().join(format!("iam/policies/Broken{i}.json")), &text);
+        }
+        let written = Instant::now();
+        let s = loop {
+            let s = status(&mut client).await;
+            if s.last_reload_error.contains("102000") {
+                break s;
+            }
+            assert!(written.elapsed() < Duration::from_secs(60), "no rejection of 102000 problems: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let size = prost::Message::encoded_len(&s);
+        let lines: Vec<&str> = s.last_reload_error.lines().collect();
+        eprintln!("status after 102000 problems: {size} bytes, {} lines, last: {:?}", lines.len(), lines.last());
+        assert_eq!(s.revision, old, "the old revision keeps serving");
+        assert_eq!(lines.len(), 101, "the first 100 problems and one line with the count");
+        assert!(lines[..100].iter().all(|l| l.contains("iam/policies/Broken") && l.contains("Effect")), "{lines:?}");
+        assert!(lines[100].contains("102000"), "the count: {:?}", lines[100]);
+        assert!(size < 64 * 1024, "the status is {size} bytes");
+        assert_eq!(authorize(&mut client, alice_get()).await.bundle_revision, old);
+        server.shutdown().await;
+    })
+    .await;
+}
+
+/// Poll mode over a broken bundle: the same broken content is one rejection (validated, logged and
+/// counted once), not one per interval. The real binary, so its log and `/metrics` are its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broken_bundle_polled_20_times_is_rejected_once() {
+    bounded(async {
+        let tmp = support::temp_dir();
+        let dir = tmp.path().join("bundle");
+        let alice = alice_json("Allow", "Read");
+        support::write_files(&dir, &[(ALICE_FILE, &alice)]);
+        let log = tmp.path().join("serve.log");
+        let args = ["serve", "--bundle", utf8(&dir), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"];
+        let mut child = support::ServeChild::spawn(tmp.path(), args.iter().chain(&["--poll-interval", "50"]), &log);
+        let admin = child.logged_addr("admin HTTP listening").await;
+        let rejected = |text: &str| {
+            support::sample_sum(
+                &support::parse_prometheus(text),
+                "warden_bundle_reloads_total",
+                &[("result", "rejected")],
+            )
+        };
+        let started = Instant::now();
+        let before = loop {
+            let r = support::http_get(admin, "/readyz").await;
+            if r.status == 200 {
+                break rejected(&support::http_get(admin, "/metrics").await.body);
+            }
+            assert!(started.elapsed() < WAIT, "not ready after {WAIT:?}:\n{}", child.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        };
+
+        write_then_rename(&dir.join(ALICE_FILE), &alice_json("Permit", "Read"));
+        // 1 s: 20 polls of the same broken content.
+        tokio::time::sleep(Duration::from_millis(1000)).await;
+        let metrics = support::http_get(admin, "/metrics").await.body;
+        let logged = child.log().lines().filter(|l| l.contains("bundle rejected")).count();
+        eprintln!("20 polls of a broken bundle: {} rejections counted, {logged} logged", rejected(&metrics) - before);
+        assert_eq!(rejected(&metrics) - before, 1.0, "rejections counted:\n{metrics}");
+        assert_eq!(logged, 1, "rejections logged:\n{}", child.log());
+        let status = support::http_get(admin, "/v1/status").await.body;
+        assert!(status.contains("Effect"), "the status keeps the error: {status}");
+
+        // Fixed: activated at the next poll.
+        let fixed = alice_json("Deny", "Read");
+        write_then_rename(&dir.join(ALICE_FILE), &fixed);
+        let want = revision_of(&[(ALICE_FILE, &fixed)]);
+        let written = Instant::now();
+        while !support::http_get(admin, "/readyz").await.body.contains(&want) {
+            assert!(written.elapsed() < RELOAD_BOUND, "the fix was not activated:\n{}", child.log());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await;
+}

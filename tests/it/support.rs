@@ -325,3 +325,125 @@ pub(crate) fn sample_sum(samples: &[Sample], name: &str, labels: &[(&str, &str)]
         .sum::<f64>()
         + 0.0 // an empty sum is -0.0
 }
+
+/// `POST path` with a JSON body over a fresh loopback connection (`Connection: close`); returns
+/// (status, body). Panics on I/O errors and after 10 s.
+/// The admin bearer token of the servers the tests start (`--admin-token-file`).
+pub(crate) const ADMIN_TOKEN: &str = "propagate-tests-admin-token-0123456789";
+
+/// A token file holding [`ADMIN_TOKEN`], written once per test process.
+pub(crate) fn admin_token_file() -> &'static Path {
+    static FILE: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    FILE.get_or_init(|| {
+        let p = std::env::temp_dir().join(format!("warden-test-admin-token-{}", std::process::id()));
+        std::fs::write(&p, format!("{ADMIN_TOKEN}\n")).expect("write the token file");
+        p
+    })
+}
+
+/// POSTs JSON with the test admin token ([`ADMIN_TOKEN`]).
+pub(crate) async fn http_post(addr: std::net::SocketAddr, path: &str, body: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let exchange = async {
+        let mut s = tokio::net::TcpStream::connect(addr).await.unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+        let req = format!(
+            "POST {path} HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {ADMIN_TOKEN}\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        s.write_all(req.as_bytes()).await.expect("write the request");
+        let mut raw = Vec::new();
+        s.read_to_end(&mut raw).await.expect("read the response");
+        String::from_utf8_lossy(&raw).into_owned()
+    };
+    let raw = tokio::time::timeout(std::time::Duration::from_secs(10), exchange)
+        .await
+        .unwrap_or_else(|_| panic!("POST {path} on {addr} took over 10 s"));
+    let status = raw.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    let body = raw.split_once("\r\n\r\n").map(|(_, b)| b.to_owned()).unwrap_or_default();
+    (status, body)
+}
+
+/// A `warden serve` child process whose log (stderr, no colours) goes to a file. Killed with SIGKILL
+/// (by its own id) when dropped, so a failing test leaves no server behind.
+pub(crate) struct ServeChild {
+    /// The process.
+    pub(crate) child: std::process::Child,
+    log: PathBuf,
+}
+
+impl ServeChild {
+    /// Starts `warden ARGS` in `cwd`, logging at `info` into `log`.
+    pub(crate) fn spawn<I, S>(cwd: &Path, args: I, log: &Path) -> ServeChild
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let child = Command::new(warden_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("RUST_LOG")
+            .env("WARDEN_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn warden");
+        ServeChild { child, log: log.to_path_buf() }
+    }
+
+    /// What the process logged so far.
+    pub(crate) fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// The address logged on the line that contains `what` (e.g. `admin HTTP listening`), waiting up
+    /// to 20 s for it; panics with the log if the process exits first.
+    pub(crate) async fn logged_addr(&mut self, what: &str) -> std::net::SocketAddr {
+        let started = std::time::Instant::now();
+        loop {
+            let log = self.log();
+            let found = log
+                .lines()
+                .filter(|l| l.contains(what))
+                .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")).and_then(|a| a.parse().ok()));
+            if let Some(addr) = found {
+                return addr;
+            }
+            if let Ok(Some(status)) = self.child.try_wait() {
+                panic!("warden exited with {status} before logging `{what}`:\n{log}");
+            }
+            assert!(started.elapsed() < std::time::Duration::from_secs(20), "no `{what}` logged after 20 s:\n{log}");
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// Waits up to `bound` for the process to exit; `None` if it still runs.
+    pub(crate) async fn exit_within(&mut self, bound: std::time::Duration) -> Option<std::process::ExitStatus> {
+        let started = std::time::Instant::now();
+        loop {
+            if let Some(s) = self.child.try_wait().expect("child status") {
+                return Some(s);
+            }
+            if started.elapsed() > bound {
+                return None;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+        }
+    }
+
+    /// SIGKILL (`kill -9`), then reap it.
+    pub(crate) fn kill_9(&mut self) {
+        self.child.kill().expect("SIGKILL the server");
+        self.child.wait().expect("reap the server");
+    }
+}
+
+impl Drop for ServeChild {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}

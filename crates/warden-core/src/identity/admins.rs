@@ -35,14 +35,30 @@ fn sorted(v: &[String]) -> Vec<String> {
     v
 }
 
+/// Why a change of an app's admin list is refused, as a problem line (`path: field: message`): the
+/// file and field, the app, the old and new lists, and what the operator can do.
+fn refusal(app: &crate::bundle::PartnerApp, was: &[String], now: &[String]) -> String {
+    format!(
+        "{}: ApplicationConfig.AdminUsers: partner app `{}` ({}, type {}) cannot change its admin users (only comet \
+         apps support updating root admins): was [{}], now [{}]; restore the list, or remove the app from the bundle \
+         and add it again (its remembered admins are then forgotten)",
+        app.file,
+        app.name,
+        app.arn,
+        app.app_type,
+        was.join(", "),
+        now.join(", ")
+    )
+}
+
 impl AdminMemory {
     /// Whether `user` is a remembered (former root) admin of `app`.
     pub fn is_remembered(&self, app: &str, user: &str) -> bool {
         self.apps.get(app).is_some_and(|a| a.remembered.contains(user))
     }
 
-    /// The memory after activating `bundle`, or one message per app whose admin change is refused.
-    /// Apps no longer in the bundle are forgotten.
+    /// The memory after activating `bundle`, or one message per app whose admin change is refused
+    /// (see [`refusal`]). Apps no longer in the bundle are forgotten.
     pub fn transition(&self, bundle: &Bundle) -> Result<AdminMemory, Vec<String>> {
         let mut next = AdminMemory { version: VERSION, apps: BTreeMap::new() };
         let mut refused = Vec::new();
@@ -63,14 +79,7 @@ impl AdminMemory {
                     AppAdmins { app_type: app.app_type.clone(), admin_users: now, remembered }
                 }
                 Some(prev) => {
-                    refused.push(format!(
-                        "partner app `{}` ({}, type {}): its admin users cannot change (only comet apps support updating root admins): was [{}], now [{}]",
-                        app.name,
-                        app.arn,
-                        app.app_type,
-                        prev.admin_users.join(", "),
-                        now.join(", ")
-                    ));
+                    refused.push(refusal(app, &prev.admin_users, &now));
                     prev.clone()
                 }
             };

@@ -1323,6 +1323,21 @@ fn admins_change_refused_for_every_type_but_comet() {
 }
 
 #[test]
+fn admins_refusal_names_file_field_both_lists_and_the_remedy() {
+    let m = fresh_memory(&with_admins(FIDDLER, &["bob"]));
+    let refused = m.transition(&with_admins(FIDDLER, &["carol", "bob"])).expect_err("fiddler may not change");
+    assert_eq!(
+        refused,
+        [format!(
+            "sagemaker/partner-apps/fiddler.json: ApplicationConfig.AdminUsers: partner app `Fiddler` ({FIDDLER}, type \
+             fiddler) cannot change its admin users (only comet apps support updating root admins): was [bob], now \
+             [bob, carol]; restore the list, or remove the app from the bundle and add it again (its remembered admins \
+             are then forgotten)"
+        )]
+    );
+}
+
+#[test]
 fn admins_app_removed_is_forgotten() {
     let m = fresh_memory(&with_admins(COMET, &["alice", "carol"]));
     let m = m.transition(&with_admins(COMET, &["alice"])).expect("comet may change");
