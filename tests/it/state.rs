@@ -180,6 +180,8 @@ fn serve(cwd: &Path, bundle: &Path, state: &Path, log: &str) -> support::ServeCh
         "127.0.0.1:0".as_ref(),
         "--admin-listen".as_ref(),
         "127.0.0.1:0".as_ref(),
+        "--admin-token-file".as_ref(),
+        support::admin_token_file().as_os_str(),
     ];
     support::ServeChild::spawn(cwd, args, &cwd.join(log))
 }
