@@ -452,7 +452,8 @@ impl ArnGlob {
             ArnKind::Prefix(p) => fast_starts_with(value, p),
             ArnKind::Segments { prefix, segs, expand } => {
                 fast_starts_with(value, prefix)
-                    && (match_fixed(segs, value) || (*expand && match_expanding(segs, value)))
+                    && (match_fixed(segs, value)
+                        || (*expand && has_colons(value, segs.len()) && match_expanding(segs, value)))
             }
         }
     }
@@ -478,6 +479,13 @@ fn match_fixed(segs: &[Glob], value: &str) -> bool {
         rest = tail;
     }
     false
+}
+
+/// Whether `value` has at least `n` colons. With fewer than one per segment it can be cut into the
+/// segments in one way only, the one [`match_fixed`] tries, so expansion has nothing to add (typical
+/// ARNs, with five colons, never need it).
+fn has_colons(value: &str, n: usize) -> bool {
+    n.checked_sub(1).is_none_or(|k| value.bytes().filter(|&b| b == b':').nth(k).is_some())
 }
 
 /// Whether some non-final segment ends with `*` (and so may swallow colons).
