@@ -321,7 +321,12 @@ impl DecisionCache {
             let Some(victim) = ring.pop_front() else { break };
             let mut kept = false;
             let removed = self.map.remove_if(&victim, |_, e| {
-                kept = chances > 0 && e.referenced.swap(false, Ordering::Relaxed);
+                // Under the shard's write lock: no hit can set the mark between the load and the store,
+                // and an unmarked entry (the common case in a scan) costs no locked instruction.
+                kept = chances > 0 && e.referenced.load(Ordering::Relaxed);
+                if kept {
+                    e.referenced.store(false, Ordering::Relaxed);
+                }
                 !kept
             });
             chances = chances.saturating_sub(1);
