@@ -7,6 +7,7 @@
     reason = "test code: a panic is a failed run, reported with its message"
 )]
 mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each with its exact errors
+mod bundle_files; // hostile directory entries (FIFOs, devices, symlinks, loops, empty or huge): refused in bounded time
 mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes
 mod core_wire; // the pure core against the wire conversion and the embedded bundle
