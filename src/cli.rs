@@ -271,7 +271,9 @@ fn print_lines(problems: &[String]) {
     for p in problems {
         eprintln!("{p}");
     }
-    eprintln!("{} problem{} found", problems.len(), if problems.len() == 1 { "" } else { "s" });
+    // A long list ends with one problem that counts those left out: the total includes them.
+    let total = warden_core::policy::error::total(problems);
+    eprintln!("{total} problem{} found", if total == 1 { "" } else { "s" });
 }
 
 /// Loads a bundle directory, or the embedded default when no directory was named and `policies/`

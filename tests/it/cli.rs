@@ -123,6 +123,160 @@ fn validate_of_a_missing_directory_fails() {
     assert!(out.stderr.contains("1 problem found"), "{}", out.dump());
 }
 
+/// Objects as the AWS CLI prints them, with every key it prints (SPEC §3.1 "Strict shapes": a key AWS
+/// prints for that object is accepted; only unknown keys are errors).
+const AWS_ROLE: &str = r#"{
+  "Path": "/service-role/", "RoleName": "Exec", "RoleId": "AROAEXAMPLEEXAMPLE01",
+  "Arn": "arn:aws:iam::111122223333:role/service-role/Exec", "CreateDate": "2025-07-28T12:58:17+00:00",
+  "AssumeRolePolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow",
+    "Principal": {"Service": "sagemaker.amazonaws.com"}, "Action": "sts:AssumeRole"}]},
+  "Description": "Studio execution role", "MaxSessionDuration": 3600,
+  "InstanceProfileList": [],
+  "RolePolicyList": [{"PolicyName": "Inline", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+    {"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}}],
+  "AttachedManagedPolicies": [{"PolicyName": "Read", "PolicyArn": "arn:aws:iam::111122223333:policy/Read"}],
+  "PermissionsBoundary": {"PermissionsBoundaryType": "PermissionsBoundaryPolicy",
+                          "PermissionsBoundaryArn": "arn:aws:iam::111122223333:policy/Read"},
+  "Tags": [{"Key": "Team", "Value": "Team1"}],
+  "RoleLastUsed": {"LastUsedDate": "2025-08-01T10:00:00+00:00", "Region": "us-east-1"}
+}"#;
+
+const AWS_USER: &str = r#"{
+  "Path": "/", "UserName": "alice", "UserId": "AIDAEXAMPLEEXAMPLE01",
+  "Arn": "arn:aws:iam::111122223333:user/alice", "CreateDate": "2024-01-01T00:00:00+00:00",
+  "PasswordLastUsed": "2025-08-01T10:00:00+00:00",
+  "UserPolicyList": [], "GroupList": ["Team1"], "AttachedManagedPolicies": [], "Tags": []
+}"#;
+
+const AWS_GROUP: &str = r#"{
+  "Path": "/", "GroupName": "Team1", "GroupId": "AGPAEXAMPLEEXAMPLE01",
+  "Arn": "arn:aws:iam::111122223333:group/Team1", "CreateDate": "2024-01-01T00:00:00+00:00",
+  "GroupPolicyList": [], "AttachedManagedPolicies": []
+}"#;
+
+const AWS_MANAGED_POLICY: &str = r#"{
+  "PolicyName": "Read", "PolicyId": "ANPAEXAMPLEEXAMPLE01", "Arn": "arn:aws:iam::111122223333:policy/Read",
+  "Path": "/", "DefaultVersionId": "v1", "AttachmentCount": 1, "PermissionsBoundaryUsageCount": 1,
+  "IsAttachable": true, "Description": "read", "CreateDate": "2024-01-01T00:00:00+00:00",
+  "UpdateDate": "2024-01-01T00:00:00+00:00", "Tags": [],
+  "PolicyDocument": {"Version": "2012-10-17", "Statement": [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}
+}"#;
+
+const AWS_AUTH_DETAILS: &str = r#"{
+  "UserDetailList": [], "GroupDetailList": [], "RoleDetailList": [],
+  "Policies": [{"PolicyName": "Audit", "PolicyId": "ANPAEXAMPLEEXAMPLE02",
+    "Arn": "arn:aws:iam::111122223333:policy/Audit", "Path": "/", "DefaultVersionId": "v2",
+    "AttachmentCount": 0, "PermissionsBoundaryUsageCount": 0, "IsAttachable": true,
+    "CreateDate": "2024-01-01T00:00:00+00:00", "UpdateDate": "2024-02-01T00:00:00+00:00",
+    "PolicyVersionList": [
+      {"Document": "%7B%22Version%22%3A%222012-10-17%22%2C%22Statement%22%3A%5B%7B%22Effect%22%3A%22Allow%22%2C%22Action%22%3A%22cloudtrail%3ALookupEvents%22%2C%22Resource%22%3A%22%2A%22%7D%5D%7D",
+       "VersionId": "v2", "IsDefaultVersion": true, "CreateDate": "2024-02-01T00:00:00+00:00"},
+      {"Document": {"Version": "2012-10-17", "Statement": []}, "VersionId": "v1", "IsDefaultVersion": false,
+       "CreateDate": "2024-01-01T00:00:00+00:00"}]}],
+  "IsTruncated": false
+}"#;
+
+const AWS_SCP: &str = r#"{"Policy": {
+  "PolicySummary": {"Id": "p-FullAWSAccess", "Arn": "arn:aws:organizations::aws:policy/service_control_policy/p-FullAWSAccess",
+    "Name": "FullAWSAccess", "Description": "Allows access to every operation", "Type": "SERVICE_CONTROL_POLICY",
+    "AwsManaged": true},
+  "Content": "{\"Version\":\"2012-10-17\",\"Statement\":[{\"Effect\":\"Allow\",\"Action\":\"*\",\"Resource\":\"*\"}]}"
+}}"#;
+
+const AWS_PARTNER_APP: &str = r#"{
+  "Arn": "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-COMETTEAM001", "Name": "CometTeam1",
+  "Type": "comet", "Status": "Available", "CreationTime": "2025-07-28T12:58:17.123000+00:00",
+  "LastModifiedTime": "2025-07-28T13:30:00.000000+00:00",
+  "ExecutionRoleArn": "arn:aws:iam::111122223333:role/service-role/Exec",
+  "KmsKeyId": "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+  "BaseUrl": "https://app-cometteam001.partner-app.us-east-1.sagemaker.aws",
+  "MaintenanceConfig": {"MaintenanceWindowStart": "Sun:04:00"}, "Tier": "small", "Version": "1.0",
+  "ApplicationConfig": {"AdminUsers": ["alice"], "Arguments": {"comet-key": "value"},
+    "AssignedGroupPatterns": [], "RoleGroupAssignments": []},
+  "AuthType": "IAM", "EnableIamSessionBasedIdentity": true, "EnableAutoMinorVersionUpgrade": false,
+  "Error": {"Code": "", "Reason": ""}, "CurrentVersionEolDate": "2026-07-28T00:00:00+00:00",
+  "AvailableUpgrade": {"AvailableVersion": "1.1", "ReleaseNotes": []}, "Tags": []
+}"#;
+
+const AWS_DOMAIN: &str = r#"{
+  "DomainArn": "arn:aws:sagemaker:us-east-1:111122223333:domain/d-abcdefghijkl", "DomainId": "d-abcdefghijkl",
+  "DomainName": "studio", "HomeEfsFileSystemId": "fs-0123456789abcdef0",
+  "SingleSignOnManagedApplicationInstanceId": "ins-0123456789abcdef",
+  "SingleSignOnApplicationArn": "arn:aws:sso::111122223333:application/ssoins-1234567890abcdef/apl-0123456789abcdef",
+  "Status": "InService", "CreationTime": "2025-07-28T12:58:17.123000+00:00",
+  "LastModifiedTime": "2025-07-28T13:30:00.000000+00:00", "SecurityGroupIdForDomainBoundary": "sg-0123456789abcdef0",
+  "AuthMode": "SSO",
+  "DefaultUserSettings": {"ExecutionRole": "arn:aws:iam::111122223333:role/service-role/Exec",
+    "SecurityGroups": ["sg-0123456789abcdef0"], "SharingSettings": {"NotebookOutputOption": "Disabled"},
+    "JupyterServerAppSettings": {}, "KernelGatewayAppSettings": {}, "CanvasAppSettings": {},
+    "JupyterLabAppSettings": {}, "SpaceStorageSettings": {}, "DefaultLandingUri": "studio::",
+    "StudioWebPortal": "ENABLED", "StudioWebPortalSettings": {}, "AutoMountHomeEFS": "Enabled"},
+  "DomainSettings": {"SecurityGroupIds": ["sg-0123456789abcdef0"], "ExecutionRoleIdentityConfig": "DISABLED",
+    "DockerSettings": {"EnableDockerAccess": "DISABLED"}, "AmazonQSettings": {"Status": "DISABLED"},
+    "IpAddressType": "ipv4", "TrustedIdentityPropagationSettings": {"Status": "ENABLED"},
+    "S3AccessGrants": {"Status": "ENABLED"}},
+  "AppNetworkAccessType": "VpcOnly", "SubnetIds": ["subnet-0123456789abcdef0"],
+  "Url": "https://d-abcdefghijkl.studio.us-east-1.sagemaker.aws", "VpcId": "vpc-0123456789abcdef0",
+  "KmsKeyId": "arn:aws:kms:us-east-1:111122223333:key/00000000-0000-0000-0000-000000000000",
+  "AppSecurityGroupManagement": "Service", "TagPropagation": "ENABLED",
+  "DefaultSpaceSettings": {"ExecutionRole": "arn:aws:iam::111122223333:role/service-role/Exec"},
+  "UserProfiles": [{"DomainId": "d-abcdefghijkl",
+    "UserProfileArn": "arn:aws:sagemaker:us-east-1:111122223333:user-profile/d-abcdefghijkl/alice",
+    "UserProfileName": "alice", "HomeEfsFileSystemUid": "200001", "Status": "InService",
+    "LastModifiedTime": "2025-07-28T13:30:00.000000+00:00", "CreationTime": "2025-07-28T12:58:17.123000+00:00",
+    "SingleSignOnUserIdentifier": "UserName", "SingleSignOnUserValue": "alice",
+    "UserSettings": {"SecurityGroups": ["sg-0123456789abcdef0"], "StudioWebPortal": "ENABLED"}}]
+}"#;
+
+const AWS_IDENTITY_CENTER: &str = r#"{
+  "Instance": {"InstanceArn": "arn:aws:sso:::instance/ssoins-1234567890abcdef", "IdentityStoreId": "d-1234567890",
+    "IdentityStoreArn": "arn:aws:identitystore::111122223333:identitystore/d-1234567890",
+    "OwnerAccountId": "111122223333", "Name": "corp", "CreatedDate": "2024-01-01T00:00:00+00:00",
+    "Status": "ACTIVE"},
+  "Users": [{"IdentityStoreId": "d-1234567890", "UserId": "9067-alice", "UserName": "alice",
+    "Name": {"FamilyName": "Doe", "GivenName": "Alice"}, "DisplayName": "Alice Doe",
+    "Emails": [{"Value": "alice@example.com", "Type": "work", "Primary": true}], "UserType": "Employee",
+    "Title": "Data scientist", "PreferredLanguage": "en", "Locale": "en-US", "Timezone": "UTC",
+    "ExternalIds": [], "Addresses": [], "PhoneNumbers": []}],
+  "Groups": [{"IdentityStoreId": "d-1234567890", "GroupId": "g-1", "DisplayName": "Team1Group",
+    "Description": "team 1", "ExternalIds": [], "Members": ["alice"]}]
+}"#;
+
+#[test]
+fn issue_010_validate_accepts_every_key_the_aws_cli_prints() {
+    let b = support::bundle_in_temp(&[
+        ("iam/roles/Exec.json", AWS_ROLE),
+        ("iam/users/alice.json", AWS_USER),
+        ("iam/groups/Team1.json", AWS_GROUP),
+        ("iam/policies/Read.json", AWS_MANAGED_POLICY),
+        ("iam/authorization-details.json", AWS_AUTH_DETAILS),
+        ("organizations/scps/FullAWSAccess.json", AWS_SCP),
+        ("sagemaker/partner-apps/CometTeam1.json", AWS_PARTNER_APP),
+        ("sagemaker/domains/studio.json", AWS_DOMAIN),
+        ("identity-center/ic.json", AWS_IDENTITY_CENTER),
+    ]);
+    let out = validate(b.path());
+    assert_eq!(out.code, 0, "AWS CLI output must validate:\n{}", out.dump());
+
+    // The same objects with one key AWS never prints: each is an error naming file and pointer.
+    let cases = [
+        ("iam/roles/Exec.json", AWS_ROLE, "/RoleLastUsd", "a role"),
+        ("sagemaker/partner-apps/CometTeam1.json", AWS_PARTNER_APP, "/Teir", "a partner app"),
+        ("sagemaker/domains/studio.json", AWS_DOMAIN, "/DefaultSpaceSetting", "a domain"),
+        ("identity-center/ic.json", AWS_IDENTITY_CENTER, "/Instanse", "an Identity Center file"),
+    ];
+    for (file, doc, pointer, what) in cases {
+        let key = pointer.trim_start_matches('/');
+        let broken = doc.replacen('{', &format!("{{\"{key}\": null, "), 1);
+        support::write_file(b.path(), file, broken.as_bytes());
+        let out = validate(b.path());
+        support::write_file(b.path(), file, doc.as_bytes());
+        assert_eq!(out.code, 1, "{file}: `{key}` must be refused:\n{}", out.dump());
+        let want = format!("{file}: {pointer}: unknown key `{key}` in {what}: did you mean `");
+        assert!(out.stderr.contains(&want), "expected `{want}…`:\n{}", out.dump());
+    }
+}
+
 // --- eval --request -------------------------------------------------------------------------
 
 fn request(principal: &str, action: &str, resource: &str) -> Value {

@@ -8,6 +8,7 @@
 )]
 mod admin_surface; // admin mutations behind a bearer token; the Unix socket never takes what is not its own
 mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each with its exact errors
+mod bundle_files; // hostile directory entries (FIFOs, devices, symlinks, loops, empty or huge): refused in bounded time
 mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes
 mod core_wire; // the pure core against the wire conversion and the embedded bundle

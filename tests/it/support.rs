@@ -74,6 +74,68 @@ where
     }
 }
 
+/// A run of the binary that was given a time limit.
+#[derive(Debug)]
+pub(crate) struct Timed {
+    /// What it printed (`code` is `-1` when it was killed).
+    pub(crate) out: Output,
+    /// How long it ran.
+    pub(crate) elapsed: std::time::Duration,
+    /// Whether it was still running at the limit and had to be killed.
+    pub(crate) killed: bool,
+}
+
+/// Runs `warden ARGS` (empty stdin, in the crate directory) and kills it if it is still running after
+/// `limit`: a test of a hang fails instead of hanging. At most 16 MiB of each output stream is kept.
+pub(crate) fn warden_timed<I, S>(limit: std::time::Duration, args: I) -> Timed
+where
+    I: IntoIterator<Item = S>,
+    S: AsRef<std::ffi::OsStr>,
+{
+    use std::io::Read;
+    const KEEP: u64 = 16 << 20;
+    let started = std::time::Instant::now();
+    let mut child = Command::new(warden_bin())
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env_remove("RUST_LOG")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("spawn the warden binary");
+    let drain = |stream: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut buf = Vec::new();
+            if let Some(s) = stream {
+                let _ = s.take(KEEP).read_to_end(&mut buf);
+            }
+            String::from_utf8_lossy(&buf).into_owned()
+        })
+    };
+    let stdout = drain(child.stdout.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let stderr = drain(child.stderr.take().map(|s| Box::new(s) as Box<dyn Read + Send>));
+    let mut killed = false;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("poll the warden binary") {
+            break status;
+        }
+        if started.elapsed() >= limit {
+            killed = true;
+            let _ = child.kill();
+            break child.wait().expect("wait for the killed warden binary");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    };
+    let elapsed = started.elapsed();
+    let out = Output {
+        code: status.code().unwrap_or(-1),
+        stdout: stdout.join().expect("stdout reader"),
+        stderr: stderr.join().expect("stderr reader"),
+    };
+    Timed { out, elapsed, killed }
+}
+
 /// A fresh temporary directory (removed when dropped).
 pub(crate) fn temp_dir() -> tempfile::TempDir {
     tempfile::Builder::new().prefix("warden-it-").tempdir().expect("create a temp dir")

@@ -1,5 +1,6 @@
 //! Small helpers to read AWS-shaped JSON objects while collecting problems. Pure.
 use super::model::Tags;
+use super::schema::{self, Place};
 use crate::policy::Problems;
 use crate::policy::error::ptr_token;
 use serde_json::{Map, Value};
@@ -20,7 +21,7 @@ pub fn str_field(
         }
         None => {
             if required {
-                p.push(at, format!("missing `{key}`"));
+                p.missing(at, &[key], format!("missing `{key}`"));
             }
             None
         }
@@ -79,6 +80,7 @@ pub fn tags_field(obj: &Map<String, Value>, key: &str, at: &str, p: &mut Problem
             p.push(f, "a tag must be an object {\"Key\", \"Value\"}");
             continue;
         };
+        schema::check(o, &f, &schema::TAG, Place::file(&[]), p);
         let (Some(k), v) = (str_field(o, "Key", &f, true, p), str_field(o, "Value", &f, false, p)) else {
             continue;
         };
@@ -90,6 +92,36 @@ pub fn tags_field(obj: &Map<String, Value>, key: &str, at: &str, p: &mut Problem
         }
     }
     tags
+}
+
+/// Reads `obj[key]` as an object: `None` when absent or null, a problem when it is of another type
+/// (never ignored: a list where an object belongs is a misplaced value, not an absent one).
+pub fn object_field<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    at: &str,
+    p: &mut Problems<'_>,
+) -> Option<&'a Map<String, Value>> {
+    match obj.get(key) {
+        None | Some(Value::Null) => None,
+        Some(Value::Object(o)) => Some(o),
+        Some(v) => {
+            p.push(format!("{at}/{}", ptr_token(key)), format!("`{key}` must be an object, not {}", type_name(v)));
+            None
+        }
+    }
+}
+
+/// The JSON type of `v`, for messages (`an array`).
+pub fn type_name(v: &Value) -> &'static str {
+    match v {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// The object at `v`, or a problem.

@@ -1,22 +1,24 @@
 //! Builds a [`Bundle`] from `(relative path, bytes)` pairs: classifies files by location, parses them
 //! strictly, compiles every policy, resolves attachments and groups, and collects **every** problem.
 //! Pure: the caller reads the files.
-use super::fields::{bool_field, list_field, object, str_field, string_list, tags_field};
+use super::fields::{bool_field, list_field, object, object_field, str_field, string_list, tags_field};
 use super::model::{Bundle, Counts, Role, Tags, TestCase, User};
 use super::sagemaker;
-use crate::policy::error::ptr_token;
-use crate::policy::{Layer, Policy, PolicyKind, Problem, Problems, StatementIndex, arn, document_value, json};
+use super::schema::{self, Layout, Place, Shape};
+use crate::policy::{
+    Layer, Policy, PolicyKind, Problem, ProblemList, Problems, StatementIndex, arn, document_value, json,
+};
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
 use std::sync::Arc;
 
-/// Largest file accepted.
-pub const MAX_FILE_BYTES: usize = 4 << 20;
+/// Largest file accepted (SPEC §3.1).
+pub const MAX_FILE_BYTES: usize = 10 << 20;
 /// Largest bundle accepted (all files).
-pub const MAX_BUNDLE_BYTES: usize = 64 << 20;
+pub const MAX_BUNDLE_BYTES: usize = 256 << 20;
 /// Most files accepted.
-pub const MAX_FILES: usize = 200_000;
+pub const MAX_FILES: usize = 100_000;
 
 /// The content digest: SHA-256 over the sorted (path, bytes) pairs.
 pub fn revision_of(files: &[(String, Vec<u8>)]) -> String {
@@ -60,6 +62,31 @@ struct RawPrincipal {
     file: String,
 }
 
+/// A managed policy or group that could not be built: what names it, and where it went wrong. A
+/// reference to it that then fails is reported as a consequence of that, not as a second root cause.
+#[derive(Debug)]
+struct Failed {
+    /// Its name (the file stem, for a file that is not even JSON).
+    name: Option<String>,
+    /// Its ARN, when it was read.
+    arn: Option<String>,
+    /// The file.
+    file: String,
+    /// The pointer of the failed part (empty: the whole file).
+    at: String,
+}
+
+impl Failed {
+    /// ` (because `FILE` is invalid)`, naming the pointer when it is not the whole file.
+    fn because(&self) -> String {
+        if self.at.is_empty() {
+            format!(" (because `{}` is invalid)", self.file)
+        } else {
+            format!(" (because `{}` is invalid at `{}`)", self.file, self.at)
+        }
+    }
+}
+
 #[derive(Default)]
 struct Raw {
     managed: Vec<RawManaged>,
@@ -67,12 +94,24 @@ struct Raw {
     roles: Vec<RawPrincipal>,
     groups: Vec<RawPrincipal>,
     scps: Vec<(String, Value, String, String)>,
+    /// Managed policies that could not be built.
+    failed_managed: Vec<Failed>,
+    /// Group files that are not JSON.
+    failed_groups: Vec<Failed>,
 }
 
 /// Builds a bundle; every problem is returned when it is invalid.
-pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Problem>> {
+pub fn from_files(files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Problem>> {
+    from_read(files, Vec::new())
+}
+
+/// Builds a bundle from the files a directory reader read and the problems it met (entries it refused
+/// to read); every problem is returned, sorted and capped, when it is invalid. A bundle without a JSON
+/// file is invalid (SPEC §3.1: an empty bundle is not a policy).
+pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Result<Bundle, Vec<Problem>> {
     files.sort_by(|a, b| a.0.cmp(&b.0));
-    let mut problems: Vec<Problem> = Vec::new();
+    let mut problems = ProblemList::new();
+    problems.extend(reading);
     let total: usize = files.iter().map(|f| f.1.len()).sum();
     if files.len() > MAX_FILES {
         problems.push(Problem {
@@ -80,7 +119,7 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
             field: String::new(),
             message: format!("{} files exceed the limit of {MAX_FILES}", files.len()),
         });
-        return Err(problems);
+        return Err(problems.into_sorted());
     }
     if total > MAX_BUNDLE_BYTES {
         problems.push(Problem {
@@ -88,7 +127,7 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
             field: String::new(),
             message: format!("{total} bytes exceed the bundle limit of {MAX_BUNDLE_BYTES}"),
         });
-        return Err(problems);
+        return Err(problems.into_sorted());
     }
     let revision = revision_of(&files);
     let mut raw = Raw::default();
@@ -96,6 +135,7 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
     let mut domains = Vec::new();
     let mut ic_docs = Vec::new();
     let mut tests = Vec::new();
+    let mut json_files = 0usize;
     for (path, bytes) in &files {
         let mut p = Problems::new(path, &mut problems);
         let name = path.rsplit('/').next().unwrap_or(path);
@@ -106,19 +146,27 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
             p.push("", "unexpected file: bundles hold only `.json` files (and `.md` notes)");
             continue;
         }
-        if bytes.len() > MAX_FILE_BYTES {
-            p.push("", format!("file of {} bytes exceeds the limit of {MAX_FILE_BYTES}", bytes.len()));
-            continue;
-        }
-        let value = match json::parse_strict_bytes(bytes) {
+        json_files += 1;
+        let stem = name.trim_end_matches(".json").to_owned();
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        let failed = || Failed { name: Some(stem.clone()), arn: None, file: path.clone(), at: String::new() };
+        let value = if bytes.len() > MAX_FILE_BYTES {
+            Err(format!("file of {} bytes exceeds the limit of {MAX_FILE_BYTES}", bytes.len()))
+        } else {
+            json::parse_strict_bytes(bytes).map_err(|e| format!("malformed JSON: {e}"))
+        };
+        let value = match value {
             Ok(v) => v,
             Err(e) => {
-                p.push("", format!("malformed JSON: {e}"));
+                p.push("", e);
+                match dir {
+                    "iam/policies" => raw.failed_managed.push(failed()),
+                    "iam/groups" => raw.failed_groups.push(failed()),
+                    _ => {}
+                }
                 continue;
             }
         };
-        let stem = name.trim_end_matches(".json").to_owned();
-        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
         match dir {
             "iam/policies" => read_managed(&value, &stem, &mut raw, &mut p),
             "iam/roles" => read_principal(&value, "", Kind::Role, &mut raw, &mut p),
@@ -133,6 +181,15 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
             _ => p.push("", "unknown location: see docs/bundle-format.md for the bundle layout"),
         }
     }
+    // Reported when nothing else is: a bundle with other problems is refused anyway, and the line would
+    // only repeat that its one file was refused.
+    if json_files == 0 && problems.is_empty() {
+        problems.push(Problem {
+            file: ".".into(),
+            field: String::new(),
+            message: "the bundle has no files: a half-swapped mount?".into(),
+        });
+    }
     let mut bundle = Bundle { revision, ..Bundle::default() };
     let mut counts = Counts::default();
     resolve_iam(raw, &mut bundle, &mut counts, &mut problems);
@@ -145,13 +202,7 @@ pub fn from_files(mut files: Vec<(String, Vec<u8>)>) -> Result<Bundle, Vec<Probl
     counts.identity_center_users = bundle.identity_center.users.len();
     counts.tests = bundle.tests.len();
     bundle.counts = counts;
-    if problems.is_empty() {
-        Ok(bundle)
-    } else {
-        problems.sort();
-        problems.dedup();
-        Err(problems)
-    }
+    if problems.is_empty() { Ok(bundle) } else { Err(problems.into_sorted()) }
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -161,11 +212,33 @@ enum Kind {
     Group,
 }
 
+impl Kind {
+    fn shape(self) -> (&'static Shape, Layout) {
+        match self {
+            Kind::User => (&schema::USER, schema::USER_LAYOUT),
+            Kind::Role => (&schema::ROLE, schema::ROLE_LAYOUT),
+            Kind::Group => (&schema::GROUP, schema::GROUP_LAYOUT),
+        }
+    }
+}
+
+/// Whether an object of a policy file is a bare policy document rather than a wrapper whose keys are
+/// `wrapper_keys` (a misspelt `Statment` is then reported by the document's own checks).
+fn is_bare_document(o: &Map<String, Value>, wrapper_keys: &[&str]) -> bool {
+    !wrapper_keys.iter().any(|k| o.contains_key(*k))
+}
+
 fn read_managed(v: &Value, stem: &str, raw: &mut Raw, p: &mut Problems<'_>) {
     let Some(o) = object(v, "", "a managed policy file", p) else {
+        raw.failed_managed.push(Failed {
+            name: Some(stem.to_owned()),
+            arn: None,
+            file: p.file().to_owned(),
+            at: String::new(),
+        });
         return;
     };
-    if o.contains_key("Statement") {
+    if is_bare_document(o, schema::MANAGED_POLICY.read) {
         raw.managed.push(RawManaged {
             name: stem.to_owned(),
             arn: None,
@@ -175,25 +248,36 @@ fn read_managed(v: &Value, stem: &str, raw: &mut Raw, p: &mut Problems<'_>) {
         });
         return;
     }
+    schema::check(o, "", &schema::MANAGED_POLICY, Place::file(schema::MANAGED_POLICY_LAYOUT), p);
     let name = str_field(o, "PolicyName", "", true, p);
     let arn_s = str_field(o, "Arn", "", false, p);
+    let file = p.file();
+    let failed = |at: &str| Failed {
+        name: Some(name.clone().unwrap_or_else(|| stem.to_owned())),
+        arn: arn_s.clone(),
+        file: file.to_owned(),
+        at: at.to_owned(),
+    };
     let Some(doc) = o.get("PolicyDocument") else {
-        p.push("", "missing `PolicyDocument` (or give a bare policy document)");
+        raw.failed_managed.push(failed(""));
+        p.missing("", &["PolicyDocument"], "missing `PolicyDocument` (or give a bare policy document)");
         return;
     };
     match document_value(doc) {
-        Ok(d) => {
-            if let Some(name) = name {
-                raw.managed.push(RawManaged {
-                    name,
-                    arn: arn_s,
-                    doc: d,
-                    at: "/PolicyDocument".into(),
-                    file: p.file().to_owned(),
-                });
-            }
+        Ok(d) => match name {
+            Some(name) => raw.managed.push(RawManaged {
+                name,
+                arn: arn_s,
+                doc: d,
+                at: "/PolicyDocument".into(),
+                file: p.file().to_owned(),
+            }),
+            None => raw.failed_managed.push(failed("")),
+        },
+        Err(e) => {
+            raw.failed_managed.push(failed("/PolicyDocument"));
+            p.push("/PolicyDocument", e);
         }
-        Err(e) => p.push("/PolicyDocument", e),
     }
 }
 
@@ -204,6 +288,9 @@ fn read_principal(v: &Value, at: &str, kind: Kind, raw: &mut Raw, p: &mut Proble
         Kind::Group => "a group",
     };
     let Some(o) = object(v, at, what, p) else { return };
+    let (shape, layout) = kind.shape();
+    let place = Place::at(layout, at);
+    schema::check(o, at, shape, place, p);
     let (name_key, inline_key) = match kind {
         Kind::User => ("UserName", "UserPolicyList"),
         Kind::Role => ("RoleName", "RolePolicyList"),
@@ -222,6 +309,7 @@ fn read_principal(v: &Value, at: &str, kind: Kind, raw: &mut Raw, p: &mut Proble
         let Some(io) = object(item, &f, "an inline policy", p) else {
             continue;
         };
+        schema::check(io, &f, &schema::INLINE_POLICY, place, p);
         let pname = str_field(io, "PolicyName", &f, true, p);
         match io.get("PolicyDocument").map(document_value) {
             Some(Ok(doc)) => {
@@ -230,23 +318,23 @@ fn read_principal(v: &Value, at: &str, kind: Kind, raw: &mut Raw, p: &mut Proble
                 }
             }
             Some(Err(e)) => p.push(format!("{f}/PolicyDocument"), e),
-            None => p.push(f, "missing `PolicyDocument`"),
+            None => p.missing(&f, &["PolicyDocument"], "missing `PolicyDocument`"),
         }
     }
     for (f, item) in list_field(o, "AttachedManagedPolicies", at, p) {
         let Some(ao) = object(item, &f, "an attached policy", p) else {
             continue;
         };
+        schema::check(ao, &f, &schema::ATTACHED_POLICY, place, p);
         if let Some(a) = str_field(ao, "PolicyArn", &f, true, p) {
             rp.attached.push((a, f));
         }
     }
     if kind != Kind::Group {
-        if let Some(b) = o.get("PermissionsBoundary").filter(|b| !b.is_null()) {
-            let f = format!("{at}/PermissionsBoundary");
-            if let Some(bo) = object(b, &f, "`PermissionsBoundary`", p)
-                && let Some(a) = str_field(bo, "PermissionsBoundaryArn", &f, true, p)
-            {
+        let f = format!("{at}/PermissionsBoundary");
+        if let Some(bo) = object_field(o, "PermissionsBoundary", at, p) {
+            schema::check(bo, &f, &schema::BOUNDARY, place, p);
+            if let Some(a) = str_field(bo, "PermissionsBoundaryArn", &f, true, p) {
                 rp.boundary = Some((a, f));
             }
         }
@@ -261,7 +349,11 @@ fn read_principal(v: &Value, at: &str, kind: Kind, raw: &mut Raw, p: &mut Proble
             match o.get("AssumeRolePolicyDocument").map(document_value) {
                 Some(Ok(doc)) => rp.trust = Some((doc, format!("{at}/AssumeRolePolicyDocument"))),
                 Some(Err(e)) => p.push(format!("{at}/AssumeRolePolicyDocument"), e),
-                None => p.push(at, "missing `AssumeRolePolicyDocument` (the role's trust policy)"),
+                None => p.missing(
+                    at,
+                    &["AssumeRolePolicyDocument"],
+                    "missing `AssumeRolePolicyDocument` (the role's trust policy)",
+                ),
             }
             raw.roles.push(rp);
         }
@@ -273,7 +365,9 @@ fn read_auth_details(v: &Value, raw: &mut Raw, p: &mut Problems<'_>) {
     let Some(o) = object(v, "", "`get-account-authorization-details` output", p) else {
         return;
     };
-    if o.get("IsTruncated") == Some(&Value::Bool(true)) {
+    let place = Place::file(schema::AUTH_DETAILS_LAYOUT);
+    schema::check(o, "", &schema::AUTH_DETAILS, place, p);
+    if bool_field(o, "IsTruncated", "", false, p) {
         p.push(
             "/IsTruncated",
             "the output is truncated (`IsTruncated: true`): run the command without `--max-items`/`--no-paginate`",
@@ -293,30 +387,53 @@ fn read_auth_details(v: &Value, raw: &mut Raw, p: &mut Problems<'_>) {
         let Some(po) = object(pol, &f, "a policy", p) else {
             continue;
         };
+        schema::check(po, &f, &schema::AUTH_POLICY, place, p);
         let name = str_field(po, "PolicyName", &f, true, p);
         let arn_s = str_field(po, "Arn", &f, true, p);
         let versions = list_field(po, "PolicyVersionList", &f, p);
         // Only the default version is in force.
-        let default: Vec<_> =
-            versions.iter().filter(|(_, ver)| ver.get("IsDefaultVersion") == Some(&Value::Bool(true))).collect();
+        let mut default = Vec::new();
+        for (vf, ver) in &versions {
+            let Some(vo) = object(ver, vf, "a policy version", p) else {
+                continue;
+            };
+            schema::check(vo, vf, &schema::POLICY_VERSION, place, p);
+            if bool_field(vo, "IsDefaultVersion", vf, false, p) {
+                default.push((vf, vo));
+            }
+        }
+        let file = p.file();
+        let failed =
+            |at: &str| Failed { name: name.clone(), arn: arn_s.clone(), file: file.to_owned(), at: at.to_owned() };
         match default.as_slice() {
-            [(vf, ver)] => match ver.get("Document").map(document_value) {
-                Some(Ok(doc)) => {
-                    if let (Some(name), Some(a)) = (name, arn_s) {
-                        raw.managed.push(RawManaged {
-                            name,
-                            arn: Some(a),
-                            doc,
-                            at: format!("{vf}/Document"),
-                            file: p.file().to_owned(),
-                        });
-                    }
+            [(vf, vo)] => match vo.get("Document").map(document_value) {
+                Some(Ok(doc)) => match (name.clone(), arn_s.clone()) {
+                    (Some(name), Some(a)) => raw.managed.push(RawManaged {
+                        name,
+                        arn: Some(a),
+                        doc,
+                        at: format!("{vf}/Document"),
+                        file: p.file().to_owned(),
+                    }),
+                    _ => raw.failed_managed.push(failed(&f)),
+                },
+                Some(Err(e)) => {
+                    raw.failed_managed.push(failed(&format!("{vf}/Document")));
+                    p.push(format!("{vf}/Document"), e);
                 }
-                Some(Err(e)) => p.push(format!("{vf}/Document"), e),
-                None => p.push(vf.clone(), "missing `Document`"),
+                None => {
+                    raw.failed_managed.push(failed(vf));
+                    p.missing(vf, &["Document"], "missing `Document`");
+                }
             },
-            [] => p.push(f, "no `PolicyVersionList` entry has `IsDefaultVersion: true`"),
-            _ => p.push(f, "several `PolicyVersionList` entries have `IsDefaultVersion: true`"),
+            [] => {
+                raw.failed_managed.push(failed(&f));
+                p.push(f, "no `PolicyVersionList` entry has `IsDefaultVersion: true`");
+            }
+            _ => {
+                raw.failed_managed.push(failed(&f));
+                p.push(f, "several `PolicyVersionList` entries have `IsDefaultVersion: true`");
+            }
         }
     }
 }
@@ -325,27 +442,46 @@ fn read_scp(v: &Value, stem: &str, raw: &mut Raw, p: &mut Problems<'_>) {
     let Some(o) = object(v, "", "an SCP file", p) else {
         return;
     };
-    if o.contains_key("Statement") {
+    let mut wrapper_keys = schema::SCP.read.to_vec();
+    wrapper_keys.extend(schema::SCP_OUTPUT.read);
+    if is_bare_document(o, &wrapper_keys) {
         raw.scps.push((stem.to_owned(), v.clone(), String::new(), p.file().to_owned()));
         return;
     }
+    let place = Place::file(schema::SCP_LAYOUT);
     // `aws organizations describe-policy` prints {"Policy": {"PolicySummary": {"Name"}, "Content"}}.
-    let (o, at) = match o.get("Policy").and_then(Value::as_object) {
-        Some(inner) => (inner, "/Policy".to_owned()),
-        None => (o, String::new()),
+    let (o, at) = if o.contains_key("Policy") {
+        schema::check(o, "", &schema::SCP_OUTPUT, place, p);
+        match object_field(o, "Policy", "", p) {
+            Some(inner) => (inner, "/Policy".to_owned()),
+            None => return,
+        }
+    } else {
+        (o, String::new())
     };
-    let name = o
-        .get("PolicySummary")
-        .and_then(|s| s.get("Name"))
-        .and_then(Value::as_str)
-        .map(str::to_owned)
-        .or_else(|| str_field(o, "Name", &at, false, p))
-        .unwrap_or_else(|| stem.to_owned());
-    let content = o.get("Content").or_else(|| o.get("PolicyDocument"));
-    match content.map(document_value) {
-        Some(Ok(doc)) => raw.scps.push((name, doc, format!("{at}/Content"), p.file().to_owned())),
-        Some(Err(e)) => p.push(format!("{at}/Content"), e),
-        None => p.push(at, "missing `Content` (or give a bare policy document)"),
+    schema::check(o, &at, &schema::SCP, place, p);
+    let summary_at = format!("{at}/PolicySummary");
+    let summary_name = match object_field(o, "PolicySummary", &at, p) {
+        Some(s) => {
+            schema::check(s, &summary_at, &schema::SCP_SUMMARY, place, p);
+            str_field(s, "Name", &summary_at, false, p)
+        }
+        None => None,
+    };
+    let name = summary_name.or_else(|| str_field(o, "Name", &at, false, p)).unwrap_or_else(|| stem.to_owned());
+    let content = match (o.get("Content"), o.get("PolicyDocument")) {
+        (Some(_), Some(_)) => {
+            p.push(at.clone(), "give `Content` or `PolicyDocument`, not both");
+            return;
+        }
+        (Some(c), None) => Some(("Content", c)),
+        (None, Some(d)) => Some(("PolicyDocument", d)),
+        (None, None) => None,
+    };
+    match content.map(|(k, c)| (k, document_value(c))) {
+        Some((k, Ok(doc))) => raw.scps.push((name, doc, format!("{at}/{k}"), p.file().to_owned())),
+        Some((k, Err(e))) => p.push(format!("{at}/{k}"), e),
+        None => p.missing(&at, &["Content", "PolicyDocument"], "missing `Content` (or give a bare policy document)"),
     }
 }
 
@@ -369,7 +505,7 @@ fn principal_index(
     StatementIndex::build(&layered)
 }
 
-fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mut Vec<Problem>) {
+fn resolve_iam(mut raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mut ProblemList) {
     // SCPs.
     if !raw.scps.is_empty() {
         let mut scps = Vec::new();
@@ -398,15 +534,25 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         if let Some(a) = &m.arn {
             let ok = arn::parse(a).is_some_and(|x| x.service == "iam" && x.resource.starts_with("policy/"));
             if !ok {
-                p.push(
-                    format!("{}/Arn", m.at.trim_end_matches("/PolicyDocument")),
-                    format!("malformed policy ARN `{a}`"),
-                );
+                let at = format!("{}/Arn", m.at.trim_end_matches("/PolicyDocument"));
+                p.push(at.clone(), format!("malformed policy ARN `{a}`"));
+                raw.failed_managed.push(Failed {
+                    name: Some(m.name.clone()),
+                    arn: m.arn.clone(),
+                    file: m.file.clone(),
+                    at,
+                });
                 continue;
             }
         }
         let id = if aws_managed { format!("aws-policy/{}", m.name) } else { format!("policy/{}", m.name) };
         let Some(policy) = Policy::compile(&m.doc, PolicyKind::Identity, &id, &m.at, &mut p) else {
+            raw.failed_managed.push(Failed {
+                name: Some(m.name.clone()),
+                arn: m.arn.clone(),
+                file: m.file.clone(),
+                at: m.at.clone(),
+            });
             continue;
         };
         counts.policies += 1;
@@ -437,12 +583,27 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         by_name.get(name).cloned()
     };
     let account_of = |a: &str| arn::parse(a).map(|x| x.account.to_owned()).unwrap_or_default();
+    // Why an attached ARN resolves to nothing: a managed policy of that ARN or name that failed.
+    let failed_managed = &raw.failed_managed;
+    let unresolved = |what: &str, a: &str| -> String {
+        let name = arn::parse(a).and_then(|x| x.resource.rsplit('/').next().map(str::to_owned));
+        let cause = failed_managed
+            .iter()
+            .find(|f| f.arn.as_deref() == Some(a))
+            .or_else(|| failed_managed.iter().find(|f| f.arn.is_none() && name.is_some() && f.name == name));
+        match cause {
+            Some(f) => format!("{what} `{a}` is unusable{}", f.because()),
+            None => format!("{what} `{a}` is not in the bundle"),
+        }
+    };
 
     // Groups.
     let mut groups: HashMap<String, Vec<Arc<Policy>>> = HashMap::new();
     for g in &raw.groups {
         let mut p = Problems::new(&g.file, problems);
-        if !arn::parse(&g.arn).is_some_and(|a| a.service == "iam" && a.resource.starts_with("group/")) {
+        if !g.arn.is_empty()
+            && !arn::parse(&g.arn).is_some_and(|a| a.service == "iam" && a.resource.starts_with("group/"))
+        {
             p.push(format!("{}/Arn", g.at), format!("malformed group ARN `{}`", g.arn));
         }
         let mut pols = Vec::new();
@@ -458,7 +619,7 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         for (a, at) in &g.attached {
             match resolve(a, &acct) {
                 Some(pol) => pols.push(pol),
-                None => p.push(at.clone(), format!("attached managed policy `{a}` is not in the bundle")),
+                None => p.push(at.clone(), unresolved("attached managed policy", a)),
             }
         }
         if groups.keys().any(|k| k.eq_ignore_ascii_case(&g.name)) {
@@ -468,43 +629,45 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     }
     counts.groups = groups.len();
 
-    let mut common = |r: &RawPrincipal,
-                      kind: &str,
-                      problems: &mut Vec<Problem>|
-     -> (Vec<Arc<Policy>>, Option<Arc<Policy>>, String) {
-        let mut p = Problems::new(&r.file, problems);
-        let acct = account_of(&r.arn);
-        let mut pols = Vec::new();
-        for (name, doc, at) in &r.inline {
-            let id = format!("{kind}/{}/inline/{name}", r.name);
-            if let Some(pol) = Policy::compile(doc, PolicyKind::Identity, &id, at, &mut p) {
-                counts.policies += 1;
-                counts.statements += pol.statements.len();
-                pols.push(Arc::new(pol));
+    let mut common =
+        |r: &RawPrincipal, kind: &str, problems: &mut ProblemList| -> (Vec<Arc<Policy>>, Option<Arc<Policy>>, String) {
+            let mut p = Problems::new(&r.file, problems);
+            let acct = account_of(&r.arn);
+            let mut pols = Vec::new();
+            for (name, doc, at) in &r.inline {
+                let id = format!("{kind}/{}/inline/{name}", r.name);
+                if let Some(pol) = Policy::compile(doc, PolicyKind::Identity, &id, at, &mut p) {
+                    counts.policies += 1;
+                    counts.statements += pol.statements.len();
+                    pols.push(Arc::new(pol));
+                }
             }
-        }
-        for (a, at) in &r.attached {
-            match resolve(a, &acct) {
-                Some(pol) => pols.push(pol),
-                None => p.push(at.clone(), format!("attached managed policy `{a}` is not in the bundle")),
+            for (a, at) in &r.attached {
+                match resolve(a, &acct) {
+                    Some(pol) => pols.push(pol),
+                    None => p.push(at.clone(), unresolved("attached managed policy", a)),
+                }
             }
-        }
-        let boundary = r.boundary.as_ref().and_then(|(a, at)| {
-            let b = resolve(a, &acct);
-            if b.is_none() {
-                p.push(at.clone(), format!("permissions boundary `{a}` is not in the bundle"));
-            }
-            b
-        });
-        (pols, boundary, acct)
-    };
+            let boundary = r.boundary.as_ref().and_then(|(a, at)| {
+                let b = resolve(a, &acct);
+                if b.is_none() {
+                    p.push(at.clone(), unresolved("permissions boundary", a));
+                }
+                b
+            });
+            (pols, boundary, acct)
+        };
 
     // Users.
     let mut seen_users: std::collections::HashSet<String> = std::collections::HashSet::new();
     for u in &raw.users {
         let (mut identity, boundary, account) = common(u, "user", problems);
         let mut p = Problems::new(&u.file, problems);
-        if !matches!(arn::parse_principal(&u.arn), Some(arn::PrincipalArn::User { name, .. }) if name == u.name) {
+        // Without a name or an ARN (reported missing), only what is there is checked.
+        let arn_names_user = |name: &str| u.name.is_empty() || name == u.name;
+        if !u.arn.is_empty()
+            && !matches!(arn::parse_principal(&u.arn), Some(arn::PrincipalArn::User { name, .. }) if arn_names_user(name))
+        {
             p.push(format!("{}/Arn", u.at), format!("malformed user ARN `{}` for user `{}`", u.arn, u.name));
         }
         let lower = u.name.to_lowercase();
@@ -514,7 +677,13 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
         for g in &u.groups {
             match groups.get(g) {
                 Some(gp) => identity.extend(gp.iter().cloned()),
-                None => p.push(format!("{}/GroupList", u.at), format!("group `{g}` is not in the bundle")),
+                None => {
+                    let message = match raw.failed_groups.iter().find(|f| f.name.as_ref() == Some(g)) {
+                        Some(f) => format!("group `{g}` is unusable{}", f.because()),
+                        None => format!("group `{g}` is not in the bundle"),
+                    };
+                    p.push(format!("{}/GroupList", u.at), message);
+                }
             }
         }
         let index = principal_index(bundle.scps.as_deref(), boundary.as_ref(), &identity);
@@ -540,7 +709,10 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     for r in &raw.roles {
         let (identity, boundary, account) = common(r, "role", problems);
         let mut p = Problems::new(&r.file, problems);
-        if !matches!(arn::parse_principal(&r.arn), Some(arn::PrincipalArn::Role { name, .. }) if name == r.name) {
+        let arn_names_role = |name: &str| r.name.is_empty() || name == r.name;
+        if !r.arn.is_empty()
+            && !matches!(arn::parse_principal(&r.arn), Some(arn::PrincipalArn::Role { name, .. }) if arn_names_role(name))
+        {
             p.push(format!("{}/Arn", r.at), format!("malformed role ARN `{}` for role `{}`", r.arn, r.name));
         }
         let key = r.name.clone();
@@ -575,28 +747,27 @@ fn resolve_iam(raw: Raw, bundle: &mut Bundle, counts: &mut Counts, problems: &mu
     counts.roles = bundle.roles.len();
 }
 
-fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec<Problem>) {
+fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut ProblemList) {
     let mut names: Vec<String> = Vec::new();
+    let place = Place::file(schema::TEST_LAYOUT);
     for (path, v) in files {
         let mut p = Problems::new(path, problems);
         let cases: Vec<(String, &Value)> = match v {
-            Value::Object(o) => list_field(o, "cases", "", &mut p),
+            Value::Object(o) => {
+                schema::check(o, "", &schema::TEST_FILE, place, &mut p);
+                list_field(o, "cases", "", &mut p)
+            }
             Value::Array(a) => a.iter().enumerate().map(|(i, c)| (format!("/{i}"), c)).collect(),
             _ => {
                 p.push("", "a test file must be {\"cases\": [...]}");
                 continue;
             }
         };
-        if let Value::Object(o) = v {
-            for k in o.keys().filter(|k| *k != "cases") {
-                p.push(format!("/{}", ptr_token(k)), format!("unknown key `{k}` in a test file"));
-            }
-        }
         for (at, c) in cases {
             let Some(o) = object(c, &at, "a test case", &mut p) else {
                 continue;
             };
-            check_case(o, &at, &mut p);
+            check_case(o, &at, place, &mut p);
             let Some(name) = str_field(o, "name", &at, true, &mut p) else {
                 continue;
             };
@@ -609,37 +780,92 @@ fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec
     }
 }
 
-fn check_case(o: &Map<String, Value>, at: &str, p: &mut Problems<'_>) {
-    for k in o.keys() {
-        if !matches!(k.as_str(), "name" | "description" | "authorize" | "propagate" | "remembered_admins" | "expect") {
-            p.push(format!("{at}/{}", ptr_token(k)), format!("unknown key `{k}` in a test case"));
-        }
-    }
+fn check_case(o: &Map<String, Value>, at: &str, place: Place<'_>, p: &mut Problems<'_>) {
+    schema::check(o, at, &schema::TEST_CASE, place, p);
     let kinds = ["authorize", "propagate"].iter().filter(|k| o.contains_key(**k)).count();
     if kinds != 1 {
-        p.push(at, "a test case needs exactly one of `authorize` or `propagate`");
+        p.missing(at, &["authorize", "propagate"], "a test case needs exactly one of `authorize` or `propagate`");
     }
-    let Some(expect) = o.get("expect").and_then(Value::as_object) else {
-        p.push(at, "missing `expect` object");
+    let _ = str_field(o, "description", at, false, p);
+    for (f, r) in list_field(o, "remembered_admins", at, p) {
+        let Some(ro) = object(r, &f, "a remembered admin", p) else {
+            continue;
+        };
+        schema::check(ro, &f, &schema::TEST_REMEMBERED, place, p);
+        let _ = str_field(ro, "app_arn", &f, true, p);
+        let _ = str_field(ro, "user_name", &f, true, p);
+    }
+    let expect_at = format!("{at}/expect");
+    let Some(expect) = object_field(o, "expect", at, p) else {
+        if !o.contains_key("expect") {
+            p.missing(at, &["expect"], "missing `expect` object");
+        }
         return;
     };
+    schema::check(expect, &expect_at, &schema::TEST_EXPECT, place, p);
     if o.contains_key("authorize") {
         match expect.get("decision").and_then(Value::as_str) {
             Some("ALLOW" | "EXPLICIT_DENY" | "IMPLICIT_DENY") => {}
-            _ => p.push(
-                format!("{at}/expect/decision"),
-                "`decision` must be `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`",
-            ),
+            _ => {
+                let why = p.because_of(&expect_at, &["decision"]);
+                p.push(
+                    format!("{expect_at}/decision"),
+                    format!("`decision` must be `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`{why}"),
+                );
+            }
         }
     }
     if o.contains_key("propagate") {
         match expect.get("code").and_then(Value::as_str) {
             Some("OK" | "INVALID_ARGUMENT" | "NOT_FOUND" | "PERMISSION_DENIED" | "FAILED_PRECONDITION") => {}
-            _ => p.push(
-                format!("{at}/expect/code"),
-                "`code` must be `OK`, `INVALID_ARGUMENT`, `NOT_FOUND`, `PERMISSION_DENIED` or `FAILED_PRECONDITION`",
-            ),
+            _ => {
+                let why = p.because_of(&expect_at, &["code"]);
+                p.push(
+                    format!("{expect_at}/code"),
+                    format!(
+                        "`code` must be `OK`, `INVALID_ARGUMENT`, `NOT_FOUND`, `PERMISSION_DENIED` or \
+                         `FAILED_PRECONDITION`{why}"
+                    ),
+                );
+            }
         }
     }
-    let _ = bool_field(expect, "cached", at, false, p);
+    for (f, d) in list_field(expect, "determining", &expect_at, p) {
+        let Some(dobj) = object(d, &f, "a determining statement", p) else {
+            continue;
+        };
+        schema::check(dobj, &f, &schema::TEST_DETERMINING, place, p);
+        let _ = str_field(dobj, "policy", &f, true, p);
+        let _ = str_field(dobj, "sid", &f, true, p);
+    }
+    let _ = bool_field(expect, "cached", &expect_at, false, p);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn messages(r: Result<Bundle, Vec<Problem>>) -> Vec<String> {
+        r.err().unwrap_or_default().iter().map(ToString::to_string).collect()
+    }
+
+    #[test]
+    fn an_empty_bundle_is_not_a_policy() {
+        let want = [".: /: the bundle has no files: a half-swapped mount?"];
+        assert_eq!(messages(from_files(Vec::new())), want);
+        assert_eq!(messages(from_files(vec![("README.md".into(), b"# notes".to_vec())])), want);
+    }
+
+    #[test]
+    fn the_reader_s_problems_are_reported_with_the_bundle_s() {
+        let reading = vec![Problem {
+            file: "iam/pipe".into(),
+            field: String::new(),
+            message: "not a regular file (fifo)".into(),
+        }];
+        let files = vec![("iam/policies/P.json".into(), b"{".to_vec())];
+        let got = messages(from_read(files, reading));
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_eq!(got.first().map(String::as_str), Some("iam/pipe: /: not a regular file (fifo)"));
+    }
 }

@@ -1,8 +1,9 @@
 //! SageMaker and Identity Center objects of a bundle: partner apps (`DescribePartnerApp`), Studio
 //! domains with teams and user profiles, and the Identity Center instance, users and groups. Pure.
-use super::fields::{bool_field, list_field, object, str_field, string_list, tags_field};
+use super::fields::{bool_field, list_field, object, object_field, str_field, string_list, tags_field};
 use super::model::{Bundle, Domain, IcGroup, IcUser, PartnerApp, Team, UserProfile};
-use crate::policy::{Problem, Problems, arn};
+use super::schema::{self, Place};
+use crate::policy::{Problem, ProblemList, Problems, arn};
 use serde_json::Value;
 use std::sync::Arc;
 
@@ -35,12 +36,14 @@ pub fn valid_domain_id(id: &str) -> bool {
 }
 
 /// Reads `sagemaker/partner-apps/*.json`.
-pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec<Problem>) {
+pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut ProblemList) {
     for (path, v) in files {
         let mut p = Problems::new(path, problems);
         let Some(o) = object(v, "", "a partner app", &mut p) else {
             continue;
         };
+        let place = Place::file(schema::PARTNER_APP_LAYOUT);
+        schema::check(o, "", &schema::PARTNER_APP, place, &mut p);
         let arn_s = str_field(o, "Arn", "", true, &mut p).unwrap_or_default();
         if !arn_s.is_empty() && !valid_app_arn(&arn_s) {
             p.push("/Arn", format!("malformed partner app ARN `{arn_s}`: expected `arn:aws:sagemaker:REGION:ACCOUNT:partner-app/app-` + 12 upper-case letters or digits"));
@@ -61,8 +64,11 @@ pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problem
         if !role.is_empty() && !valid_role_arn(&role) {
             p.push("/ExecutionRoleArn", format!("malformed role ARN `{role}`"));
         }
-        let admins = match o.get("ApplicationConfig").and_then(Value::as_object) {
-            Some(ac) => string_list(ac, "AdminUsers", "/ApplicationConfig", &mut p),
+        let admins = match object_field(o, "ApplicationConfig", "", &mut p) {
+            Some(ac) => {
+                schema::check(ac, "/ApplicationConfig", &schema::APP_CONFIG, place, &mut p);
+                string_list(ac, "AdminUsers", "/ApplicationConfig", &mut p)
+            }
             None => Vec::new(),
         };
         for (i, a) in admins.iter().enumerate() {
@@ -80,7 +86,8 @@ pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problem
             );
         }
         if matches!(app_type.as_str(), "comet" | "fiddler") && admins.is_empty() {
-            p.push("/ApplicationConfig/AdminUsers", format!("a {app_type} app needs at least one admin user"));
+            let why = p.because_of("/ApplicationConfig", &["AdminUsers"]);
+            p.push("/ApplicationConfig/AdminUsers", format!("a {app_type} app needs at least one admin user{why}"));
         }
         let iam_session_identity = bool_field(o, "EnableIamSessionBasedIdentity", "", false, &mut p);
         let tags = tags_field(o, "Tags", "", &mut p);
@@ -107,7 +114,7 @@ pub fn read_partner_apps(files: &[(String, Value)], bundle: &mut Bundle, problem
 }
 
 /// Reads `identity-center/*.json`.
-pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec<Problem>) {
+pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut ProblemList) {
     let ic = &mut bundle.identity_center;
     let mut group_members: Vec<(String, String, String, String)> = Vec::new();
     ic.background_sessions_enabled = true;
@@ -117,15 +124,10 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
         let Some(o) = object(v, "", "an Identity Center file", &mut p) else {
             continue;
         };
-        for k in o.keys() {
-            if !matches!(k.as_str(), "Instance" | "Users" | "Groups") {
-                p.push(format!("/{k}"), format!("unknown key `{k}`: expected `Instance`, `Users` or `Groups`"));
-            }
-        }
-        if let Some(inst) = o.get("Instance") {
-            let Some(io) = object(inst, "/Instance", "`Instance`", &mut p) else {
-                continue;
-            };
+        let place = Place::file(schema::IDENTITY_CENTER_LAYOUT);
+        schema::check(o, "", &schema::IDENTITY_CENTER, place, &mut p);
+        if let Some(io) = object_field(o, "Instance", "", &mut p) {
+            schema::check(io, "/Instance", &schema::IC_INSTANCE, place, &mut p);
             if ic.instance_arn.is_some() {
                 p.push("/Instance", "a second Identity Center instance: a bundle has one");
             }
@@ -145,7 +147,9 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
                     );
                 }
             }
-            if let Some(bs) = io.get("UserBackgroundSessions").and_then(Value::as_object) {
+            if let Some(bs) = object_field(io, "UserBackgroundSessions", "/Instance", &mut p) {
+                let at = "/Instance/UserBackgroundSessions";
+                schema::check(bs, at, &schema::IC_BACKGROUND_SESSIONS, place, &mut p);
                 ic.background_sessions_enabled =
                     bool_field(bs, "Enabled", "/Instance/UserBackgroundSessions", true, &mut p);
                 match bs.get("DurationMinutes") {
@@ -165,6 +169,7 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
             let Some(uo) = object(u, &f, "a user", &mut p) else {
                 continue;
             };
+            schema::check(uo, &f, &schema::IC_USER, place, &mut p);
             let (Some(id), Some(name)) =
                 (str_field(uo, "UserId", &f, true, &mut p), str_field(uo, "UserName", &f, true, &mut p))
             else {
@@ -179,6 +184,7 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
             let Some(go) = object(g, &f, "a group", &mut p) else {
                 continue;
             };
+            schema::check(go, &f, &schema::IC_GROUP, place, &mut p);
             let id = str_field(go, "GroupId", &f, true, &mut p).unwrap_or_default();
             let name = str_field(go, "DisplayName", &f, true, &mut p).unwrap_or_default();
             let members = string_list(go, "Members", &f, &mut p);
@@ -200,12 +206,14 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
 }
 
 /// Reads `sagemaker/domains/*.json`.
-pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Vec<Problem>) {
+pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut ProblemList) {
     for (path, v) in files {
         let mut p = Problems::new(path, problems);
         let Some(o) = object(v, "", "a domain", &mut p) else {
             continue;
         };
+        let place = Place::file(schema::DOMAIN_LAYOUT);
+        schema::check(o, "", &schema::DOMAIN, place, &mut p);
         let id = str_field(o, "DomainId", "", true, &mut p).unwrap_or_default();
         if !id.is_empty() && !valid_domain_id(&id) {
             p.push("/DomainId", format!("malformed domain id `{id}`: expected `d-` + 12 lower-case letters or digits"));
@@ -223,25 +231,23 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
         if !matches!(auth_mode.as_str(), "SSO" | "IAM") {
             p.push("/AuthMode", format!("unknown `AuthMode` `{auth_mode}`: expected `SSO` or `IAM`"));
         }
-        let status = |o: &serde_json::Map<String, Value>, key: &str| {
-            o.get("DomainSettings")
-                .and_then(|d| d.get(key))
-                .and_then(|s| s.get("Status"))
-                .and_then(Value::as_str)
-                .map(str::to_owned)
-        };
-        let tip = status(o, "TrustedIdentityPropagationSettings");
-        let grants = status(o, "S3AccessGrants");
-        for (key, s) in [("TrustedIdentityPropagationSettings", &tip), ("S3AccessGrants", &grants)] {
-            if let Some(s) = s
-                && !matches!(s.as_str(), "ENABLED" | "DISABLED")
-            {
-                p.push(
-                    format!("/DomainSettings/{key}/Status"),
-                    format!("unknown status `{s}`: expected `ENABLED` or `DISABLED`"),
-                );
-            }
+        let settings = object_field(o, "DomainSettings", "", &mut p);
+        if let Some(ds) = settings {
+            schema::check(ds, "/DomainSettings", &schema::DOMAIN_SETTINGS, place, &mut p);
         }
+        let status = |key: &str, p: &mut Problems<'_>| {
+            let ds = settings?;
+            let at = format!("/DomainSettings/{key}");
+            let setting = object_field(ds, key, "/DomainSettings", p)?;
+            schema::check(setting, &at, &schema::STATUS_SETTING, place, p);
+            let s = str_field(setting, "Status", &at, true, p)?;
+            if !matches!(s.as_str(), "ENABLED" | "DISABLED") {
+                p.push(format!("{at}/Status"), format!("unknown status `{s}`: expected `ENABLED` or `DISABLED`"));
+            }
+            Some(s)
+        };
+        let tip = status("TrustedIdentityPropagationSettings", &mut p);
+        let grants = status("S3AccessGrants", &mut p);
         let tip_enabled = tip.as_deref() == Some("ENABLED");
         if tip_enabled && auth_mode == "IAM" {
             p.push(
@@ -249,11 +255,13 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
                 "trusted identity propagation needs an Identity Center (SSO) domain",
             );
         }
-        let default_role = o
-            .get("DefaultUserSettings")
-            .and_then(|d| d.get("ExecutionRole"))
-            .and_then(Value::as_str)
-            .map(str::to_owned);
+        let default_role = match object_field(o, "DefaultUserSettings", "", &mut p) {
+            Some(d) => {
+                schema::check(d, "/DefaultUserSettings", &schema::DEFAULT_USER_SETTINGS, place, &mut p);
+                str_field(d, "ExecutionRole", "/DefaultUserSettings", false, &mut p)
+            }
+            None => None,
+        };
         if let Some(r) = &default_role
             && !valid_role_arn(r)
         {
@@ -272,17 +280,19 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             let Some(to) = object(t, &f, "a team", &mut p) else {
                 continue;
             };
+            schema::check(to, &f, &schema::TEAM, place, &mut p);
             let team_id = str_field(to, "TeamId", &f, true, &mut p).unwrap_or_default();
             let role = str_field(to, "ExecutionRole", &f, true, &mut p).unwrap_or_default();
             if !role.is_empty() && !valid_role_arn(&role) {
                 p.push(format!("{f}/ExecutionRole"), format!("malformed role ARN `{role}`"));
             }
             let ttags = tags_field(to, "Tags", &f, &mut p);
-            let (users, groups) = match to.get("Members").and_then(Value::as_object) {
-                Some(m) => (
-                    string_list(m, "Users", &format!("{f}/Members"), &mut p),
-                    string_list(m, "Groups", &format!("{f}/Members"), &mut p),
-                ),
+            let members_at = format!("{f}/Members");
+            let (users, groups) = match object_field(to, "Members", &f, &mut p) {
+                Some(m) => {
+                    schema::check(m, &members_at, &schema::MEMBERS, place, &mut p);
+                    (string_list(m, "Users", &members_at, &mut p), string_list(m, "Groups", &members_at, &mut p))
+                }
                 None => (Vec::new(), Vec::new()),
             };
             if teams.iter().any(|x: &Team| x.team_id == team_id) {
@@ -295,10 +305,18 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             let Some(uo) = object(u, &f, "a user profile", &mut p) else {
                 continue;
             };
+            schema::check(uo, &f, &schema::USER_PROFILE, place, &mut p);
+            if let Some(us) = object_field(uo, "UserSettings", &f, &mut p) {
+                schema::check(us, &format!("{f}/UserSettings"), &schema::PROFILE_USER_SETTINGS, place, &mut p);
+            }
             let pname = str_field(uo, "UserProfileName", &f, true, &mut p).unwrap_or_default();
             let sso_user = str_field(uo, "SingleSignOnUserValue", &f, false, &mut p);
             if auth_mode == "SSO" && sso_user.is_none() {
-                p.push(f.clone(), "a user profile of an SSO domain needs `SingleSignOnUserValue`");
+                p.missing(
+                    &f,
+                    &["SingleSignOnUserValue"],
+                    "a user profile of an SSO domain needs `SingleSignOnUserValue`",
+                );
             }
             if auth_mode == "IAM" && sso_user.is_some() {
                 p.push(format!("{f}/SingleSignOnUserValue"), "`SingleSignOnUserValue` is only for SSO domains");

@@ -4,7 +4,9 @@ use super::context::{Derived, Precedence, RequestContext};
 use super::decision::Response;
 use super::evaluate::{Input, Layers, evaluate, is_trust_action};
 use crate::policy::arn::{self, PrincipalArn};
-use crate::policy::{MapContext, Policy, PolicyKind, PrincipalFacts, PrincipalKind, Problems, Value as CtxValue};
+use crate::policy::{
+    MapContext, Policy, PolicyKind, PrincipalFacts, PrincipalKind, ProblemList, Problems, Value as CtxValue,
+};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::cell::Cell;
@@ -97,7 +99,7 @@ impl Case {
                 return Err(fail(format!("unknown key `policies.{k}`")));
             }
         }
-        let mut problems = Vec::new();
+        let mut problems = ProblemList::new();
         let file = format!("case {id}");
         let mut p = Problems::new(&file, &mut problems);
         let list = |key: &str| -> Result<Option<Vec<Value>>, String> {
@@ -137,7 +139,7 @@ impl Case {
         let resource = single("resource", PolicyKind::Resource, &mut p);
         let boundary = single("boundary", PolicyKind::Boundary, &mut p);
         if !problems.is_empty() {
-            let msgs: Vec<String> = problems.iter().map(|x| format!("{}: {}", x.field, x.message)).collect();
+            let msgs: Vec<String> = problems.kept().iter().map(|x| format!("{}: {}", x.field, x.message)).collect();
             return Err(fail(format!("invalid policy: {}", msgs.join("; "))));
         }
         let req =

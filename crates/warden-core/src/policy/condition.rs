@@ -108,6 +108,37 @@ struct OpName {
     family: Family,
 }
 
+/// The base names of the condition operators (without `ForAnyValue:`/`ForAllValues:` or `IfExists`).
+const OPERATORS: &[&str] = &[
+    "StringEquals",
+    "StringNotEquals",
+    "StringEqualsIgnoreCase",
+    "StringNotEqualsIgnoreCase",
+    "StringLike",
+    "StringNotLike",
+    "NumericEquals",
+    "NumericNotEquals",
+    "NumericLessThan",
+    "NumericLessThanEquals",
+    "NumericGreaterThan",
+    "NumericGreaterThanEquals",
+    "DateEquals",
+    "DateNotEquals",
+    "DateLessThan",
+    "DateLessThanEquals",
+    "DateGreaterThan",
+    "DateGreaterThanEquals",
+    "Bool",
+    "BinaryEquals",
+    "IpAddress",
+    "NotIpAddress",
+    "ArnEquals",
+    "ArnLike",
+    "ArnNotEquals",
+    "ArnNotLike",
+    "Null",
+];
+
 fn parse_operator(op: &str) -> Result<OpName, String> {
     let (qualifier, rest) = if let Some(r) = op.strip_prefix("ForAnyValue:") {
         (Qualifier::ForAnyValue, r)
@@ -148,7 +179,20 @@ fn parse_operator(op: &str) -> Result<OpName, String> {
         "ArnEquals" | "ArnLike" => (Arn, false),
         "ArnNotEquals" | "ArnNotLike" => (Arn, true),
         "Null" => (Null, false),
-        _ => return Err(format!("unknown condition operator `{op}`")),
+        _ => {
+            // Every qualifier and `IfExists` combination, so that the hint is a whole operator.
+            let names: Vec<String> = ["", "ForAnyValue:", "ForAllValues:"]
+                .iter()
+                .flat_map(|q| {
+                    OPERATORS.iter().flat_map(move |o| {
+                        let if_exists = (*o != "Null").then(|| format!("{q}{o}IfExists"));
+                        std::iter::once(format!("{q}{o}")).chain(if_exists)
+                    })
+                })
+                .collect();
+            let hint = super::hint::did_you_mean(op, names.iter().map(String::as_str));
+            return Err(format!("unknown condition operator `{op}`{hint}"));
+        }
     };
     if family == Null && if_exists {
         return Err(format!("unknown condition operator `{op}`: `Null` has no `IfExists` form"));

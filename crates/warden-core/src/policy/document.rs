@@ -3,6 +3,7 @@
 //! problem is collected with its JSON pointer. Pure.
 use super::condition::Condition;
 use super::error::{Problems, ptr_token};
+use super::hint;
 use super::json;
 use super::pattern::{ArnGlob, Glob, Tok};
 use super::principal::PrincipalSpec;
@@ -147,8 +148,9 @@ impl Policy {
             return None;
         };
         for k in obj.keys() {
-            if !matches!(k.as_str(), "Version" | "Id" | "Statement") {
-                problems.push(format!("{at}/{}", ptr_token(k)), format!("unknown policy element `{k}`"));
+            if !POLICY_ELEMENTS.contains(&k.as_str()) {
+                let hint = unknown_element(k, at, POLICY_ELEMENTS, problems);
+                problems.push(format!("{at}/{}", ptr_token(k)), format!("unknown policy element `{k}`{hint}"));
             }
         }
         // Without Version 2012-10-17, variables are literal text (a missing Version is read like
@@ -173,7 +175,7 @@ impl Policy {
                 Vec::new()
             }
             None => {
-                problems.push(at, "missing `Statement`");
+                problems.missing(at, &["Statement"], "missing `Statement`");
                 Vec::new()
             }
         };
@@ -208,6 +210,25 @@ impl Policy {
     }
 }
 
+/// The elements of a policy document.
+const POLICY_ELEMENTS: &[&str] = &["Version", "Id", "Statement"];
+
+/// The elements of a statement.
+const STATEMENT_ELEMENTS: &[&str] =
+    &["Sid", "Effect", "Principal", "NotPrincipal", "Action", "NotAction", "Resource", "NotResource", "Condition"];
+
+/// `: did you mean `X`?` for a misspelt element (remembered, so that the element's absence is reported
+/// as a consequence), or nothing.
+fn unknown_element(written: &str, at: &str, known: &[&'static str], p: &mut Problems<'_>) -> String {
+    match hint::nearest(written, known.iter().copied()) {
+        Some(meant) => {
+            p.misspelt(at, meant, written);
+            format!(": did you mean `{meant}`?")
+        }
+        None => String::new(),
+    }
+}
+
 fn compile_statement(
     v: &Value,
     index: usize,
@@ -222,19 +243,9 @@ fn compile_statement(
         return None;
     };
     for k in obj.keys() {
-        if !matches!(
-            k.as_str(),
-            "Sid"
-                | "Effect"
-                | "Principal"
-                | "NotPrincipal"
-                | "Action"
-                | "NotAction"
-                | "Resource"
-                | "NotResource"
-                | "Condition"
-        ) {
-            p.push(format!("{at}/{}", ptr_token(k)), format!("unknown statement element `{k}`"));
+        if !STATEMENT_ELEMENTS.contains(&k.as_str()) {
+            let hint = unknown_element(k, at, STATEMENT_ELEMENTS, p);
+            p.push(format!("{at}/{}", ptr_token(k)), format!("unknown statement element `{k}`{hint}"));
         }
     }
     let sid: Arc<str> = match obj.get("Sid") {
@@ -255,11 +266,12 @@ fn compile_statement(
         Some(Value::String(e)) if e == "Allow" => Effect::Allow,
         Some(Value::String(e)) if e == "Deny" => Effect::Deny,
         Some(e) => {
-            p.push(format!("{at}/Effect"), format!("unknown `Effect` {e}: expected `Allow` or `Deny`"));
+            let hint = e.as_str().map(|w| hint::did_you_mean(w, ["Allow", "Deny"])).unwrap_or_default();
+            p.push(format!("{at}/Effect"), format!("unknown `Effect` {e}: expected `Allow` or `Deny`{hint}"));
             Effect::Deny
         }
         None => {
-            p.push(at, "missing `Effect`");
+            p.missing(at, &["Effect"], "missing `Effect`");
             Effect::Deny
         }
     };
@@ -277,7 +289,7 @@ fn compile_statement(
     match kind {
         PolicyKind::Resource => {
             if !has_principal {
-                p.push(at, "a resource-based policy statement needs `Principal`");
+                p.missing(at, &["Principal", "NotPrincipal"], "a resource-based policy statement needs `Principal`");
             }
         }
         PolicyKind::Identity | PolicyKind::Boundary | PolicyKind::Scp => {
@@ -295,7 +307,7 @@ fn compile_statement(
         (Some(v), None) => (compile_actions(v, &format!("{at}/Action"), p), false),
         (None, Some(v)) => (compile_actions(v, &format!("{at}/NotAction"), p), true),
         (None, None) => {
-            p.push(at, "missing `Action` or `NotAction`");
+            p.missing(at, &["Action", "NotAction"], "missing `Action` or `NotAction`");
             (Vec::new(), false)
         }
     };
@@ -309,7 +321,7 @@ fn compile_statement(
         (None, Some(v)) => Some((compile_resources(v, vars, &format!("{at}/NotResource"), p), true)),
         (None, None) => {
             if matches!(kind, PolicyKind::Identity | PolicyKind::Boundary) {
-                p.push(at, "missing `Resource` or `NotResource`");
+                p.missing(at, &["Resource", "NotResource"], "missing `Resource` or `NotResource`");
             }
             None
         }

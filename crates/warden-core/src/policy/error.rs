@@ -1,11 +1,18 @@
 //! Problems found while reading policies and bundles: every one is collected (never first-fail) with
-//! the file and the field (a JSON pointer) it concerns. Pure.
+//! the file and the field (a JSON pointer) it concerns, up to [`MAX_PROBLEMS`] (the rest are counted, so
+//! that no input yields millions of lines). Pure.
 use std::fmt;
+
+/// Most problems kept; the others are counted and summed up in one last problem.
+pub const MAX_PROBLEMS: usize = 1_000;
+
+/// How the summing-up problem's message starts (`… and N more problems …`).
+const MORE: &str = "… and ";
 
 /// One problem: `file: field: message`.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Problem {
-    /// Bundle-relative file path (or a case id).
+    /// Bundle-relative file path (or a case id); `.` is the bundle directory itself.
     pub file: String,
     /// JSON pointer of the field, e.g. `/Statement/0/Condition/StringEqualz`; empty for the whole file.
     pub field: String,
@@ -20,17 +27,95 @@ impl fmt::Display for Problem {
     }
 }
 
+/// Every problem of a bundle: the first [`MAX_PROBLEMS`] kept, the others only counted.
+#[derive(Debug, Default)]
+pub struct ProblemList {
+    kept: Vec<Problem>,
+    more: usize,
+}
+
+impl ProblemList {
+    /// An empty list.
+    pub fn new() -> ProblemList {
+        ProblemList::default()
+    }
+
+    /// Adds a problem (counted only, once [`MAX_PROBLEMS`] are kept).
+    pub fn push(&mut self, p: Problem) {
+        if self.kept.len() < MAX_PROBLEMS {
+            self.kept.push(p);
+        } else {
+            self.more += 1;
+        }
+    }
+
+    /// Adds every problem of `ps`.
+    pub fn extend(&mut self, ps: impl IntoIterator<Item = Problem>) {
+        for p in ps {
+            self.push(p);
+        }
+    }
+
+    /// How many problems were added (kept or counted).
+    pub fn len(&self) -> usize {
+        self.kept.len() + self.more
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The problems kept so far, in the order they were found.
+    pub fn kept(&self) -> &[Problem] {
+        &self.kept
+    }
+
+    /// The problems kept, sorted by (file, field, message) without repeats, followed by one problem that
+    /// counts the others when some were only counted.
+    pub fn into_sorted(self) -> Vec<Problem> {
+        let ProblemList { mut kept, more } = self;
+        kept.sort();
+        kept.dedup();
+        if more > 0 {
+            kept.push(Problem {
+                file: ".".into(),
+                field: String::new(),
+                message: format!("{MORE}{more} more problems (only the first {MAX_PROBLEMS} are listed)"),
+            });
+        }
+        kept
+    }
+}
+
+/// How many problems `problems` stands for: its length, plus the count of the last one when it sums up
+/// problems left out (see [`ProblemList::into_sorted`]).
+pub fn total(problems: &[Problem]) -> usize {
+    let more = problems
+        .last()
+        .filter(|p| p.file == "." && p.field.is_empty())
+        .and_then(|p| p.message.strip_prefix(MORE))
+        .and_then(|rest| rest.split_once(" more problems"))
+        .and_then(|(n, _)| n.parse::<usize>().ok());
+    match more {
+        Some(n) => problems.len() - 1 + n,
+        None => problems.len(),
+    }
+}
+
 /// Collects problems for one file while walking its JSON.
 #[derive(Debug)]
 pub struct Problems<'a> {
     file: &'a str,
-    out: &'a mut Vec<Problem>,
+    out: &'a mut ProblemList,
+    /// Keys reported misspelt or misplaced: (pointer of the object they belong in, the key, the cause).
+    causes: Vec<(String, String, String)>,
 }
 
 impl<'a> Problems<'a> {
     /// Collects into `out` for `file`.
-    pub fn new(file: &'a str, out: &'a mut Vec<Problem>) -> Problems<'a> {
-        Problems { file, out }
+    pub fn new(file: &'a str, out: &'a mut ProblemList) -> Problems<'a> {
+        Problems { file, out, causes: Vec::new() }
     }
 
     /// Records a problem at `field`.
@@ -38,12 +123,41 @@ impl<'a> Problems<'a> {
         self.out.push(Problem { file: self.file.to_owned(), field: field.into(), message: message.into() });
     }
 
+    /// Remembers that the object at `at` has the key `written` where `meant` was probably meant, so that
+    /// a problem about `meant` being absent is reported as its consequence ([`Problems::missing`]).
+    pub fn misspelt(&mut self, at: &str, meant: &str, written: &str) {
+        self.causes.push((at.to_owned(), meant.to_owned(), format!("because of the misspelt `{written}`")));
+    }
+
+    /// Remembers that `key`, which belongs in the object at `at`, was found at the pointer `found`, so
+    /// that a problem about `key` being absent there is reported as its consequence.
+    pub fn misplaced(&mut self, at: &str, key: &str, found: &str) {
+        self.causes.push((at.to_owned(), key.to_owned(), format!("because of the misplaced `{found}`")));
+    }
+
+    /// ` (because of the misspelt `X`)` when a misspelling or misplacement of one of `keys` of the object
+    /// at `at` was reported, else nothing: for problems that follow from a key being absent.
+    pub fn because_of(&self, at: &str, keys: &[&str]) -> String {
+        self.causes
+            .iter()
+            .find(|(a, meant, _)| a == at && keys.iter().any(|k| k == meant))
+            .map(|(_, _, cause)| format!(" ({cause})"))
+            .unwrap_or_default()
+    }
+
+    /// Records that the object at `at` lacks one of `keys`: marked as a consequence when a misspelling
+    /// or misplacement of one of them was reported ([`Problems::because_of`]).
+    pub fn missing(&mut self, at: &str, keys: &[&str], message: impl Into<String>) {
+        let message = format!("{}{}", message.into(), self.because_of(at, keys));
+        self.push(at, message);
+    }
+
     /// The file.
     pub fn file(&self) -> &'a str {
         self.file
     }
 
-    /// How many problems so far (all files).
+    /// How many problems so far (all files, kept or counted).
     pub fn count(&self) -> usize {
         self.out.len()
     }
@@ -52,4 +166,50 @@ impl<'a> Problems<'a> {
 /// Escapes a JSON-pointer token.
 pub fn ptr_token(s: &str) -> String {
     s.replace('~', "~0").replace('/', "~1")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn problem(i: usize) -> Problem {
+        Problem { file: format!("f{i:05}.json"), field: String::new(), message: "bad".into() }
+    }
+
+    #[test]
+    fn problems_past_the_cap_are_counted_in_one_last_problem() {
+        let mut list = ProblemList::new();
+        list.extend((0..MAX_PROBLEMS + 42).map(problem));
+        assert_eq!(list.len(), MAX_PROBLEMS + 42);
+        let out = list.into_sorted();
+        assert_eq!(out.len(), MAX_PROBLEMS + 1);
+        assert_eq!(
+            out.last().map(ToString::to_string).as_deref(),
+            Some(".: /: … and 42 more problems (only the first 1000 are listed)")
+        );
+        assert_eq!(total(&out), MAX_PROBLEMS + 42);
+    }
+
+    #[test]
+    fn under_the_cap_nothing_is_summed_up() {
+        let mut list = ProblemList::new();
+        list.extend((0..3).map(problem));
+        let out = list.into_sorted();
+        assert_eq!(out.len(), 3);
+        assert_eq!(total(&out), 3);
+    }
+
+    #[test]
+    fn a_missing_key_after_a_misspelling_is_its_consequence() {
+        let mut list = ProblemList::new();
+        let mut p = Problems::new("f.json", &mut list);
+        p.misspelt("/Statement/0", "Action", "Actoin");
+        p.missing("/Statement/0", &["Action", "NotAction"], "missing `Action` or `NotAction`");
+        p.missing("/Statement/1", &["Action", "NotAction"], "missing `Action` or `NotAction`");
+        let msgs: Vec<String> = list.into_sorted().into_iter().map(|p| p.message).collect();
+        assert_eq!(
+            msgs,
+            ["missing `Action` or `NotAction` (because of the misspelt `Actoin`)", "missing `Action` or `NotAction`"]
+        );
+    }
 }

@@ -4,18 +4,21 @@ use serde::de::{self, Deserializer, MapAccess, SeqAccess, Visitor};
 use serde_json::{Map, Value};
 use std::fmt;
 
-/// Nesting deeper than this is refused (serde_json itself stops at 128).
-pub const MAX_DEPTH: usize = 64;
+/// Nesting (objects and arrays within each other) deeper than this is refused (SPEC §3.1).
+pub const MAX_DEPTH: usize = 128;
 
 /// Parses `text` as JSON, refusing duplicate object keys and nesting deeper than [`MAX_DEPTH`].
 pub fn parse_strict(text: &str) -> Result<Value, String> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    let value = StrictValue::deserialize_with(&mut de).map_err(|e| e.to_string())?;
-    de.end().map_err(|e| e.to_string())?;
-    let depth = depth_of(&value);
+    // Measured before parsing, so that the parser never recurses deeper than the limit (serde_json's own
+    // limit, which stops at 127, is lifted for exactly that reason).
+    let depth = nesting_depth(text.as_bytes());
     if depth > MAX_DEPTH {
         return Err(format!("nesting depth {depth} exceeds the limit of {MAX_DEPTH}"));
     }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = StrictValue::deserialize_with(&mut de).map_err(|e| e.to_string())?;
+    de.end().map_err(|e| e.to_string())?;
     Ok(value)
 }
 
@@ -25,15 +28,28 @@ pub fn parse_strict_bytes(bytes: &[u8]) -> Result<Value, String> {
     parse_strict(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
-fn depth_of(v: &Value) -> usize {
-    // Iterative, so hostile input cannot overflow the stack here.
-    let mut max = 0;
-    let mut stack = vec![(v, 1usize)];
-    while let Some((v, d)) = stack.pop() {
-        max = max.max(d);
-        match v {
-            Value::Array(a) => stack.extend(a.iter().map(|x| (x, d + 1))),
-            Value::Object(o) => stack.extend(o.values().map(|x| (x, d + 1))),
+/// The deepest nesting of `[` and `{` outside strings (malformed text included: one linear pass, no
+/// recursion).
+fn nesting_depth(text: &[u8]) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for &b in text {
+        if in_string {
+            match (escaped, b) {
+                (true, _) => escaped = false,
+                (false, b'\\') => escaped = true,
+                (false, b'"') => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'[' | b'{' => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
     }
@@ -120,9 +136,24 @@ mod tests {
     #[test]
     fn deep_nesting_is_rejected_without_panic() {
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
-        assert!(parse_strict(&deep).is_err());
-        let d65 = "[".repeat(65) + &"]".repeat(65);
-        assert!(parse_strict(&d65).unwrap_err().contains("nesting depth"));
+        assert_eq!(parse_strict(&deep).unwrap_err(), "nesting depth 100000 exceeds the limit of 128");
+        let unclosed = r#"{"a":"#.repeat(100_000);
+        assert!(parse_strict(&unclosed).unwrap_err().contains("nesting depth 100000"));
+    }
+
+    #[test]
+    fn nesting_of_128_is_accepted_and_129_refused() {
+        let nest = |n: usize| "[".repeat(n) + "1" + &"]".repeat(n);
+        assert!(parse_strict(&nest(MAX_DEPTH)).is_ok(), "128 levels are within the limit");
+        assert_eq!(parse_strict(&nest(MAX_DEPTH + 1)).unwrap_err(), "nesting depth 129 exceeds the limit of 128");
+        let objects = r#"{"a":"#.repeat(MAX_DEPTH) + "1" + &"}".repeat(MAX_DEPTH);
+        assert!(parse_strict(&objects).is_ok());
+    }
+
+    #[test]
+    fn brackets_inside_strings_are_not_nesting() {
+        let text = format!(r#"{{"a": "{}", "b": "\\\"[[["}}"#, "[".repeat(500));
+        assert!(parse_strict(&text).is_ok(), "{text}");
     }
 
     #[test]
