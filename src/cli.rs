@@ -264,15 +264,21 @@ fn serve(config: crate::config::ServeConfig, worker_threads: Option<usize>) -> R
 }
 
 fn print_problems(problems: &[Problem]) {
-    print_lines(&problems.iter().map(ToString::to_string).collect::<Vec<_>>());
+    for p in problems {
+        eprintln!("{p}");
+    }
+    // A long list ends with one problem that counts those left out: the total includes them.
+    print_total(warden_core::policy::error::total(problems));
 }
 
 fn print_lines(problems: &[String]) {
     for p in problems {
         eprintln!("{p}");
     }
-    // A long list ends with one problem that counts those left out: the total includes them.
-    let total = warden_core::policy::error::total(problems);
+    print_total(problems.len());
+}
+
+fn print_total(total: usize) {
     eprintln!("{total} problem{} found", if total == 1 { "" } else { "s" });
 }
 
