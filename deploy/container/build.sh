@@ -69,7 +69,8 @@ timeout -k 10 600 podman --storage-driver "$DRIVER" build --quiet --format docke
 id=$(podman --storage-driver "$DRIVER" image inspect --format '{{.Id}}' "$TAG")
 size=$(podman --storage-driver "$DRIVER" image inspect --format '{{.Size}}' "$TAG")
 echo "build.sh: podman build -t $TAG: ${id:0:12}, $size bytes, $((SECONDS - started)) s"
-# The image this tag named before is now untagged: remove it (unless something still uses it).
-if [ -n "$old_id" ] && [ "$old_id" != "$id" ]; then
+# The image this tag named before: remove it if no tag names it any more (and nothing uses it).
+if [ -n "$old_id" ] && [ "$old_id" != "$id" ] &&
+  [ "$(podman --storage-driver "$DRIVER" image inspect --format '{{len .RepoTags}}' "$old_id" 2>/dev/null)" = 0 ]; then
   podman --storage-driver "$DRIVER" rmi "$old_id" >/dev/null 2>&1 || true
 fi
