@@ -243,8 +243,10 @@ impl Shared {
             },
             Ok(Read::Built { key, built: Err(problems) }) => {
                 serial.last_rejected = Some(key);
+                // The loader lists at most its first problems and sums up the rest in one: count them all.
+                let total = warden_core::policy::error::total(&problems);
                 let text: Vec<String> = problems.iter().map(ToString::to_string).collect();
-                return self.reject("rejected", text);
+                return self.reject_counted("rejected", text, total);
             }
             Err(e) => return self.reject("rejected", vec![format!("bundle load task failed: {e}")]),
         };
@@ -285,11 +287,17 @@ impl Shared {
     }
 
     fn reject(&self, result: &'static str, problems: Vec<String>) -> ReloadOutcome {
+        let total = problems.len();
+        self.reject_counted(result, problems, total)
+    }
+
+    /// [`Shared::reject`] of a list that stands for `total` problems.
+    fn reject_counted(&self, result: &'static str, problems: Vec<String>, total: usize) -> ReloadOutcome {
         for p in &problems {
             tracing::error!(problem = %p, "bundle rejected; the active bundle keeps serving");
         }
         metrics::bundle_reload(result);
-        self.store.reject(&problems);
+        self.store.reject(&problems, total);
         ReloadOutcome::Rejected(problems)
     }
 

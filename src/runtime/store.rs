@@ -42,7 +42,7 @@ pub const STATUS_PROBLEMS: usize = 100;
 pub const STATUS_PROBLEM_CHARS: usize = 1024;
 
 /// The status text of a failed reload: small whatever the number or size of its problems.
-fn status_text(problems: &[String]) -> String {
+fn status_text(problems: &[String], total: usize) -> String {
     let mut text = String::new();
     for p in problems.iter().take(STATUS_PROBLEMS) {
         if !text.is_empty() {
@@ -56,10 +56,9 @@ fn status_text(problems: &[String]) -> String {
             None => text.push_str(p),
         }
     }
-    if problems.len() > STATUS_PROBLEMS {
+    if total > STATUS_PROBLEMS {
         text.push_str(&format!(
-            "\n({} problems in all; the first {STATUS_PROBLEMS} are shown, every one is in the log)",
-            problems.len()
+            "\n({total} problems in all; the first {STATUS_PROBLEMS} are shown, the log has the rest)"
         ));
     }
     text
@@ -139,11 +138,12 @@ impl Store {
 
     /// Records a failed load (its first problems and their count); the active bundle (if any) keeps
     /// serving.
-    pub fn reject(&self, problems: &[String]) {
+    /// `total` counts every problem, including those a long list sums up in one line.
+    pub fn reject(&self, problems: &[String], total: usize) {
         self.reload.store(Arc::new(ReloadStatus {
             at: Some(SystemTime::now()),
-            error: Some(status_text(problems)),
-            problems: problems.len(),
+            error: Some(status_text(problems, total)),
+            problems: total,
         }));
     }
 
@@ -169,16 +169,16 @@ mod tests {
         let problems: Vec<String> = (0..150_000)
             .map(|i| if i < 3 { format!("f{i}.json: /: {long}") } else { format!("f{i}.json: /: x") })
             .collect();
-        store.reject(&problems);
+        store.reject(&problems, problems.len());
         let s = store.reload_status();
         let text = s.error.clone().unwrap_or_default();
         assert_eq!(s.problems, 150_000);
         assert_eq!(text.lines().count(), STATUS_PROBLEMS + 1);
         assert!(text.len() < (STATUS_PROBLEMS + 1) * (STATUS_PROBLEM_CHARS * 4 + 1), "{} bytes", text.len());
         assert!(text.lines().next().is_some_and(|l| l.starts_with("f0.json: /: xxx") && l.ends_with('…')));
-        assert!(text.ends_with("(150000 problems in all; the first 100 are shown, every one is in the log)"));
+        assert!(text.ends_with("(150000 problems in all; the first 100 are shown, the log has the rest)"));
 
-        store.reject(&["one: problem".to_owned()]);
+        store.reject(&["one: problem".to_owned()], 1);
         assert_eq!(store.reload_status().error.as_deref(), Some("one: problem"));
         store.unchanged();
         assert_eq!((store.reload_status().error.clone(), store.reload_status().problems), (None, 0));

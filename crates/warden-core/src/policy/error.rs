@@ -88,12 +88,13 @@ impl ProblemList {
     }
 }
 
-/// How many problems `problems` stands for: its length, plus the count of the last one when it sums up
+/// How many problems `problems` stands for: its length, plus the count of the one that sums up
 /// problems left out (see [`ProblemList::into_sorted`]).
 pub fn total(problems: &[Problem]) -> usize {
+    // Anywhere in the list: callers may sort it after the summary was appended.
     let more = problems
-        .last()
-        .filter(|p| p.file == "." && p.field.is_empty())
+        .iter()
+        .find(|p| p.file == "." && p.field.is_empty() && p.message.starts_with(MORE))
         .and_then(|p| p.message.strip_prefix(MORE))
         .and_then(|rest| rest.split_once(" more problems"))
         .and_then(|(n, _)| n.parse::<usize>().ok());
