@@ -1222,3 +1222,47 @@ async fn a_broken_bundle_polled_20_times_is_rejected_once() {
     })
     .await;
 }
+
+/// Issue 10: a FIFO and a link to `/dev/zero` dropped into a served bundle: the reload is rejected
+/// without hanging (the reload lock is not wedged), the old revision keeps serving, and the next good
+/// edit (the hazards removed, a new Sid) is picked up by the watcher.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn issue_10_a_fifo_in_a_served_bundle_is_rejected_and_the_next_good_edit_reloads() {
+    bounded(async {
+        let alice = alice_json("Allow", "Read");
+        let old = revision_of(&[(ALICE_FILE, &alice)]);
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice)]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let mut client = server.client().await;
+        let fifo = tmp.path().join("iam/policies/pipe.json");
+        std::fs::create_dir_all(fifo.parent().expect("parent")).expect("mkdir");
+        let made = std::process::Command::new("mkfifo").arg(&fifo).status().expect("mkfifo runs");
+        assert!(made.success(), "mkfifo");
+        std::os::unix::fs::symlink("/dev/zero", tmp.path().join("iam/policies/zero.json")).expect("symlink");
+        let started = Instant::now();
+        let s = loop {
+            let s = status(&mut client).await;
+            if s.last_reload_error.contains("pipe.json") {
+                break s;
+            }
+            assert!(started.elapsed() < Duration::from_secs(10), "no rejection naming the FIFO: {s:#?}");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        assert!(s.last_reload_error.contains("zero.json"), "{}", s.last_reload_error);
+        assert_eq!(s.revision, old, "the old revision keeps serving");
+        assert_eq!(authorize(&mut client, alice_get()).await.bundle_revision, old);
+        // The next good edit: hazards gone, a new Sid.
+        std::fs::remove_file(&fifo).expect("rm fifo");
+        std::fs::remove_file(tmp.path().join("iam/policies/zero.json")).expect("rm link");
+        let edited = alice_json("Allow", "ReadAgain");
+        write_then_rename(&tmp.path().join(ALICE_FILE), &edited);
+        let new = revision_of(&[(ALICE_FILE, &edited)]);
+        let started = Instant::now();
+        while authorize(&mut client, alice_get()).await.bundle_revision != new {
+            assert!(started.elapsed() < Duration::from_secs(10), "the good edit was not picked up");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        server.shutdown().await;
+    })
+    .await;
+}
