@@ -79,6 +79,13 @@ enum Command {
         /// core); default: one per CPU.
         #[arg(long, value_name = "N")]
         worker_threads: Option<usize>,
+        /// Open connections per gRPC listener (TCP and Unix socket each); past it a new connection is
+        /// closed at once (default 1024).
+        #[arg(long, value_name = "N")]
+        max_connections: Option<usize>,
+        /// Close a gRPC connection that has had no open call for MS milliseconds (default 300000, 5 min).
+        #[arg(long, value_name = "MS")]
+        idle_timeout: Option<u64>,
     },
     /// Manage the remembered admins of a running server.
     Admins {
@@ -145,6 +152,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             poll_interval,
             decision_log,
             worker_threads,
+            max_connections,
+            idle_timeout,
         } => {
             let config = match crate::config::ServeConfig::from_flags(
                 bundle.as_deref(),
@@ -155,6 +164,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             )
             .and_then(|c| c.with_state_dir(state_dir.as_deref()))
             .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
+            .and_then(|c| c.with_connections(max_connections, idle_timeout))
             {
                 Ok(c) => c,
                 Err(e) => {

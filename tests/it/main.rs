@@ -9,6 +9,7 @@
 mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each with its exact errors
 mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes
+mod connections; // connection bounds: --max-connections, handshake and idle timeouts, keep-alive, non-reading clients
 mod core_wire; // the pure core against the wire conversion and the embedded bundle
 mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded generated corpus
 mod layering; // the pure modules stay pure
