@@ -55,6 +55,7 @@ enum AdminsCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once at start; boxing the flags of `serve` buys nothing")]
 enum Command {
     /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
     Serve {
@@ -103,6 +104,13 @@ enum Command {
         /// core); default: one per CPU.
         #[arg(long, value_name = "N")]
         worker_threads: Option<usize>,
+        /// Open connections per gRPC listener (TCP and Unix socket each); past it a new connection is
+        /// closed at once (default 1024).
+        #[arg(long, value_name = "N")]
+        max_connections: Option<usize>,
+        /// Close a gRPC connection that has had no open call for MS milliseconds (default 300000, 5 min).
+        #[arg(long, value_name = "MS")]
+        idle_timeout: Option<u64>,
     },
     /// Manage the remembered admins of a running server.
     Admins {
@@ -193,6 +201,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             poll_interval,
             decision_log,
             worker_threads,
+            max_connections,
+            idle_timeout,
         } => {
             let source = if demo {
                 Ok(crate::config::BundleSource::Embedded)
@@ -213,6 +223,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .and_then(|c| c.with_admin(admin_token_file.as_deref(), Some(&uds_mode)))
                 .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
                 .and_then(|c| c.with_cache_max_bytes(cache_max_bytes))
+                .and_then(|c| c.with_connections(max_connections, idle_timeout))
             {
                 Ok(c) => c,
                 Err(e) => {

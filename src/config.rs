@@ -30,6 +30,10 @@ pub mod flag {
     pub const ADMIN_TOKEN_FILE: &str = "--admin-token-file";
     /// Permissions of the Unix socket.
     pub const UDS_MODE: &str = "--uds-mode";
+    /// Open connections per gRPC listener.
+    pub const MAX_CONNECTIONS: &str = "--max-connections";
+    /// Closing connections with no open stream.
+    pub const IDLE_TIMEOUT: &str = "--idle-timeout";
 }
 
 /// Default gRPC address.
@@ -42,6 +46,14 @@ pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
 pub const MAX_MESSAGE_BYTES: usize = 1 << 20;
 /// Most requests in one `AuthorizeBatch`.
 pub const MAX_BATCH: usize = 100;
+/// Open connections per gRPC listener by default (`--max-connections`).
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+/// Most `--max-connections` accepted (each connection is a file descriptor).
+pub const MAX_MAX_CONNECTIONS: usize = 1 << 20;
+/// A gRPC connection with no open stream is closed after this by default (`--idle-timeout`).
+pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+/// A client that has not sent the HTTP/2 preface and its SETTINGS within this is disconnected (SPEC §7).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Where the bundle comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -106,6 +118,57 @@ pub struct ServeConfig {
     pub admin_token: Option<AdminToken>,
     /// Permissions of the Unix socket (`--uds-mode`, default `0660`).
     pub uds_mode: u32,
+    /// Bounds on connections (`--max-connections`, `--idle-timeout`; the rest are fixed, tests shorten them).
+    pub connections: ConnectionLimits,
+}
+
+/// Bounds on the connections of each listener (SPEC §7, §8 "Bounds under attack"); see
+/// `server::connections` for how each is enforced.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    /// Open connections per gRPC listener (TCP and Unix socket each); past it a new connection is closed
+    /// at accept.
+    pub max_connections: usize,
+    /// A gRPC connection with no open stream for this long is closed.
+    pub idle_timeout: Duration,
+    /// A gRPC connection whose client has not sent the HTTP/2 preface and SETTINGS within this is closed.
+    pub handshake_timeout: Duration,
+    /// HTTP/2 PING sent after this long without a frame from the client.
+    pub keepalive_interval: Duration,
+    /// A PING not acknowledged within this closes the connection (a dead or stuck peer).
+    pub keepalive_timeout: Duration,
+    /// Concurrent streams per gRPC connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: u32,
+    /// Bytes of answers a gRPC connection may hold waiting for its client's flow control; past it, new
+    /// answers on that connection are RESOURCE_EXHAUSTED (a client that does not read).
+    pub max_pending_response_bytes: usize,
+    /// Open connections on the admin HTTP listener, its own pool: `/readyz` and `/metrics` stay
+    /// reachable while gRPC is saturated.
+    pub admin_max_connections: usize,
+    /// An admin connection with no byte read or written for this long is closed.
+    pub admin_idle_timeout: Duration,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> ConnectionLimits {
+        ConnectionLimits {
+            max_connections: DEFAULT_MAX_CONNECTIONS,
+            idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            handshake_timeout: HANDSHAKE_TIMEOUT,
+            keepalive_interval: Duration::from_secs(30),
+            keepalive_timeout: Duration::from_secs(10),
+            // Calls in flight on one connection = calls/s x latency: at this stack's ceiling (~115,000
+            // calls/s) and 1 ms, about 115. 256 leaves room for bursts; past it a client queues its
+            // calls itself instead of the server holding them (and their answers, see
+            // `server::connections`) for a client that may not be reading.
+            max_concurrent_streams: 256,
+            // The largest answer (`max_encoding_message_size`): a client reading normally never has this
+            // much waiting (a few answers for at most one window each).
+            max_pending_response_bytes: 4 * MAX_MESSAGE_BYTES,
+            admin_max_connections: 64,
+            admin_idle_timeout: Duration::from_secs(10),
+        }
+    }
 }
 
 /// The admin bearer token (never printed: `Debug` shows its length only).
@@ -235,6 +298,37 @@ impl ServeConfig {
         Ok(self)
     }
 
+    /// Sets `--max-connections` and `--idle-timeout` (milliseconds).
+    pub fn with_connections(
+        mut self,
+        max_connections: Option<usize>,
+        idle_timeout_ms: Option<u64>,
+    ) -> Result<ServeConfig, ConfigError> {
+        match max_connections {
+            None => {}
+            Some(n) if (1..=MAX_MAX_CONNECTIONS).contains(&n) => self.connections.max_connections = n,
+            Some(n) => {
+                return Err(ConfigError {
+                    flag: flag::MAX_CONNECTIONS,
+                    message: format!("{n} is outside 1–{MAX_MAX_CONNECTIONS}"),
+                });
+            }
+        }
+        match idle_timeout_ms {
+            None => {}
+            Some(ms) if (1_000..=86_400_000).contains(&ms) => {
+                self.connections.idle_timeout = Duration::from_millis(ms);
+            }
+            Some(ms) => {
+                return Err(ConfigError {
+                    flag: flag::IDLE_TIMEOUT,
+                    message: format!("{ms} ms is outside 1000–86400000 (1 s to 24 h)"),
+                });
+            }
+        }
+        Ok(self)
+    }
+
     /// Validates raw flag values; the bundle is the directory `--bundle` names, or `policies/`
     /// (see [`bundle_dir`]).
     pub fn from_flags(
@@ -294,6 +388,7 @@ impl ServeConfig {
             cache_max_bytes: DEFAULT_CACHE_MAX_BYTES,
             poll_interval: None,
             decision_log: None,
+            connections: ConnectionLimits::default(),
         })
     }
 }
@@ -348,5 +443,22 @@ mod tests {
         let e = c.with_cache_max_bytes(Some(MAX_CACHE_MAX_BYTES + 1)).unwrap_err();
         assert_eq!(e.flag, "--cache-max-bytes");
         assert!(e.to_string().contains("68719476737"), "{e}");
+    }
+
+    #[test]
+    fn connection_flags() {
+        let c = ServeConfig::from_flags(Some("policies"), None, None, None, None).unwrap();
+        assert_eq!(c.connections.max_connections, 1024);
+        assert_eq!(c.connections.idle_timeout, Duration::from_secs(300));
+        assert_eq!(c.connections.handshake_timeout, Duration::from_secs(10));
+        let c = c.with_connections(Some(50), Some(1_000)).unwrap();
+        assert_eq!(c.connections.max_connections, 50);
+        assert_eq!(c.connections.idle_timeout, Duration::from_secs(1));
+        let e = c.clone().with_connections(Some(0), None).unwrap_err();
+        assert_eq!(e.flag, "--max-connections");
+        assert!(e.to_string().contains("0 is outside"), "{e}");
+        let e = c.with_connections(None, Some(999)).unwrap_err();
+        assert_eq!(e.flag, "--idle-timeout");
+        assert!(e.to_string().contains("999 ms"), "{e}");
     }
 }

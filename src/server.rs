@@ -3,12 +3,13 @@
 //! active) and server reflection v1 + v1alpha, loads the bundle off the request path, and shuts down
 //! gracefully: NOT_SERVING, stop accepting, drain in-flight calls within a bounded grace period.
 pub mod admin;
+pub mod connections;
 pub mod layer;
 pub mod uds_authority;
 
 pub use crate::runtime::activation::{AUTHORIZER_SERVICE, ReloadOutcome, Shared, load_and_activate, set_health};
 
-use crate::config::{BundleSource, MAX_MESSAGE_BYTES, ServeConfig, flag};
+use crate::config::{BundleSource, ConnectionLimits, MAX_MESSAGE_BYTES, ServeConfig, flag};
 use crate::grpc::authorize::{AuthorizerService, Evaluator};
 use crate::proto;
 use crate::runtime::state::StateDir;
@@ -22,8 +23,6 @@ use std::time::Duration;
 use tokio::net::{TcpListener, UnixListener};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
-use tokio_stream::StreamExt as _;
-use tokio_stream::wrappers::UnixListenerStream;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use warden_core::engine;
@@ -67,11 +66,39 @@ pub struct Running {
     grace: Duration,
 }
 
+/// The layers around every gRPC service: [`layer::WireLayer`] outside [`connections::TrackLayer`].
+type Layers = tower::layer::util::Stack<
+    connections::TrackLayer,
+    tower::layer::util::Stack<layer::WireLayer, tower::layer::util::Identity>,
+>;
+
+/// The gRPC services and the HTTP/2 settings of one listener.
+///
+/// What one connection can make the server hold, at worst (SPEC §7 "per-connection buffered responses
+/// capped"; the limits are in [`ConnectionLimits`], their enforcement in [`connections`]):
+/// - open streams: `max_concurrent_streams` (256), each about 7 KB of h2, hyper and tonic state while
+///   its answer waits (measured: +15 MiB for 2,040 held streams, +53 MiB for about 7,400), so 2 MiB;
+/// - answers waiting for the client's flow control in hyper (it polls a body before it has window for
+///   it): once `max_pending_response_bytes` (4 MiB) wait, new answers are RESOURCE_EXHAUSTED instead
+///   ([`connections::TrackLayer`]), so 4 MiB plus the answers finishing at that instant on the other
+///   runtime threads, each at most `max_encoding_message_size` (4 MiB; 84 KB for a batch of 100
+///   explained decisions on the default bundle);
+/// - answers h2 took beyond the client's window: about one (one per runtime thread at worst), since
+///   hyper hands h2 an answer only once the window has room for part of it. h2's per-stream `max_send_buf_size` (400 KiB, not exposed by
+///   tonic) would not bound this: a unary answer is one chunk, which h2 buffers whole. A client that
+///   stops reading its socket altogether stops answering PINGs and is dropped within 40 s
+///   (`keepalive_interval` + `keepalive_timeout`);
+/// - request data: 1 MiB unread in h2 (hyper's connection window) plus the partial request each open
+///   stream is decoding (up to `MAX_MESSAGE_BYTES` each, for at most the 30 s timeout).
+///
+/// So for answers about 2 MiB + 4 MiB + (threads + 1) x the largest answer per connection: 8 connections
+/// leaving 1,000 batch answers each unread grow the server by 52–56 MiB (739 MiB before the cap;
+/// bench/attack-connections.md). An idle connection costs about 5–16 KB.
 fn router(
     health: tonic_health::pb::health_server::HealthServer<impl tonic_health::pb::health_server::Health>,
     svc: AuthorizerService,
-) -> Result<tonic::transport::server::Router<tower::layer::util::Stack<layer::WireLayer, tower::layer::util::Identity>>>
-{
+    limits: &ConnectionLimits,
+) -> Result<tonic::transport::server::Router<Layers>> {
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -90,9 +117,11 @@ fn router(
     Ok(tonic::transport::Server::builder()
         .tcp_nodelay(true)
         .timeout(Duration::from_secs(30))
-        .http2_keepalive_interval(Some(Duration::from_secs(30)))
-        .max_concurrent_streams(Some(1024))
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(limits.keepalive_timeout))
+        .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .layer(layer::WireLayer)
+        .layer(connections::TrackLayer)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -140,16 +169,24 @@ impl Running {
             let _ = rx.wait_for(|s| *s).await;
         };
 
+        let limits = &config.connections;
+        let grpc_listeners = usize::from(config.listen.is_some()) + usize::from(config.uds.is_some());
+        connections::warn_if_over_fd_limit(
+            limits.max_connections.saturating_mul(grpc_listeners).saturating_add(if config.admin_listen.is_some() {
+                limits.admin_max_connections
+            } else {
+                0
+            }),
+        );
         let mut grpc_addr = None;
         if let Some(addr) = config.listen {
             let l = TcpListener::bind(addr).await.with_context(|| format!("{}: cannot bind `{addr}`", flag::LISTEN))?;
             let local = l.local_addr()?;
             tracing::info!(addr = %local, "gRPC listening (TCP)");
             grpc_addr = Some(local);
-            let r = router(health_svc.clone(), svc.clone())?;
-            // serve_with_incoming ignores Server::tcp_nodelay: without TCP_NODELAY on the accepted sockets
-            // every unary call from grpcio stalls ~40 ms (Nagle + delayed ACK).
-            let incoming = tonic::transport::server::TcpIncoming::from(l).with_nodelay(Some(true));
+            let r = router(health_svc.clone(), svc.clone(), &config.connections)?;
+            // serve_with_incoming ignores Server::tcp_nodelay: the listener sets TCP_NODELAY itself.
+            let incoming = connections::Limited::new(l, connections::Policy::grpc(&config.connections), "grpc_tcp");
             let rx = rx.clone();
             tasks.push(tokio::spawn(async move {
                 r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC TCP server")
@@ -167,10 +204,15 @@ impl Running {
             }
             let ours = socket_identity(path);
             tracing::info!(path = %path.display(), "gRPC listening (Unix socket)");
-            let r = router(health_svc.clone(), svc.clone())?;
+            let r = router(health_svc.clone(), svc.clone(), &config.connections)?;
             // grpc-core clients (Python grpcio, C++, Ruby...) send the percent-encoded socket path as
-            // :authority, which h2 resets with PROTOCOL_ERROR: rewrite it below h2 (see uds_authority).
-            let incoming = UnixListenerStream::new(l).map(|conn| conn.map(uds_authority::AuthorityFix::new));
+            // :authority, which h2 resets with PROTOCOL_ERROR: the listener rewrites it below h2 (see
+            // uds_authority).
+            let incoming = connections::Limited::new(
+                connections::UdsListener(l),
+                connections::Policy::grpc(&config.connections),
+                "grpc_uds",
+            );
             let rx = rx.clone();
             let path = path.clone();
             tasks.push(tokio::spawn(async move {
@@ -191,6 +233,7 @@ impl Running {
             tracing::info!(addr = %local, "admin HTTP listening (/metrics, /healthz, /readyz, /v1/status)");
             admin_addr = Some(local);
             let app = admin::router(store.clone(), handle, shared.clone(), config.admin_token.clone());
+            let l = connections::Limited::new(l, connections::Policy::admin(&config.connections), "admin");
             let rx = rx.clone();
             tasks.push(tokio::spawn(async move {
                 axum::serve(l, app).with_graceful_shutdown(stop(rx)).await.context("admin HTTP server")

@@ -195,6 +195,8 @@ fn assert_low_cardinality(samples: &[Sample]) {
     ];
     let decisions = ["allow", "explicit_deny", "implicit_deny", "error"];
     let results = ["activated", "unchanged", "rejected"];
+    let listeners = ["grpc_tcp", "grpc_uds", "admin"];
+    let reasons = ["over_limit", "handshake_timeout", "idle_timeout"];
     for s in samples.iter().filter(|s| s.name.starts_with("warden_")) {
         let keys: Vec<&str> = s.labels.keys().map(String::as_str).collect();
         let base = s.name.trim_end_matches("_bucket").trim_end_matches("_count").trim_end_matches("_sum");
@@ -205,6 +207,8 @@ fn assert_low_cardinality(samples: &[Sample]) {
             "warden_bundle_reloads_total" => &["result"],
             "warden_bundle_info" => &["revision"],
             "warden_build_info" => &["revision", "version"],
+            "warden_connections_open" => &["listener"],
+            "warden_connections_closed_total" => &["listener", "reason"],
             _ => &[],
         };
         assert_eq!(keys, expected, "labels of {s:?}");
@@ -213,6 +217,8 @@ fn assert_low_cardinality(samples: &[Sample]) {
                 "rpc" => rpcs.contains(&v.as_str()),
                 "decision" => decisions.contains(&v.as_str()),
                 "result" => results.contains(&v.as_str()),
+                "listener" => listeners.contains(&v.as_str()),
+                "reason" => reasons.contains(&v.as_str()),
                 "code" => !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
                 "revision" if s.name == "warden_build_info" => !v.is_empty(),
                 "revision" => support::is_revision(v),
@@ -387,6 +393,7 @@ fn metrics_have_the_spec_names_labels_buckets_and_exact_counts() {
             ("warden_bundle_info", "gauge"),
             ("warden_bundle_last_reload_timestamp_seconds", "gauge"),
             ("warden_decision_log_dropped_total", "counter"),
+            ("warden_connections_open", "gauge"),
         ] {
             assert_eq!(kinds.get(name).map(String::as_str), Some(kind), "# TYPE of {name}: {kinds:?}");
         }

@@ -30,6 +30,12 @@ pub const CACHE_BYTES: &str = "warden_cache_bytes";
 pub const CACHE_EVICTIONS: &str = "warden_cache_evictions_total";
 /// Decision-log records dropped because the writer could not keep up.
 pub const DECISION_LOG_DROPPED: &str = "warden_decision_log_dropped_total";
+/// Open connections {listener}.
+pub const CONNECTIONS_OPEN: &str = "warden_connections_open";
+/// Connections the server closed {listener, reason}.
+pub const CONNECTIONS_CLOSED: &str = "warden_connections_closed_total";
+/// Answers replaced by RESOURCE_EXHAUSTED because the connection held too many unread ones.
+pub const ANSWERS_REFUSED_UNREAD: &str = "warden_answers_refused_unread_total";
 
 /// Histogram buckets: 1 µs to 100 ms.
 /// Gauge `warden_build_info{version, revision}` = 1.
@@ -125,6 +131,15 @@ fn describe() {
     metrics::describe_counter!(
         DECISION_LOG_DROPPED,
         "Decision-log records dropped because the log writer could not keep up."
+    );
+    metrics::describe_gauge!(CONNECTIONS_OPEN, "Open connections, by listener (grpc_tcp, grpc_uds, admin).");
+    metrics::describe_counter!(
+        CONNECTIONS_CLOSED,
+        "Connections the server closed, by listener and reason (over_limit: at accept, handshake_timeout, idle_timeout)."
+    );
+    metrics::describe_counter!(
+        ANSWERS_REFUSED_UNREAD,
+        "Answers replaced by RESOURCE_EXHAUSTED because their connection already held too many unread ones."
     );
 }
 
@@ -264,4 +279,24 @@ pub fn decision_log_dropped() {
 /// Counts `n` decision-log records dropped at once (a failed write of a batch).
 pub fn decision_log_dropped_n(n: u64) {
     metrics::counter!(DECISION_LOG_DROPPED).increment(n);
+}
+
+/// Counts an admitted connection open.
+pub fn connection_opened(listener: &'static str) {
+    metrics::gauge!(CONNECTIONS_OPEN, "listener" => listener).increment(1.0);
+}
+
+/// Counts an admitted connection gone.
+pub fn connection_dropped(listener: &'static str) {
+    metrics::gauge!(CONNECTIONS_OPEN, "listener" => listener).decrement(1.0);
+}
+
+/// Counts a connection the server closed: refused at accept, or timed out.
+pub fn connection_closed(listener: &'static str, reason: &'static str) {
+    metrics::counter!(CONNECTIONS_CLOSED, "listener" => listener, "reason" => reason).increment(1);
+}
+
+/// Counts an answer replaced by RESOURCE_EXHAUSTED: its connection held too many unread answers.
+pub fn answer_refused_unread() {
+    metrics::counter!(ANSWERS_REFUSED_UNREAD).increment(1);
 }

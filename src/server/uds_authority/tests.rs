@@ -1282,7 +1282,7 @@ async fn real_server_advertises_the_shims_bounds_and_answers_grpc_core() {
     let store = std::sync::Arc::new(crate::runtime::store::Store::new());
     let (_reporter, health) = tonic_health::server::health_reporter();
     let svc = crate::grpc::authorize::AuthorizerService::new(store, crate::engine::authorize);
-    let router = crate::server::router(health, svc).unwrap();
+    let router = crate::server::router(health, svc, &crate::config::ConnectionLimits::default()).unwrap();
     let (client, server) = tokio::io::duplex(1 << 20);
     let incoming = tokio_stream::iter(vec![Ok::<_, std::io::Error>(AuthorityFix::new(server))]);
     let serve = tokio::spawn(router.serve_with_incoming(incoming));
