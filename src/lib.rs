@@ -4,7 +4,7 @@
 //! The pure policy engine, identity rules and bundle building live in `warden-core` (re-exported here
 //! as `bundle`, `engine`, `identity`, `policy`); this crate holds the wire, the runtime and the CLI.
 //! Dependencies run one way: `cli → server → grpc → runtime → warden_core`.
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 #![deny(rust_2018_idioms)]
 
 pub use warden_core::{bundle, engine, identity, policy};

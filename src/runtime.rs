@@ -4,6 +4,7 @@
 pub mod activation;
 pub mod cache;
 pub mod files;
+pub mod memory;
 pub mod reload;
 pub mod state;
 pub mod store;

@@ -335,10 +335,18 @@ impl DecisionCache {
             } else if let Some((_, e)) = removed {
                 self.len.fetch_sub(1, Ordering::Relaxed);
                 self.bytes.fetch_sub(e.cost, Ordering::Relaxed);
+                crate::runtime::memory::released(e.cost);
                 evicted += 1;
             }
         }
         evicted
+    }
+}
+
+impl Drop for DecisionCache {
+    /// A replaced snapshot's cache frees everything it held: worth a trim (see `runtime::memory`).
+    fn drop(&mut self) {
+        crate::runtime::memory::released(self.bytes());
     }
 }
 
