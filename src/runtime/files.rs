@@ -170,7 +170,7 @@ impl Walk {
                 Err(e) => self.problem(rel, format!("cannot read directory: {e}")),
             }
         }
-        entries.sort_by_key(std::fs::DirEntry::file_name);
+        entries.sort_by_cached_key(std::fs::DirEntry::file_name);
         for entry in entries {
             if self.stopped {
                 return;
@@ -250,12 +250,12 @@ impl Walk {
             Ok(f) => f,
             Err(e) => return self.problem(rel, format!("cannot read: {e}")),
         };
-        match file.metadata() {
-            Ok(m) if m.is_file() => {}
+        let len = match file.metadata() {
+            Ok(m) if m.is_file() => m.len(),
             Ok(m) => return self.problem(rel, format!("not a regular file ({})", special_kind(m.file_type()))),
             Err(e) => return self.problem(rel, format!("cannot read: {e}")),
-        }
-        let bytes = match read_capped(file, limit) {
+        };
+        let bytes = match read_capped(file, len, limit) {
             Ok(b) => b,
             Err(e) => return self.problem(rel, format!("cannot read: {e}")),
         };
@@ -276,9 +276,10 @@ impl Walk {
 }
 
 /// Reads at most `limit + 1` bytes: enough to tell that a file is over `limit`, never more, whatever
-/// its size said.
-fn read_capped(file: impl Read, limit: u64) -> std::io::Result<Vec<u8>> {
-    let mut bytes = Vec::new();
+/// its size said (`len`, from `fstat`, only sizes the buffer).
+fn read_capped(file: impl Read, len: u64, limit: u64) -> std::io::Result<Vec<u8>> {
+    let cap = usize::try_from(len.min(limit).saturating_add(1)).unwrap_or(0);
+    let mut bytes = Vec::with_capacity(cap);
     file.take(limit.saturating_add(1)).read_to_end(&mut bytes)?;
     Ok(bytes)
 }
@@ -290,9 +291,9 @@ mod tests {
     #[test]
     fn a_read_stops_one_byte_past_the_limit_whatever_the_source() {
         // An endless source (like `/dev/zero`, or a file growing under the reader).
-        let bytes = read_capped(std::io::repeat(0), 1_000).unwrap_or_default();
+        let bytes = read_capped(std::io::repeat(0), 0, 1_000).unwrap_or_default();
         assert_eq!(bytes.len(), 1_001);
-        let bytes = read_capped(&b"short"[..], 1_000).unwrap_or_default();
+        let bytes = read_capped(&b"short"[..], 5, 1_000).unwrap_or_default();
         assert_eq!(bytes, b"short");
     }
 

@@ -223,9 +223,10 @@ impl Kind {
 }
 
 /// Whether an object of a policy file is a bare policy document rather than a wrapper whose keys are
-/// `wrapper_keys` (a misspelt `Statment` is then reported by the document's own checks).
+/// `wrapper_keys`: it has a `Statement`, or none of those keys (so that a misspelt `Statment` is reported
+/// by the document's own checks, and a stray wrapper key beside a `Statement` as an unknown element).
 fn is_bare_document(o: &Map<String, Value>, wrapper_keys: &[&str]) -> bool {
-    !wrapper_keys.iter().any(|k| o.contains_key(*k))
+    o.contains_key("Statement") || !wrapper_keys.iter().any(|k| o.contains_key(*k))
 }
 
 fn read_managed(v: &Value, stem: &str, raw: &mut Raw, p: &mut Problems<'_>) {

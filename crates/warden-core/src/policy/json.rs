@@ -9,15 +9,11 @@ pub const MAX_DEPTH: usize = 128;
 
 /// Parses `text` as JSON, refusing duplicate object keys and nesting deeper than [`MAX_DEPTH`].
 pub fn parse_strict(text: &str) -> Result<Value, String> {
-    // Measured before parsing, so that the parser never recurses deeper than the limit (serde_json's own
-    // limit, which stops at 127, is lifted for exactly that reason).
-    let depth = nesting_depth(text.as_bytes());
-    if depth > MAX_DEPTH {
-        return Err(format!("nesting depth {depth} exceeds the limit of {MAX_DEPTH}"));
-    }
     let mut de = serde_json::Deserializer::from_str(text);
+    // serde_json's own limit stops at 127 levels; ours (in the visitor, before each level is entered)
+    // bounds the recursion instead, at exactly MAX_DEPTH.
     de.disable_recursion_limit();
-    let value = StrictValue::deserialize_with(&mut de).map_err(|e| e.to_string())?;
+    let value = de::DeserializeSeed::deserialize(Seed(0), &mut de).map_err(|e| e.to_string())?;
     de.end().map_err(|e| e.to_string())?;
     Ok(value)
 }
@@ -28,51 +24,29 @@ pub fn parse_strict_bytes(bytes: &[u8]) -> Result<Value, String> {
     parse_strict(text.strip_prefix('\u{feff}').unwrap_or(text))
 }
 
-/// The deepest nesting of `[` and `{` outside strings (malformed text included: one linear pass, no
-/// recursion).
-fn nesting_depth(text: &[u8]) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for &b in text {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'[' | b'{' => {
-                depth += 1;
-                max = max.max(depth);
-            }
-            b']' | b'}' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    max
-}
+/// A value inside this many objects and arrays.
+struct Seed(usize);
 
-struct StrictValue;
-
-impl StrictValue {
-    fn deserialize_with<'de, D: Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
-        d.deserialize_any(StrictVisitor)
-    }
-}
-
-struct Seed;
 impl<'de> de::DeserializeSeed<'de> for Seed {
     type Value = Value;
     fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Value, D::Error> {
-        StrictValue::deserialize_with(d)
+        d.deserialize_any(StrictVisitor(self.0))
     }
 }
 
-struct StrictVisitor;
+/// Builds a value inside this many objects and arrays.
+struct StrictVisitor(usize);
+
+impl StrictVisitor {
+    /// The level of the object or array being visited, or the error when it is too deep.
+    fn level<E: de::Error>(&self) -> Result<usize, E> {
+        let level = self.0 + 1;
+        if level > MAX_DEPTH {
+            return Err(E::custom(format_args!("nesting deeper than {MAX_DEPTH} levels")));
+        }
+        Ok(level)
+    }
+}
 
 impl<'de> Visitor<'de> for StrictVisitor {
     type Value = Value;
@@ -104,19 +78,21 @@ impl<'de> Visitor<'de> for StrictVisitor {
         Ok(Value::Null)
     }
     fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Value, A::Error> {
+        let level = self.level()?;
         let mut out = Vec::new();
-        while let Some(v) = seq.next_element_seed(Seed)? {
+        while let Some(v) = seq.next_element_seed(Seed(level))? {
             out.push(v);
         }
         Ok(Value::Array(out))
     }
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Value, A::Error> {
+        let level = self.level()?;
         let mut out = Map::new();
         while let Some(key) = map.next_key::<String>()? {
             if out.contains_key(&key) {
                 return Err(de::Error::custom(format_args!("duplicate key `{key}`")));
             }
-            let v = map.next_value_seed(Seed)?;
+            let v = map.next_value_seed(Seed(level))?;
             out.insert(key, v);
         }
         Ok(Value::Object(out))
@@ -136,16 +112,16 @@ mod tests {
     #[test]
     fn deep_nesting_is_rejected_without_panic() {
         let deep = "[".repeat(100_000) + &"]".repeat(100_000);
-        assert_eq!(parse_strict(&deep).unwrap_err(), "nesting depth 100000 exceeds the limit of 128");
+        assert_eq!(parse_strict(&deep).unwrap_err(), "nesting deeper than 128 levels at line 1 column 129");
         let unclosed = r#"{"a":"#.repeat(100_000);
-        assert!(parse_strict(&unclosed).unwrap_err().contains("nesting depth 100000"));
+        assert!(parse_strict(&unclosed).unwrap_err().starts_with("nesting deeper than 128 levels"));
     }
 
     #[test]
     fn nesting_of_128_is_accepted_and_129_refused() {
         let nest = |n: usize| "[".repeat(n) + "1" + &"]".repeat(n);
         assert!(parse_strict(&nest(MAX_DEPTH)).is_ok(), "128 levels are within the limit");
-        assert_eq!(parse_strict(&nest(MAX_DEPTH + 1)).unwrap_err(), "nesting depth 129 exceeds the limit of 128");
+        assert!(parse_strict(&nest(MAX_DEPTH + 1)).unwrap_err().starts_with("nesting deeper than 128 levels"));
         let objects = r#"{"a":"#.repeat(MAX_DEPTH) + "1" + &"}".repeat(MAX_DEPTH);
         assert!(parse_strict(&objects).is_ok());
     }
