@@ -11,6 +11,7 @@ mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each w
 mod bundle_files; // hostile directory entries (FIFOs, devices, symlinks, loops, empty or huge): refused in bounded time
 mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes
+mod cli_ops; // test --format/--run, closed pipes, log format, completions, man, typo hints
 mod connections; // connection bounds: --max-connections, handshake and idle timeouts, keep-alive, non-reading clients
 mod core_wire; // the pure core against the wire conversion and the embedded bundle
 mod decision_log; // the decision log when writes fail: whole lines only, drops counted, one warning
