@@ -47,6 +47,7 @@ async fn authorize_applies_bundle_resource_policies_and_the_kms_rule() {
         assert_eq!(decision(&r), Decision::Allow, "{r:#?}");
         let refs: Vec<(&str, &str)> = r.determining.iter().map(|s| (s.policy.as_str(), s.sid.as_str())).collect();
         assert_eq!(refs, [("resource-policy/arn:aws:s3:::shared", "BobReads")], "{r:#?}");
+        assert_eq!(r.determining[0].file, "resource-policies/shared-bucket.json", "{r:#?}");
 
         let r = authorize(&mut client, request(ALICE, "s3:GetObject", "arn:aws:s3:::shared/secret/k")).await;
         assert_eq!(decision(&r), Decision::ExplicitDeny, "{r:#?}");
