@@ -21,6 +21,7 @@ mod hostile; // attacks on the request path: each one bounded, refused or denied
 mod layering; // the pure modules stay pure
 mod propagate; // PropagateIdentity through the real server: codes, messages, remembered admins
 mod reload; // hot reload with the real watcher, poll mode, SIGHUP, reload under load
+mod resource_policies; // bundle resource policies (bucket, KMS key) through the real server, and a reload
 mod server; // the real gRPC server on 127.0.0.1:0 and on a Unix socket
 mod state; // the admin state directory: empty bundles, shutdown, kill -9
 mod support; // helpers shared by the modules above
