@@ -146,6 +146,10 @@ enum Command {
         /// admin-list change `serve` would refuse fails here first. Read only: no lock, no write.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Treat warnings (constructs AWS accepts but IAM Access Analyzer flags) as problems: exit 1
+        /// when there is any.
+        #[arg(long)]
+        strict: bool,
     },
     /// Answer requests offline: one AuthorizeRequest (proto JSON), or JSON Lines of cases.
     Eval {
@@ -287,7 +291,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             serve(config, worker_threads, log_format)
         }
-        Command::Validate { dir, state_dir } => validate(dir.as_deref(), state_dir.as_deref()),
+        Command::Validate { dir, state_dir, strict } => validate(dir.as_deref(), state_dir.as_deref(), strict),
         Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
         Command::Eval { propagate: Some(p), bundle, .. } => eval_propagate(&p, bundle.as_deref()),
         Command::Admins { command: AdminsCommand::Revoke { admin_addr, token_file, app, user } } => {
@@ -372,9 +376,39 @@ fn load_bundle(dir: Option<&Path>) -> std::result::Result<(Bundle, String), Vec<
     }
 }
 
-/// `warden validate [DIR] [--state-dir DIR]`: the checks of a reload, without the embedded fall-back
-/// of the offline tools: with no DIR, `policies/` in the working directory must exist.
-fn validate(dir: Option<&Path>, state_dir: Option<&Path>) -> Result<ExitCode> {
+/// Prints the warnings of a bundle that loaded, one per line, then `N warning(s)` (nothing when
+/// there are none).
+fn print_warnings(w: &warden_core::policy::Warnings) {
+    if w.is_empty() {
+        return;
+    }
+    for x in w.kept() {
+        eprintln!("{x}");
+    }
+    if w.left_out() > 0 {
+        eprintln!("… and {} more warnings (only the first {} are listed)", w.left_out(), w.kept().len());
+    }
+    let total = w.total();
+    eprintln!("{total} warning{}", if total == 1 { "" } else { "s" });
+}
+
+/// `warden validate --strict`: the warnings as problems (`path: field: message [rule]`).
+fn strict_problems(w: &warden_core::policy::Warnings) -> Vec<Problem> {
+    let mut out: Vec<Problem> = w.kept().iter().map(warden_core::policy::Warning::to_problem).collect();
+    if w.left_out() > 0 {
+        out.push(Problem {
+            file: ".".into(),
+            field: String::new(),
+            message: format!("… and {} more problems (only the first {} are listed)", w.left_out(), out.len()),
+        });
+    }
+    out
+}
+
+/// `warden validate [DIR] [--state-dir DIR] [--strict]`: the checks of a reload, without the embedded
+/// fall-back of the offline tools: with no DIR, `policies/` in the working directory must exist.
+/// Warnings are printed and do not fail the bundle, unless `strict`.
+fn validate(dir: Option<&Path>, state_dir: Option<&Path>, strict: bool) -> Result<ExitCode> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None if Path::new(DEFAULT_BUNDLE).is_dir() => PathBuf::from(DEFAULT_BUNDLE),
@@ -412,10 +446,15 @@ fn validate(dir: Option<&Path>, state_dir: Option<&Path>) -> Result<ExitCode> {
             print_lines(&refused);
             Ok(ExitCode::from(1))
         }
+        Ok((b, _)) if strict && !b.warnings.is_empty() => {
+            print_problems(&strict_problems(&b.warnings));
+            Ok(ExitCode::from(1))
+        }
         Ok((b, _)) => {
+            print_warnings(&b.warnings);
             let c = b.counts;
             say!(
-                "{src}: valid, revision {} ({} policies, {} statements, {} users, {} groups, {} roles, {} SCPs, {} partner apps, {} domains, {} tests)",
+                "{src}: valid, revision {} ({} policies, {} statements, {} users, {} groups, {} roles, {} SCPs, {} partner apps, {} domains, {} tests{})",
                 b.revision,
                 c.policies,
                 c.statements,
@@ -425,7 +464,12 @@ fn validate(dir: Option<&Path>, state_dir: Option<&Path>) -> Result<ExitCode> {
                 c.scps,
                 c.partner_apps,
                 c.domains,
-                c.tests
+                c.tests,
+                match b.warnings.total() {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_owned(),
+                    n => format!(", {n} warnings"),
+                }
             )?;
             Ok(ExitCode::SUCCESS)
         }

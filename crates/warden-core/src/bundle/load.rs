@@ -205,6 +205,7 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
     counts.identity_center_users = bundle.identity_center.users.len();
     counts.tests = bundle.tests.len();
     bundle.counts = counts;
+    bundle.warnings = problems.take_warnings();
     if problems.is_empty() { Ok(bundle) } else { Err(problems.into_sorted()) }
 }
 

@@ -1,6 +1,6 @@
 //! The compiled bundle: an immutable snapshot of principals, policies, SCPs, SageMaker resources and
 //! the bundle's own test cases. Pure data.
-use crate::policy::{Policy, StatementIndex};
+use crate::policy::{Policy, StatementIndex, Warnings};
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
 use std::sync::Arc;
@@ -323,4 +323,7 @@ pub struct Bundle {
     pub tests: Vec<TestCase>,
     /// Object counts.
     pub counts: Counts,
+    /// Constructs AWS accepts but Access Analyzer flags (SPEC §3.1): printed by `validate`, logged and
+    /// counted on load; never a reason to refuse the bundle.
+    pub warnings: Warnings,
 }

@@ -431,7 +431,7 @@ impl<'p> Eval<'_, 'p> {
         if let Some((pats, not_resource)) = &st.resources {
             let hit = pats.iter().any(|p| match p {
                 ResourcePattern::Static(g) => g.matches(input.resource),
-                // An unresolvable variable makes the entry match nothing.
+                // An unresolvable variable makes the entry match nothing, wherever it is in the ARN.
                 ResourcePattern::Dynamic(t) => t
                     .resolve_tokens(input.ctx)
                     .and_then(|toks| ArnGlob::new(toks, true))
