@@ -623,19 +623,19 @@ fn evaluation_order_rules() {
 #[test]
 fn policy_variables_anywhere_in_an_arn() {
     use Decision::*;
-    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k1";
-    const OTHER_KEY: &str = "arn:aws:kms:us-east-1:444455556666:key/k1";
-    let in_account = "arn:aws:kms:*:${aws:PrincipalAccount}:key/*";
+    const KEY: &str = "arn:aws:dynamodb:us-east-1:111122223333:table/k1";
+    const OTHER_KEY: &str = "arn:aws:dynamodb:us-east-1:444455556666:table/k1";
+    let in_account = "arn:aws:dynamodb:*:${aws:PrincipalAccount}:table/*";
     let ctx = json!({"aws:PrincipalAccount": "111122223333", "aws:RequestedRegion": "us-east-1"});
     let deny_outside = json!({"Version": "2012-10-17", "Statement": [
-        {"Sid": "Outside", "Effect": "Deny", "Action": "kms:*", "NotResource": in_account}]});
+        {"Sid": "Outside", "Effect": "Deny", "Action": "dynamodb:*", "NotResource": in_account}]});
     let rows = vec![
         Row {
             name: "account_variable_substituted",
             case: case(
-                json!({"identity": [allow("A", "kms:Decrypt", in_account)]}),
+                json!({"identity": [allow("A", "dynamodb:GetItem", in_account)]}),
                 ALICE,
-                "kms:Decrypt",
+                "dynamodb:GetItem",
                 KEY,
                 ctx.clone(),
             ),
@@ -645,9 +645,9 @@ fn policy_variables_anywhere_in_an_arn() {
         Row {
             name: "account_variable_other_account_does_not_match",
             case: case(
-                json!({"identity": [allow("A", "kms:Decrypt", in_account)]}),
+                json!({"identity": [allow("A", "dynamodb:GetItem", in_account)]}),
                 ALICE,
-                "kms:Decrypt",
+                "dynamodb:GetItem",
                 OTHER_KEY,
                 ctx.clone(),
             ),
@@ -693,9 +693,9 @@ fn policy_variables_anywhere_in_an_arn() {
         Row {
             name: "missing_key_outside_the_resource_part_matches_nothing",
             case: case(
-                json!({"identity": [allow("A", "kms:Decrypt", "arn:aws:kms:*:${aws:PrincipalTag/acct}:key/*")]}),
+                json!({"identity": [allow("A", "dynamodb:GetItem", "arn:aws:dynamodb:*:${aws:PrincipalTag/acct}:table/*")]}),
                 ALICE,
-                "kms:Decrypt",
+                "dynamodb:GetItem",
                 KEY,
                 json!({}),
             ),
@@ -705,9 +705,9 @@ fn policy_variables_anywhere_in_an_arn() {
         Row {
             name: "default_applies_outside_the_resource_part",
             case: case(
-                json!({"identity": [allow("A", "kms:Decrypt", "arn:aws:kms:*:${aws:PrincipalTag/acct, '111122223333'}:key/*")]}),
+                json!({"identity": [allow("A", "dynamodb:GetItem", "arn:aws:dynamodb:*:${aws:PrincipalTag/acct, '111122223333'}:table/*")]}),
                 ALICE,
-                "kms:Decrypt",
+                "dynamodb:GetItem",
                 KEY,
                 json!({}),
             ),
@@ -717,9 +717,9 @@ fn policy_variables_anywhere_in_an_arn() {
         Row {
             name: "not_resource_with_account_variable_excludes_own_account",
             case: case(
-                json!({"identity": [allow("A", "kms:*", "*"), deny_outside.clone()]}),
+                json!({"identity": [allow("A", "dynamodb:*", "*"), deny_outside.clone()]}),
                 ALICE,
-                "kms:Decrypt",
+                "dynamodb:GetItem",
                 KEY,
                 ctx.clone(),
             ),
@@ -729,9 +729,9 @@ fn policy_variables_anywhere_in_an_arn() {
         Row {
             name: "not_resource_with_account_variable_denies_other_accounts",
             case: case(
-                json!({"identity": [allow("A", "kms:*", "*"), deny_outside.clone()]}),
+                json!({"identity": [allow("A", "dynamodb:*", "*"), deny_outside.clone()]}),
                 ALICE,
-                "kms:Decrypt",
+                "dynamodb:GetItem",
                 OTHER_KEY,
                 ctx.clone(),
             ),
@@ -741,10 +741,10 @@ fn policy_variables_anywhere_in_an_arn() {
         Row {
             name: "not_resource_entry_with_missing_key_excludes_nothing",
             case: case(
-                json!({"identity": [allow("A", "kms:*", "*"), {"Version": "2012-10-17", "Statement": [
-                    {"Sid": "Outside", "Effect": "Deny", "Action": "kms:*", "NotResource": "arn:aws:kms:*:${aws:PrincipalTag/acct}:key/*"}]}]}),
+                json!({"identity": [allow("A", "dynamodb:*", "*"), {"Version": "2012-10-17", "Statement": [
+                    {"Sid": "Outside", "Effect": "Deny", "Action": "dynamodb:*", "NotResource": "arn:aws:dynamodb:*:${aws:PrincipalTag/acct}:table/*"}]}]}),
                 ALICE,
-                "kms:Decrypt",
+                "dynamodb:GetItem",
                 KEY,
                 json!({}),
             ),
