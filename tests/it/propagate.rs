@@ -74,6 +74,7 @@ const DOMAIN_JSON: &str = r#"{"DomainId": "d-ssotip000001",
   "AuthMode": "SSO",
   "DefaultUserSettings": {"ExecutionRole": "arn:aws:iam::111122223333:role/StudioExec"},
   "DomainSettings": {"TrustedIdentityPropagationSettings": {"Status": "ENABLED"}},
+  "AssignedUsers": ["alice"],
   "UserProfiles": [{"UserProfileName": "alice", "SingleSignOnUserValue": "alice"}]}"#;
 
 const IDENTITY_CENTER: &str = r#"{"Instance": {"InstanceArn": "arn:aws:sso:::instance/ssoins-0000000000000001",
@@ -342,8 +343,9 @@ async fn each_grpc_code_with_its_message() {
             target: Some(proto::propagate_identity_request::Target::Job(proto::JobTarget {
                 domain_id: DOMAIN.into(),
                 job_type: "TRAINING".into(),
-                max_runtime_in_seconds: 0,
+                max_runtime_in_seconds: None,
                 background_session_started_at: None,
+                job_arn: String::new(),
             })),
             channel: 0,
             evidence: Some(proto::Evidence {
@@ -413,7 +415,7 @@ async fn each_grpc_code_with_its_message() {
         let long_job = proto::PropagateIdentityRequest {
             target: Some(proto::propagate_identity_request::Target::Job(proto::JobTarget {
                 domain_id: DOMAIN.into(),
-                max_runtime_in_seconds: 2_419_201,
+                max_runtime_in_seconds: Some(2_419_201),
                 ..proto::JobTarget::default()
             })),
             channel: 0,
