@@ -301,14 +301,23 @@ pub fn job(bundle: &Bundle, req: &Request, authorize: AuthorizeFn<'_>) -> Result
     // The execution role must trust SageMaker for sts:AssumeRole and sts:SetContext (evaluated).
     let mut determining = Vec::new();
     for (check, action) in [(Check::TrustAssumeRole, "sts:assumerole"), (Check::TrustSetContext, "sts:setcontext")] {
-        let r = authorize(bundle, &trust_request(&role_arn, action, &user.user_id, &store, req.now_ms));
+        let trust = trust_request(&role_arn, action, &user.user_id, &store, req.now_ms);
+        let r = authorize(bundle, &trust);
         if r.decision != Decision::Allow {
+            // A statement that names SageMaker but whose condition failed (e.g. another context
+            // provider) is named with its condition, as for impersonation.
+            let (why, metadata) = match evidence::unmet_condition(bundle, &trust, authorize) {
+                Some((text, m)) => (format!("{text}; "), m),
+                None => (String::new(), Vec::new()),
+            };
             let message = format!(
-                "the trust policy of execution role `{}` does not allow `sagemaker.amazonaws.com` `{action}` with the Identity Center context: {}",
+                "the trust policy of execution role `{}` does not allow `sagemaker.amazonaws.com` `{action}` with the Identity Center context: {why}{}",
                 role.name,
                 super::describe_decision(&r)
             );
-            return Err(Error::precondition(check, message).with_decision(r).after(&determining));
+            let mut err = Error::precondition(check, message).with_decision(r).after(&determining);
+            err.metadata = metadata;
+            return Err(err);
         }
         add_determining(&mut determining, check, r.determining);
     }

@@ -1161,6 +1161,9 @@ fn job_trust_is_evaluated_with_the_identity_center_context() {
     let b = bundle_with(vec![role("ProfileRole", other, json!([grants()]))]);
     let e = run_on(&b, &fresh_memory(&b), &job_req(SSO_TIP, 3600, None, ic_alice())).expect_err("refused");
     assert_eq!(e.kind, ErrorKind::Precondition, "{e}");
+    // The failed condition is named, with the request's context provider.
+    assert_eq!(e.check, Some(Check::TrustSetContext), "{e}");
+    assert_mentions("other provider", &e, &["sts:RequestContextProviders", "contextProvider/Other", IC_PROVIDER]);
     // ... and one that checks the user id and store in the context allows it.
     let exact = doc(json!([
         sagemaker_trust(json!("sts:AssumeRole")),
