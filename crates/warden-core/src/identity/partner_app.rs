@@ -172,6 +172,17 @@ pub fn propagate(
     let mut ic_user: Option<&str> = None;
     if let Some(d) = sso_domain {
         let Some(ic) = &e.ic else {
+            // SPEC §5.6: an IAM-only request naming a user profile of an Identity Center domain asks for
+            // what only IAM-mode domains have (presigned domain URLs): a precondition, not a malformed request.
+            if let (Some(p), Some(_)) = (user_profile.as_deref(), e.principal.as_deref()) {
+                return Err(Error::precondition(
+                    Check::AuthMode,
+                    format!(
+                        "domain `{}` uses Identity Center authentication: an IAM-only request cannot open user profile `{p}` on it (presigned domain URLs are for IAM-mode domains); send the Identity Center user",
+                        d.domain_id
+                    ),
+                ));
+            }
             return Err(Error::invalid(
                 "evidence.identity_center_user",
                 format!("channel STUDIO on Identity Center domain `{}` needs the Identity Center user", d.domain_id),

@@ -971,6 +971,19 @@ fn sso_profile_one_per_user() {
         &profile_req(SSO_TIP, None, Evidence::default()),
         "evidence.identity_center_user",
     );
+    // The same for a Studio launch that names a profile of the Identity Center domain with IAM-only
+    // evidence; without a profile it stays the malformed STUDIO request of §5.5.
+    let e = fail(
+        "IAM-only launch naming a profile",
+        &studio_profile(COMET, SSO_TIP, Some("alice"), None, iam(&user_arn("alice"))),
+        ErrorKind::Precondition,
+    );
+    assert_eq!(e.check, Some(Check::AuthMode));
+    invalid(
+        "IAM-only launch without a profile",
+        &studio(COMET, SSO_TIP, None, iam(&user_arn("alice"))),
+        "evidence.identity_center_user",
+    );
 }
 
 fn team_evidence(ssouserid: &str, principal_tag: &str, teamid: Option<&str>) -> Evidence {
