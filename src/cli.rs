@@ -549,8 +549,9 @@ fn eval_propagate(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
-            let s = crate::grpc::status::error_to_status(&e);
-            eprintln!("warden: {}: {}", crate::telemetry::metrics::code_name(s.code()), s.message());
+            let s = crate::grpc::status::error_to_status(&e, "", &bundle.revision);
+            let check = e.check.map(|c| format!(" [{}]", c.as_str())).unwrap_or_default();
+            eprintln!("warden: {}{check}: {}", crate::telemetry::metrics::code_name(s.code()), s.message());
             Ok(ExitCode::from(1))
         }
     }

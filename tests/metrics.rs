@@ -419,6 +419,7 @@ fn record(i: u32) -> Record {
         revision: "sha256:0".to_owned(),
         latency_us: 1,
         cached: false,
+        propagation: None,
     }
 }
 

@@ -2,6 +2,7 @@
 use crate::grpc::convert;
 use crate::proto;
 use serde_json::Value;
+use tonic_types::StatusExt as _;
 use warden_core::bundle::{Bundle, TestCase};
 use warden_core::engine;
 use warden_core::policy::pattern::Glob;
@@ -152,6 +153,8 @@ fn run_propagate(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), St
     let req: proto::PropagateIdentityRequest =
         serde_json::from_value(req).map_err(|e| format!("`propagate` is not a PropagateIdentityRequest: {e}"))?;
     let admins = admins_for(bundle, case)?;
+    // The answer as a client sees it: the code, the message, the response or the status's details.
+    let mut details: Option<(Option<tonic_types::ErrorInfo>, Option<proto::PropagateIdentityDenial>)> = None;
     let (code, message, out) = match crate::grpc::propagate::request_from_proto(req, now_ms) {
         Err(e) => ("INVALID_ARGUMENT".to_owned(), format!("{}: {}", e.field, e.rule), None),
         Ok(r) => match warden_core::identity::propagate(bundle, &admins, &r, &engine::authorize) {
@@ -161,7 +164,8 @@ fn run_propagate(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), St
                 Some(crate::grpc::propagate::outcome_to_proto(&o, &bundle.revision, String::new())),
             ),
             Err(e) => {
-                let s = crate::grpc::status::error_to_status(&e);
+                let s = crate::grpc::status::error_to_status(&e, "", &bundle.revision);
+                details = Some((s.get_details_error_info(), crate::grpc::status::denial_of(&s)));
                 (crate::telemetry::metrics::code_name(s.code()).to_owned(), s.message().to_owned(), None)
             }
         },
@@ -206,26 +210,66 @@ fn run_propagate(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), St
                 }
             }
         }
-        if let Some(det) = expect.get("determining").and_then(Value::as_array) {
-            let mut want: Vec<(String, String)> = det
-                .iter()
-                .map(|d| {
-                    (
-                        d.get("policy").and_then(Value::as_str).unwrap_or("").to_owned(),
-                        d.get("sid").and_then(Value::as_str).unwrap_or("").to_owned(),
-                    )
-                })
-                .collect();
-            let mut have: Vec<(String, String)> =
-                out.determining.iter().map(|s| (s.policy.clone(), s.sid.clone())).collect();
-            want.sort();
-            want.dedup();
-            have.sort();
-            have.dedup();
-            if want != have {
-                errs.push(format!("determining {have:?}, expected {want:?}"));
+        check_determining(&expect, &out.determining, &mut errs);
+    }
+    if let Some(want) = expect.get("errorInfo") {
+        match &details {
+            None => errs.push(format!("expected an ErrorInfo detail, got {code}")),
+            Some((info, denial)) => {
+                let (reason, metadata) =
+                    info.as_ref().map(|i| (i.reason.clone(), i.metadata.clone())).unwrap_or_default();
+                if let Some(r) = want.get("reason").and_then(Value::as_str)
+                    && r != reason
+                {
+                    errs.push(format!("ErrorInfo reason `{reason}`, expected `{r}`"));
+                }
+                for (k, v) in want.get("metadata").and_then(Value::as_object).into_iter().flatten() {
+                    let got = metadata.get(k).map(String::as_str);
+                    if got != v.as_str() {
+                        errs.push(format!("ErrorInfo metadata `{k}` {got:?}, expected {v}"));
+                    }
+                }
+                if let Some(d) = denial {
+                    check_determining(&expect, &d.determining, &mut errs);
+                } else {
+                    errs.push("no warden.v1.PropagateIdentityDenial detail".to_owned());
+                }
             }
         }
     }
     if errs.is_empty() { Ok(()) } else { Err(errs.join("; ")) }
+}
+
+/// `determining`: `[{policy, sid, check?}]`, compared as a set; `check` (`AUTHORIZE`, …) is compared
+/// when the expectation gives it. An answer listing a (check, statement) pair twice fails.
+fn check_determining(expect: &Value, got: &[proto::StatementRef], errs: &mut Vec<String>) {
+    let Some(det) = expect.get("determining").and_then(Value::as_array) else {
+        return;
+    };
+    let with_check = det.iter().any(|d| d.get("check").is_some());
+    let key = |policy: &str, sid: &str, check: &str| {
+        if with_check { format!("{policy}#{sid} ({check})") } else { format!("{policy}#{sid}") }
+    };
+    let mut want: Vec<String> = det
+        .iter()
+        .map(|d| {
+            let s = |k: &str| d.get(k).and_then(Value::as_str).unwrap_or("").to_owned();
+            key(&s("policy"), &s("sid"), &s("check"))
+        })
+        .collect();
+    let full: Vec<String> =
+        got.iter().map(|s| format!("{}#{} ({})", s.policy, s.sid, s.check().as_str_name())).collect();
+    for (i, f) in full.iter().enumerate() {
+        if full.iter().skip(i + 1).any(|g| g == f) {
+            errs.push(format!("determining lists {f} twice"));
+        }
+    }
+    let mut have: Vec<String> = got.iter().map(|s| key(&s.policy, &s.sid, s.check().as_str_name())).collect();
+    want.sort();
+    want.dedup();
+    have.sort();
+    have.dedup();
+    if want != have {
+        errs.push(format!("determining {have:?}, expected {want:?}"));
+    }
 }

@@ -70,6 +70,7 @@ struct LogCtx<'a> {
     principal: String,
     action: String,
     resource: String,
+    propagation: Option<decision_log::Propagation>,
 }
 
 impl AuthorizerService {
@@ -127,6 +128,7 @@ impl AuthorizerService {
             revision: revision.to_owned(),
             latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
             cached,
+            propagation: ctx.propagation,
         });
     }
 
@@ -161,6 +163,7 @@ impl AuthorizerService {
             principal: req.principal.as_ref().map(|p| p.arn.clone()).unwrap_or_default(),
             action: req.action.clone(),
             resource: req.resource.clone(),
+            propagation: None,
         };
         let bundle = &*active.bundle;
         let req = match convert::request_from_proto(req, now_ms()) {
@@ -211,11 +214,25 @@ impl AuthorizerService {
             Some(proto::propagate_identity_request::Target::Job(j)) => format!("job:{}", j.domain_id),
             None => String::new(),
         };
-        let ctx = LogCtx {
+        // The evidence's principal: the IAM principal, else the Identity Center user id.
+        let (evidence_principal, evidence_kind) = match req.evidence.as_ref() {
+            Some(e) if !e.principal_arn.is_empty() => (e.principal_arn.clone(), "iam"),
+            Some(e) => match e.identity_center_user.as_ref().filter(|u| !u.user_id.is_empty()) {
+                Some(u) => (u.user_id.clone(), "identity_center"),
+                None => (String::new(), "none"),
+            },
+            None => (String::new(), "none"),
+        };
+        let mut ctx = LogCtx {
             request_id,
-            principal: req.evidence.as_ref().map(|e| e.principal_arn.clone()).unwrap_or_default(),
+            principal: evidence_principal.clone(),
             action: "PropagateIdentity".into(),
             resource: target,
+            propagation: Some(decision_log::Propagation {
+                evidence_principal,
+                evidence_kind,
+                ..decision_log::Propagation::default()
+            }),
         };
         let bundle = &*active.bundle;
         let req = match super::propagate::request_from_proto(req, now_ms()) {
@@ -239,6 +256,11 @@ impl AuthorizerService {
             Ok(o) => {
                 metrics::decision(rpc, "allow", started.elapsed());
                 let out = super::propagate::outcome_to_proto(&o, &bundle.revision, self.ids.next());
+                if let Some(p) = ctx.propagation.as_mut() {
+                    p.user_name = o.user_name.clone();
+                    p.source = (out.source != 0).then(|| out.source().as_str_name());
+                    p.admin_role = (out.admin_role != 0).then(|| out.admin_role().as_str_name());
+                }
                 self.record(
                     ctx,
                     rpc,
@@ -260,8 +282,12 @@ impl AuthorizerService {
                     _ => "error",
                 };
                 metrics::decision(rpc, label, started.elapsed());
-                let s = super::status::error_to_status(&e);
-                let det = e.decision.as_ref().map(|d| convert::statement_refs(&d.determining)).unwrap_or_default();
+                let decision_id = self.ids.next();
+                let s = super::status::error_to_status(&e, &decision_id, &bundle.revision);
+                let det = convert::determining_refs(&e.determining);
+                if let Some(p) = ctx.propagation.as_mut() {
+                    p.failed_check = e.check.map(warden_core::identity::Check::as_str);
+                }
                 self.record(
                     ctx,
                     rpc,
@@ -272,7 +298,7 @@ impl AuthorizerService {
                     &bundle.revision,
                     started,
                     false,
-                    self.ids.next(),
+                    decision_id,
                 );
                 Err(s)
             }

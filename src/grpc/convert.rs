@@ -4,6 +4,7 @@
 use crate::proto;
 use pbjson_types::value::Kind;
 use warden_core::engine::{self, Decision, RequestError};
+use warden_core::identity::{Check, Determining};
 use warden_core::policy::{MapContext, Value as CtxValue};
 
 /// Most values of one multivalued context key.
@@ -112,14 +113,43 @@ pub fn decision_to_proto(d: Decision) -> proto::Decision {
 
 /// The wire form of determining statements.
 pub fn statement_refs(refs: &[warden_core::engine::StatementRef]) -> Vec<proto::StatementRef> {
-    refs.iter()
-        .map(|s| proto::StatementRef {
-            policy: s.policy.to_string(),
-            sid: s.sid.to_string(),
-            effect: s.effect.as_str().to_owned(),
-            file: s.file.to_string(),
-        })
-        .collect()
+    refs.iter().map(|s| statement_ref(s, proto::Check::Unspecified)).collect()
+}
+
+fn statement_ref(s: &warden_core::engine::StatementRef, check: proto::Check) -> proto::StatementRef {
+    proto::StatementRef {
+        policy: s.policy.to_string(),
+        sid: s.sid.to_string(),
+        effect: s.effect.as_str().to_owned(),
+        file: s.file.to_string(),
+        check: check as i32,
+    }
+}
+
+/// The wire enum of a PropagateIdentity check (`CHECK_UNSPECIFIED` for the non-IAM checks, which
+/// never determine statements).
+pub fn check_to_proto(c: Check) -> proto::Check {
+    match c {
+        Check::Authorize => proto::Check::Authorize,
+        Check::TrustAssumeRole => proto::Check::TrustAssumeRole,
+        Check::TrustTagSession => proto::Check::TrustTagSession,
+        Check::TrustSetContext => proto::Check::TrustSetContext,
+        Check::AccessGrants => proto::Check::AccessGrants,
+        Check::IdentityCenterEvidence
+        | Check::DomainAssignment
+        | Check::TeamMembership
+        | Check::ProfileOwnership
+        | Check::AuthMode
+        | Check::PartnerAppIdentity
+        | Check::TrustedIdentityPropagation
+        | Check::ExecutionRole
+        | Check::BackgroundSession => proto::Check::Unspecified,
+    }
+}
+
+/// PropagateIdentity's determining statements, each with its check.
+pub fn determining_refs(d: &[Determining]) -> Vec<proto::StatementRef> {
+    d.iter().map(|x| statement_ref(&x.statement, check_to_proto(x.check))).collect()
 }
 
 /// Converts an engine response.
@@ -131,16 +161,7 @@ pub fn response_to_proto(
 ) -> proto::AuthorizeResponse {
     proto::AuthorizeResponse {
         decision: decision_to_proto(r.decision) as i32,
-        determining: r
-            .determining
-            .iter()
-            .map(|s| proto::StatementRef {
-                policy: s.policy.to_string(),
-                sid: s.sid.to_string(),
-                effect: s.effect.as_str().to_owned(),
-                file: s.file.to_string(),
-            })
-            .collect(),
+        determining: statement_refs(&r.determining),
         bundle_revision: revision.to_owned(),
         diagnostics: r.diagnostics.clone(),
         cached,

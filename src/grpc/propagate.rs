@@ -1,9 +1,8 @@
 //! PropagateIdentity on the wire: `proto::PropagateIdentityRequest` → `identity::Request`, the
 //! outcome → `proto::PropagateIdentityResponse`, and identity errors → gRPC statuses.
-use super::convert::{context_from_struct, statement_refs};
+use super::convert::{context_from_struct, determining_refs};
 use crate::proto;
 use warden_core::engine::RequestError;
-use warden_core::identity::studio::DEFAULT_MAX_RUNTIME;
 use warden_core::identity::{self, AdminRole, Channel, Evidence, IcEvidence, Source, Target};
 
 fn opt(s: String) -> Option<String> {
@@ -51,16 +50,29 @@ pub fn request_from_proto(r: proto::PropagateIdentityRequest, now_ms: i64) -> Re
             Target::Profile { domain_id, team_id: opt(team_id) }
         }
         Some(proto::propagate_identity_request::Target::Job(j)) => {
-            let proto::JobTarget { domain_id, job_type, max_runtime_in_seconds, background_session_started_at } = j;
+            let proto::JobTarget {
+                domain_id,
+                job_type,
+                max_runtime_in_seconds,
+                background_session_started_at,
+                job_arn,
+            } = j;
             if !matches!(job_type.as_str(), "" | "TRAINING" | "PROCESSING") {
                 return Err(RequestError::new("job.job_type", format!("`{job_type}` is not TRAINING or PROCESSING")));
             }
-            let max = if max_runtime_in_seconds == 0 { DEFAULT_MAX_RUNTIME } else { max_runtime_in_seconds };
             let started = match background_session_started_at {
                 None => None,
                 Some(t) => Some(timestamp_ms(&t, "job.background_session_started_at")?),
             };
-            Target::Job { domain_id, max_runtime_seconds: max, background_started_ms: started }
+            // `optional`: absent is SageMaker's default (86,400, applied by the core); an explicit 0 is
+            // out of range.
+            Target::Job {
+                domain_id,
+                job_type: opt(job_type),
+                job_arn: opt(job_arn),
+                max_runtime_seconds: max_runtime_in_seconds,
+                background_started_ms: started,
+            }
         }
     };
     let e = evidence.unwrap_or_default();
@@ -131,7 +143,7 @@ pub fn outcome_to_proto(
         source: source as i32,
         admin_role: admin_role as i32,
         trust_verified: o.trust_verified,
-        determining: statement_refs(&o.determining),
+        determining: determining_refs(&o.determining),
         bundle_revision: revision.to_owned(),
         profile: o.profile.as_ref().map(|p| proto::StudioProfile {
             name: p.name.clone(),

@@ -128,10 +128,22 @@ fn request_bytes(r: &Request) -> usize {
 
 /// The heap an answer takes (its statement references point into the bundle: counted as pointers).
 fn response_bytes(r: &Response) -> usize {
-    let Response { decision: _, determining, diagnostics, trace, reads_time: _ } = r;
+    let Response { decision: _, determining, diagnostics, trace, reads_time: _, unmet } = r;
     vec_bytes::<warden_core::engine::StatementRef>(determining.len())
         + strings_bytes(diagnostics)
         + strings_bytes(trace)
+        + unmet
+            .iter()
+            .map(|u| {
+                std::mem::size_of::<warden_core::engine::Unmet>()
+                    + u.policy.len()
+                    + u.sid.len()
+                    + u.operator.len()
+                    + u.key.len()
+                    + strings_bytes(&u.policy_values)
+                    + u.request_values.as_deref().map_or(0, strings_bytes)
+            })
+            .sum::<usize>()
 }
 
 /// What caching `req` with the answer `resp` counts against the byte budget: the whole stored request,

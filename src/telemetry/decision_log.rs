@@ -22,7 +22,7 @@ pub struct Record {
     pub request_id: Option<String>,
     /// `authorize`, `propagate_identity`.
     pub rpc: &'static str,
-    /// Principal ARN (or evidence principal).
+    /// Principal ARN (PropagateIdentity: the evidence's IAM principal, else its Identity Center user id).
     pub principal: String,
     /// Action (or the target kind).
     pub action: String,
@@ -43,6 +43,30 @@ pub struct Record {
     pub latency_us: u64,
     /// Answered from the cache.
     pub cached: bool,
+    /// PropagateIdentity only: what was propagated, or which check failed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub propagation: Option<Propagation>,
+}
+
+/// What the decision log records of a PropagateIdentity answer (SPEC §5.6).
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Propagation {
+    /// The evidence's principal: the IAM principal ARN, else the Identity Center user id.
+    pub evidence_principal: String,
+    /// `iam`, `identity_center`, or `none`.
+    pub evidence_kind: &'static str,
+    /// The propagated user name (partner apps).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_name: Option<String>,
+    /// Where it came from (`IDENTITY_CENTER`, `SESSION_TAG`, …).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<&'static str>,
+    /// `ROOT_ADMIN`, `ADMIN` or `USER`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_role: Option<&'static str>,
+    /// The check that failed (`AUTHORIZE`, `TRUST_ASSUME_ROLE`, `DOMAIN_ASSIGNMENT`, …), for denials.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failed_check: Option<&'static str>,
 }
 
 pub use crate::config::DecisionLogTarget as Target;

@@ -841,3 +841,52 @@ fn validate_with_state_dir_refuses_a_fiddler_admin_change_with_the_full_message(
     assert_ne!(out.code, 0, "{}", out.dump());
     assert!(out.stderr.contains("nope"), "{}", out.dump());
 }
+
+/// The default bundle without its own tests, with `cases` as its only test file.
+fn default_bundle_with_cases(cases: &Value) -> tempfile::TempDir {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+    let b = support::copy_to_temp(&root, &|p: &Path| p.starts_with(root.join("tests")));
+    let text = serde_json::to_string_pretty(&json!({"cases": cases})).expect("serialize");
+    support::write_file(b.path(), "tests/binding.json", text.as_bytes());
+    b
+}
+
+#[test]
+fn test_compares_error_info_and_checks_of_propagate_cases() {
+    // bob's session tag on fiddler without the flag… and with an IAM user and no tag: rule 4.
+    let no_identity = json!({"partnerApp": {"arn": "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-FIDDLERTM002"},
+        "channel": "PRESIGNED_URL_API", "evidence": {"principalArn": "arn:aws:iam::111122223333:user/bob"}});
+    let right = json!({"code": "FAILED_PRECONDITION",
+        "errorInfo": {"reason": "PARTNER_APP_IDENTITY", "metadata": {"decision": "NONE"}},
+        "determining": [{"policy": "scp/FullAWSAccess", "sid": "#0", "check": "AUTHORIZE"},
+                        {"policy": "group/StudioTeam2/inline/PartnerAppAccess", "sid": "TeamPartnerAppAccess", "check": "AUTHORIZE"}]});
+    let mut wrong_reason = right.clone();
+    wrong_reason["errorInfo"]["reason"] = json!("AUTHORIZE");
+    let mut wrong_check = right.clone();
+    wrong_check["determining"][0]["check"] = json!("TRUST_ASSUME_ROLE");
+    let b = default_bundle_with_cases(&json!([
+        {"name": "right", "propagate": no_identity, "expect": right},
+        {"name": "wrong_reason", "propagate": no_identity, "expect": wrong_reason},
+        {"name": "wrong_check", "propagate": no_identity, "expect": wrong_check},
+    ]));
+    let out = run_tests(b.path());
+    assert!(out.stdout.lines().any(|l| l == "1 passed, 2 failed"), "expected `1 passed, 2 failed`:\n{}", out.dump());
+    assert!(
+        out.stdout.lines().any(|l| l.contains("wrong_reason")
+            && l.contains("ErrorInfo reason `PARTNER_APP_IDENTITY`, expected `AUTHORIZE`")),
+        "{}",
+        out.dump()
+    );
+    assert!(
+        out.stdout.lines().any(|l| l.contains("wrong_check") && l.contains("(TRUST_ASSUME_ROLE)")),
+        "{}",
+        out.dump()
+    );
+    // An unknown check is a bundle problem, with the known ones listed.
+    let mut unknown = right;
+    unknown["determining"][0]["check"] = json!("TRUST");
+    let b = default_bundle_with_cases(&json!([{"name": "unknown", "propagate": no_identity, "expect": unknown}]));
+    let out = run_tests(b.path());
+    assert_ne!(out.code, 0, "{}", out.dump());
+    assert!(out.stderr.contains("unknown check `TRUST`"), "{}", out.dump());
+}

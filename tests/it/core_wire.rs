@@ -43,13 +43,15 @@ fn indexed_and_linear_evaluation_agree_on_the_default_bundle() {
 
 #[test]
 fn job_wire_defaults() {
-    // On the wire: MaxRuntimeInSeconds 0 means 86,400; no start means now.
-    let wire = warden::proto::PropagateIdentityRequest {
+    // On the wire: MaxRuntimeInSeconds is `optional`; absent stays absent (the core applies 86,400),
+    // an explicit 0 stays 0 (out of range); the job ARN and type pass through; no start means now.
+    let wire = |max: Option<u32>| warden::proto::PropagateIdentityRequest {
         target: Some(warden::proto::propagate_identity_request::Target::Job(warden::proto::JobTarget {
             domain_id: "d-ssotip000001".into(),
             job_type: "TRAINING".into(),
-            max_runtime_in_seconds: 0,
+            max_runtime_in_seconds: max,
             background_session_started_at: None,
+            job_arn: "arn:aws:sagemaker:us-east-1:111122223333:training-job/t-1".into(),
         })),
         channel: 0,
         evidence: Some(warden::proto::Evidence {
@@ -61,9 +63,23 @@ fn job_wire_defaults() {
             ..warden::proto::Evidence::default()
         }),
     };
-    let req = warden::grpc::propagate::request_from_proto(wire, 1_000).expect("a valid wire request");
-    assert_eq!(
-        req.target,
-        Target::Job { domain_id: "d-ssotip000001".into(), max_runtime_seconds: 86_400, background_started_ms: None }
-    );
+    for max in [None, Some(0), Some(3600)] {
+        let req = warden::grpc::propagate::request_from_proto(wire(max), 1_000).expect("a valid wire request");
+        assert_eq!(
+            req.target,
+            Target::Job {
+                domain_id: "d-ssotip000001".into(),
+                job_type: Some("TRAINING".into()),
+                job_arn: Some("arn:aws:sagemaker:us-east-1:111122223333:training-job/t-1".into()),
+                max_runtime_seconds: max,
+                background_started_ms: None
+            }
+        );
+    }
+    // proto3 `optional` keeps the wire format: an old client's explicit value decodes the same.
+    use prost::Message as _;
+    let bytes = wire(Some(3600)).encode_to_vec();
+    let back = warden::proto::PropagateIdentityRequest::decode(bytes.as_slice()).expect("decodes");
+    let Some(warden::proto::propagate_identity_request::Target::Job(j)) = back.target else { panic!("a job") };
+    assert_eq!(j.max_runtime_in_seconds, Some(3600));
 }

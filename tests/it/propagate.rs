@@ -74,6 +74,7 @@ const DOMAIN_JSON: &str = r#"{"DomainId": "d-ssotip000001",
   "AuthMode": "SSO",
   "DefaultUserSettings": {"ExecutionRole": "arn:aws:iam::111122223333:role/StudioExec"},
   "DomainSettings": {"TrustedIdentityPropagationSettings": {"Status": "ENABLED"}},
+  "AssignedUsers": ["alice"],
   "UserProfiles": [{"UserProfileName": "alice", "SingleSignOnUserValue": "alice"}]}"#;
 
 const IDENTITY_CENTER: &str = r#"{"Instance": {"InstanceArn": "arn:aws:sso:::instance/ssoins-0000000000000001",
@@ -342,8 +343,9 @@ async fn each_grpc_code_with_its_message() {
             target: Some(proto::propagate_identity_request::Target::Job(proto::JobTarget {
                 domain_id: DOMAIN.into(),
                 job_type: "TRAINING".into(),
-                max_runtime_in_seconds: 0,
+                max_runtime_in_seconds: None,
                 background_session_started_at: None,
+                job_arn: String::new(),
             })),
             channel: 0,
             evidence: Some(proto::Evidence {
@@ -413,7 +415,7 @@ async fn each_grpc_code_with_its_message() {
         let long_job = proto::PropagateIdentityRequest {
             target: Some(proto::propagate_identity_request::Target::Job(proto::JobTarget {
                 domain_id: DOMAIN.into(),
-                max_runtime_in_seconds: 2_419_201,
+                max_runtime_in_seconds: Some(2_419_201),
                 ..proto::JobTarget::default()
             })),
             channel: 0,
@@ -722,4 +724,264 @@ async fn serve_exits_non_zero_naming_the_app_when_remembered_admins_conflict() {
         assert!(stderr.contains("Fiddler") && stderr.contains(FIDDLER), "stderr should name the app: {stderr}");
     })
     .await;
+}
+
+// === SPEC §5.6 over gRPC, against the default bundle (the README's requests) ===
+
+mod binding {
+    use super::{assert_bad_request, assert_status, propagate};
+    use crate::support::{self, http_get};
+    use std::collections::HashMap;
+    use std::path::Path;
+    use std::process::{Child, Command, Stdio};
+    use std::time::{Duration, Instant};
+    use tonic::transport::{Channel, Endpoint};
+    use tonic::{Code, Status};
+    use tonic_types::StatusExt as _;
+    use warden::proto::{self, authorizer_client::AuthorizerClient};
+
+    const APPS: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/";
+    const STORE: &str = "arn:aws:identitystore::111122223333:identitystore/d-1234567890";
+    const FEDERATED: &str = "arn:aws:sts::111122223333:assumed-role/StudioFederatedDataScientist/alice@example.com";
+    const BOB_ID: &str = "94482488-3041-7026-18f1-4b3c2f5e6a7d";
+
+    struct Killed(Child);
+    impl Drop for Killed {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
+    fn free_port() -> u16 {
+        std::net::TcpListener::bind("127.0.0.1:0").expect("bind").local_addr().expect("addr").port()
+    }
+
+    /// A request from proto JSON, as grpcurl users type it.
+    fn req(v: serde_json::Value) -> proto::PropagateIdentityRequest {
+        serde_json::from_value(v).expect("a PropagateIdentityRequest")
+    }
+
+    fn error_info(s: &Status, reason: &str, what: &str) -> HashMap<String, String> {
+        let info = s.get_details_error_info().unwrap_or_else(|| panic!("{what}: no google.rpc.ErrorInfo in {s:?}"));
+        assert_eq!(info.reason, reason, "{what}: {info:?}");
+        assert_eq!(info.domain, "warden.v1", "{what}");
+        for k in ["decision", "decision_id", "bundle_revision", "check"] {
+            assert!(info.metadata.get(k).is_some_and(|v| !v.is_empty()), "{what}: metadata `{k}` in {info:?}");
+        }
+        info.metadata
+    }
+
+    fn denial(s: &Status, what: &str) -> proto::PropagateIdentityDenial {
+        warden::grpc::status::denial_of(s).unwrap_or_else(|| panic!("{what}: no warden.v1.PropagateIdentityDenial"))
+    }
+
+    fn checks(d: &[proto::StatementRef]) -> Vec<&'static str> {
+        d.iter().map(|s| s.check().as_str_name()).collect()
+    }
+
+    fn no_duplicates(d: &[proto::StatementRef], what: &str) {
+        for (i, x) in d.iter().enumerate() {
+            assert!(!d.iter().skip(i + 1).any(|y| y == x), "{what}: {x:?} twice");
+        }
+    }
+
+    async fn serve(log: &Path) -> (Killed, AuthorizerClient<Channel>) {
+        let (grpc, admin) = (free_port(), free_port());
+        let policies = Path::new(env!("CARGO_MANIFEST_DIR")).join("policies");
+        let child = Command::new(support::warden_bin())
+            .args(["serve", "--bundle"])
+            .arg(&policies)
+            .args(["--listen", &format!("127.0.0.1:{grpc}"), "--admin-listen", &format!("127.0.0.1:{admin}")])
+            .arg("--decision-log")
+            .arg(log)
+            .env("WARDEN_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("spawn warden serve");
+        let child = Killed(child);
+        let admin_addr = format!("127.0.0.1:{admin}").parse().expect("addr");
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while !(std::net::TcpStream::connect(admin_addr).is_ok() && http_get(admin_addr, "/readyz").await.status == 200)
+        {
+            assert!(Instant::now() < deadline, "the server did not become ready");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let channel = Endpoint::from_shared(format!("http://127.0.0.1:{grpc}")).expect("uri").connect().await;
+        (child, AuthorizerClient::new(channel.expect("connect")))
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn spec_5_6_codes_error_info_checks_and_the_decision_log() {
+        super::bounded(async {
+            let dir = support::temp_dir();
+            let log = dir.path().join("decisions.jsonl");
+            let (_server, mut c) = serve(&log).await;
+
+            // IAM-mode Studio launch naming only the profile: no `ssouserid` needed; the profile's
+            // execution role is authorized.
+            let r = propagate(
+                &mut c,
+                req(serde_json::json!({
+                    "partnerApp": {"arn": format!("{APPS}app-COMETTEAM001"), "domainId": "d-iamteams0001",
+                                   "userProfileName": "alice-Team1"},
+                    "channel": "STUDIO",
+                    "evidence": {"principalArn": FEDERATED, "samlAttributes": {
+                        "https://aws.amazon.com/SAML/Attributes/PrincipalTag:SageMakerPartnerAppUser": "alice"}}})),
+            )
+            .await
+            .expect("IAM-mode Studio launch");
+            assert_eq!((r.user_name.as_str(), r.source()), ("alice", proto::IdentitySource::SamlPrincipalTag));
+            assert!(!r.determining.is_empty() && checks(&r.determining).iter().all(|c| *c == "AUTHORIZE"), "{r:?}");
+
+            // Neither profile nor team: INVALID_ARGUMENT naming the field.
+            let s = propagate(
+                &mut c,
+                req(serde_json::json!({
+                    "partnerApp": {"arn": format!("{APPS}app-COMETTEAM001"), "domainId": "d-iamteams0001"},
+                    "channel": "STUDIO", "evidence": {"principalArn": FEDERATED}})),
+            )
+            .await
+            .expect_err("no profile, no team");
+            assert_bad_request(&s, "partner_app.user_profile_name", "no profile, no team");
+
+            // A session name that breaks [\w+=,.@-]: INVALID_ARGUMENT before any lookup.
+            let s = propagate(
+                &mut c,
+                req(serde_json::json!({
+                    "partnerApp": {"arn": format!("{APPS}app-COMETTEAM001")}, "channel": "PRESIGNED_URL_API",
+                    "evidence": {"principalArn": "arn:aws:sts::111122223333:assumed-role/PartnerAppLauncherSessionNameRole/carol:admin"}})),
+            )
+            .await
+            .expect_err("carol:admin");
+            assert_bad_request(&s, "evidence.principal_arn", "carol:admin");
+
+            // Impersonation: ErrorInfo names the check and the condition; the denial detail carries
+            // the statements of the authorization that passed.
+            let s = propagate(
+                &mut c,
+                req(serde_json::json!({
+                    "partnerApp": {"arn": format!("{APPS}app-COMETTEAM001")}, "channel": "SDK",
+                    "evidence": {"principalArn": "arn:aws:sts::111122223333:assumed-role/PartnerAppLauncherSessionNameRole/bob",
+                                 "assumedBy": "arn:aws:iam::111122223333:user/alice"}})),
+            )
+            .await
+            .expect_err("impersonation");
+            assert_status(&s, Code::PermissionDenied, &["impersonation", "sts:RoleSessionName", "alice", "`bob`"], "imp");
+            let m = error_info(&s, "TRUST_ASSUME_ROLE", "impersonation");
+            assert_eq!(m.get("decision").map(String::as_str), Some("IMPLICIT_DENY"));
+            assert_eq!(m.get("condition_key").map(String::as_str), Some("sts:RoleSessionName"));
+            assert_eq!(m.get("condition_operator").map(String::as_str), Some("StringEquals"));
+            assert_eq!(m.get("policy_value").map(String::as_str), Some("${aws:username} (= alice)"));
+            assert_eq!(m.get("session_value").map(String::as_str), Some("bob"));
+            let d = denial(&s, "impersonation");
+            assert_eq!(d.check, "TRUST_ASSUME_ROLE");
+            assert_eq!(d.decision(), proto::Decision::ImplicitDeny);
+            assert_eq!(Some(&d.decision_id), m.get("decision_id"));
+            assert_eq!(checks(&d.determining), vec!["AUTHORIZE", "AUTHORIZE"], "{d:?}");
+            let imp_decision_id = d.decision_id.clone();
+
+            // A user profile does not assign a user: PERMISSION_DENIED, DOMAIN_ASSIGNMENT, no IAM decision.
+            let s = propagate(
+                &mut c,
+                req(serde_json::json!({
+                    "partnerApp": {"arn": format!("{APPS}app-FIDDLERTM002"), "domainId": "d-ssonotip0001"},
+                    "channel": "STUDIO",
+                    "evidence": {"identityCenterUser": {"userId": BOB_ID, "userName": "bob", "identityStoreArn": STORE}}})),
+            )
+            .await
+            .expect_err("not assigned");
+            assert_status(&s, Code::PermissionDenied, &["bob", "d-ssonotip0001"], "not assigned");
+            let m = error_info(&s, "DOMAIN_ASSIGNMENT", "not assigned");
+            assert_eq!(m.get("decision").map(String::as_str), Some("NONE"));
+
+            // Rule 4: FAILED_PRECONDITION with ErrorInfo and the authorization's statements.
+            let s = propagate(
+                &mut c,
+                req(serde_json::json!({
+                    "partnerApp": {"arn": format!("{APPS}app-FIDDLERTM002")}, "channel": "PRESIGNED_URL_API",
+                    "evidence": {"principalArn": "arn:aws:iam::111122223333:user/bob"}})),
+            )
+            .await
+            .expect_err("no identity");
+            assert_eq!(s.code(), Code::FailedPrecondition);
+            error_info(&s, "PARTNER_APP_IDENTITY", "no identity");
+            assert!(checks(&denial(&s, "no identity").determining).iter().all(|c| *c == "AUTHORIZE"));
+
+            // A verified session tag: every check named, no duplicates.
+            let r = propagate(
+                &mut c,
+                req(serde_json::json!({
+                    "partnerApp": {"arn": format!("{APPS}app-FIDDLERTM002")}, "channel": "PRESIGNED_URL_API",
+                    "evidence": {"principalArn": "arn:aws:sts::111122223333:assumed-role/PartnerAppLauncherSessionTagRole/bob-launch",
+                                 "sessionTags": {"SageMakerPartnerAppUser": "bob"},
+                                 "assumedBy": "arn:aws:iam::111122223333:user/bob"}})),
+            )
+            .await
+            .expect("verified session tag");
+            for c in ["AUTHORIZE", "TRUST_ASSUME_ROLE", "TRUST_TAG_SESSION"] {
+                assert!(checks(&r.determining).contains(&c), "{c}: {:?}", r.determining);
+            }
+            no_duplicates(&r.determining, "session tag");
+
+            // Jobs: the ARN against the type, the optional runtime.
+            let alice = serde_json::json!({"identityCenterUser": {"userId": "2801d3e0-f0e1-707f-54e8-f558b19f0a10",
+                                                                  "userName": "alice", "identityStoreArn": STORE}});
+            let r = propagate(
+                &mut c,
+                req(serde_json::json!({"job": {"domainId": "d-tipssostudio", "jobType": "TRAINING",
+                    "jobArn": "arn:aws:sagemaker:us-east-1:111122223333:training-job/fine-tune-1"}, "evidence": alice})),
+            )
+            .await
+            .expect("job");
+            assert_eq!(r.job.as_ref().map(|j| j.effective_max_runtime_seconds), Some(86_400));
+            for c in ["TRUST_ASSUME_ROLE", "TRUST_SET_CONTEXT", "ACCESS_GRANTS"] {
+                assert!(checks(&r.determining).contains(&c), "{c}: {:?}", r.determining);
+            }
+            no_duplicates(&r.determining, "job");
+            for (what, job, field) in [
+                ("explicit 0", serde_json::json!({"domainId": "d-tipssostudio", "maxRuntimeInSeconds": 0}), "job.max_runtime_in_seconds"),
+                (
+                    "processing ARN for TRAINING",
+                    serde_json::json!({"domainId": "d-tipssostudio", "jobType": "TRAINING",
+                        "jobArn": "arn:aws:sagemaker:us-east-1:111122223333:processing-job/prep-1"}),
+                    "job.job_arn",
+                ),
+            ] {
+                let s = propagate(&mut c, req(serde_json::json!({"job": job, "evidence": alice})))
+                    .await
+                    .expect_err(what);
+                assert_bad_request(&s, field, what);
+            }
+
+            // The decision log: the propagated user, its source and admin role; the failed check and
+            // the evidence's principal (the Identity Center user id when there is no IAM principal).
+            let deadline = Instant::now() + Duration::from_secs(10);
+            let records: Vec<serde_json::Value> = loop {
+                let text = std::fs::read_to_string(&log).unwrap_or_default();
+                let records: Vec<serde_json::Value> =
+                    text.lines().map(|l| serde_json::from_str(l).expect("a JSON record")).collect();
+                if records.len() >= 11 || Instant::now() > deadline {
+                    break records;
+                }
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            };
+            let prop = |r: &serde_json::Value, k: &str| r["propagation"][k].as_str().unwrap_or_default().to_owned();
+            let first = records.first().expect("records");
+            assert_eq!(prop(first, "user_name"), "alice", "{first}");
+            assert_eq!(prop(first, "source"), "SAML_PRINCIPAL_TAG", "{first}");
+            assert_eq!(prop(first, "admin_role"), "ROOT_ADMIN", "{first}");
+            assert_eq!(prop(first, "evidence_principal"), FEDERATED, "{first}");
+            let imp = records.iter().find(|r| r["decision_id"] == imp_decision_id.as_str()).expect("the impersonation");
+            assert_eq!(prop(imp, "failed_check"), "TRUST_ASSUME_ROLE", "{imp}");
+            assert_eq!(imp["code"], "PERMISSION_DENIED", "{imp}");
+            let unassigned = records.iter().find(|r| prop(r, "failed_check") == "DOMAIN_ASSIGNMENT").expect("bob");
+            assert_eq!(prop(unassigned, "evidence_principal"), BOB_ID, "{unassigned}");
+            assert_eq!(prop(unassigned, "evidence_kind"), "identity_center", "{unassigned}");
+            assert_eq!(unassigned["principal"], BOB_ID, "{unassigned}");
+        })
+        .await;
+    }
 }

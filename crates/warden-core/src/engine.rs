@@ -8,7 +8,7 @@ pub mod evaluate;
 pub mod request;
 
 pub use self::case::{Case, CaseOutcome, simulate};
-pub use self::decision::{Decision, Response, StatementRef};
+pub use self::decision::{Decision, Response, StatementRef, Unmet};
 pub use self::evaluate::{Input, Layers, ResourceRule, evaluate, is_trust_action, resource_rule};
 pub use self::request::{Request, RequestError, is_derived_key};
 

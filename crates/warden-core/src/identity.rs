@@ -82,8 +82,12 @@ pub enum Target {
     Job {
         /// Domain.
         domain_id: String,
-        /// `MaxRuntimeInSeconds` (validated 1–2,419,200).
-        max_runtime_seconds: u32,
+        /// `TRAINING` or `PROCESSING`, when given.
+        job_type: Option<String>,
+        /// The job's ARN (`…:training-job/NAME`, `…:processing-job/NAME`), when given.
+        job_arn: Option<String>,
+        /// `MaxRuntimeInSeconds` as given (validated 1–2,419,200; absent: 86,400).
+        max_runtime_seconds: Option<u32>,
         /// When the background session started (ms since the epoch; default now).
         background_started_ms: Option<i64>,
     },
@@ -162,6 +166,89 @@ pub struct JobIdentity {
     pub identity_store_arn: String,
 }
 
+/// A check of PropagateIdentity: what a determining statement came from, and what failed in a denial
+/// (the `reason` of its `google.rpc.ErrorInfo`). The first five are IAM evaluations and are the only
+/// ones determining statements name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Check {
+    /// The authorization step (`CreatePartnerAppPresignedUrl`, `CallPartnerAppApi`,
+    /// `CreatePresignedDomainUrl`).
+    Authorize,
+    /// A trust policy for `sts:AssumeRole` (impersonation re-check; TIP execution role).
+    TrustAssumeRole,
+    /// A trust policy for `sts:TagSession` (impersonation re-check).
+    TrustTagSession,
+    /// The execution role's trust policy for `sts:SetContext` (TIP).
+    TrustSetContext,
+    /// The execution role's S3 Access Grants permissions (TIP).
+    AccessGrants,
+    /// Identity Center evidence that does not check out (store, user id, user name).
+    IdentityCenterEvidence,
+    /// The Identity Center user is not assigned to the domain.
+    DomainAssignment,
+    /// The Studio user is not a member of the team.
+    TeamMembership,
+    /// The user profile is not the Studio user's.
+    ProfileOwnership,
+    /// The evidence does not fit the domain's authentication mode.
+    AuthMode,
+    /// No rule of §5.1 names the partner-app user.
+    PartnerAppIdentity,
+    /// Trusted identity propagation is not enabled on the domain, or needs Identity Center evidence.
+    TrustedIdentityPropagation,
+    /// No execution role, or one the bundle does not have.
+    ExecutionRole,
+    /// User background sessions disabled or expired.
+    BackgroundSession,
+}
+
+impl Check {
+    /// The wire name (`AUTHORIZE`, `TRUST_ASSUME_ROLE`, …), used as the `ErrorInfo` reason.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Check::Authorize => "AUTHORIZE",
+            Check::TrustAssumeRole => "TRUST_ASSUME_ROLE",
+            Check::TrustTagSession => "TRUST_TAG_SESSION",
+            Check::TrustSetContext => "TRUST_SET_CONTEXT",
+            Check::AccessGrants => "ACCESS_GRANTS",
+            Check::IdentityCenterEvidence => "IDENTITY_CENTER_EVIDENCE",
+            Check::DomainAssignment => "DOMAIN_ASSIGNMENT",
+            Check::TeamMembership => "TEAM_MEMBERSHIP",
+            Check::ProfileOwnership => "PROFILE_OWNERSHIP",
+            Check::AuthMode => "AUTH_MODE",
+            Check::PartnerAppIdentity => "PARTNER_APP_IDENTITY",
+            Check::TrustedIdentityPropagation => "TRUSTED_IDENTITY_PROPAGATION",
+            Check::ExecutionRole => "EXECUTION_ROLE",
+            Check::BackgroundSession => "BACKGROUND_SESSION",
+        }
+    }
+}
+
+/// A determining statement and the check it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Determining {
+    /// The check.
+    pub check: Check,
+    /// The statement.
+    pub statement: StatementRef,
+}
+
+impl std::ops::Deref for Determining {
+    type Target = StatementRef;
+    fn deref(&self) -> &StatementRef {
+        &self.statement
+    }
+}
+
+/// Appends `statements` under `check`, skipping a (check, statement) pair already listed.
+pub fn add_determining(out: &mut Vec<Determining>, check: Check, statements: Vec<StatementRef>) {
+    for statement in statements {
+        if !out.iter().any(|d| d.check == check && d.statement == statement) {
+            out.push(Determining { check, statement });
+        }
+    }
+}
+
 /// The answer.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -173,8 +260,8 @@ pub struct Outcome {
     pub admin_role: Option<AdminRole>,
     /// Trust policy re-check passed (only with `assumed_by`).
     pub trust_verified: bool,
-    /// Statements that allowed the authorization step and the trust re-check.
-    pub determining: Vec<StatementRef>,
+    /// Statements that allowed each check, with the check, without duplicates.
+    pub determining: Vec<Determining>,
     /// Profile (profile targets).
     pub profile: Option<Profile>,
     /// Job identity (job targets).
@@ -208,26 +295,55 @@ pub struct Error {
     pub field: Option<String>,
     /// One-line message.
     pub message: String,
-    /// The IAM decision behind a PERMISSION_DENIED.
+    /// The IAM decision of the failed check, when it was an IAM evaluation.
     pub decision: Option<Box<engine::Response>>,
+    /// The check that failed (every PERMISSION_DENIED and FAILED_PRECONDITION has one).
+    pub check: Option<Check>,
+    /// The statements that determined the checks done so far, and the failed check's (its deny
+    /// statements), without duplicates.
+    pub determining: Vec<Determining>,
+    /// Further facts for the `ErrorInfo` metadata (e.g. the condition an impersonation failed).
+    pub metadata: Vec<(String, String)>,
 }
 
 impl Error {
+    fn new(kind: ErrorKind, field: Option<String>, message: String) -> Error {
+        Error { kind, field, message, decision: None, check: None, determining: Vec::new(), metadata: Vec::new() }
+    }
     /// INVALID_ARGUMENT naming a field.
     pub fn invalid(field: &str, message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::Malformed, field: Some(field.to_owned()), message: message.into(), decision: None }
+        Error::new(ErrorKind::Malformed, Some(field.to_owned()), message.into())
     }
     /// NOT_FOUND.
     pub fn not_found(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::UnknownTarget, field: None, message: message.into(), decision: None }
+        Error::new(ErrorKind::UnknownTarget, None, message.into())
     }
-    /// PERMISSION_DENIED.
-    pub fn denied(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::NotAuthorized, field: None, message: message.into(), decision: None }
+    /// PERMISSION_DENIED by `check`.
+    pub fn denied(check: Check, message: impl Into<String>) -> Error {
+        Error { check: Some(check), ..Error::new(ErrorKind::NotAuthorized, None, message.into()) }
     }
-    /// FAILED_PRECONDITION.
-    pub fn precondition(message: impl Into<String>) -> Error {
-        Error { kind: ErrorKind::Precondition, field: None, message: message.into(), decision: None }
+    /// FAILED_PRECONDITION by `check`.
+    pub fn precondition(check: Check, message: impl Into<String>) -> Error {
+        Error { check: Some(check), ..Error::new(ErrorKind::Precondition, None, message.into()) }
+    }
+    /// The IAM decision of the failed check; its statements join the determining ones under the check.
+    pub fn with_decision(mut self, r: engine::Response) -> Error {
+        if let Some(check) = self.check {
+            add_determining(&mut self.determining, check, r.determining.clone());
+        }
+        self.decision = Some(Box::new(r));
+        self
+    }
+    /// The statements of the checks that passed before this one failed (listed first).
+    pub fn after(mut self, passed: &[Determining]) -> Error {
+        let mut all = passed.to_vec();
+        for d in self.determining {
+            if !all.contains(&d) {
+                all.push(d);
+            }
+        }
+        self.determining = all;
+        self
     }
 }
 
@@ -249,6 +365,71 @@ pub fn describe_decision(r: &engine::Response) -> String {
     }
 }
 
+/// A SageMaker resource name (user profiles, jobs): 1–63 characters, letters and digits with single
+/// or repeated hyphens inside (`^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}`).
+pub fn valid_sagemaker_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 63
+        && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+        && !s.starts_with('-')
+        && !s.ends_with('-')
+}
+
+/// Checks the target's identifiers (SPEC §4.1, §5.6) before any lookup: INVALID_ARGUMENT naming the field.
+pub fn validate_target(t: &Target) -> Result<(), Error> {
+    use crate::policy::ident;
+    let team = |field: &str, v: &Option<String>| -> Result<(), Error> {
+        match v {
+            Some(t) => ident::check_name("team id", t, 1, 64).map_err(|r| Error::invalid(field, r)),
+            None => Ok(()),
+        }
+    };
+    match t {
+        Target::PartnerApp { arn, domain_id, user_profile, team_id } => {
+            ident::check_arn_text(arn).map_err(|r| Error::invalid("partner_app.arn", r))?;
+            if let Some(d) = domain_id {
+                ident::check_arn_text(d).map_err(|r| Error::invalid("partner_app.domain_id", r))?;
+            }
+            if let Some(p) = user_profile
+                && !valid_sagemaker_name(p)
+            {
+                return Err(Error::invalid(
+                    "partner_app.user_profile_name",
+                    format!("user profile name {} must be 1–63 letters, digits and inner hyphens", ident::quote(p)),
+                ));
+            }
+            team("partner_app.team_id", team_id)
+        }
+        Target::Profile { domain_id, team_id } => {
+            ident::check_arn_text(domain_id).map_err(|r| Error::invalid("studio_profile.domain_id", r))?;
+            team("studio_profile.team_id", team_id)
+        }
+        Target::Job { domain_id, job_type, job_arn, max_runtime_seconds, .. } => {
+            ident::check_arn_text(domain_id).map_err(|r| Error::invalid("job.domain_id", r))?;
+            if let Some(t) = job_type
+                && !matches!(t.as_str(), "TRAINING" | "PROCESSING")
+            {
+                return Err(Error::invalid(
+                    "job.job_type",
+                    format!("{} is not TRAINING or PROCESSING", ident::quote(t)),
+                ));
+            }
+            if let Some(a) = job_arn {
+                studio::job_arn_parts(a, job_type.as_deref())?;
+            }
+            if let Some(m) = max_runtime_seconds
+                && !(1..=studio::MAX_RUNTIME).contains(m)
+            {
+                return Err(Error::invalid(
+                    "job.max_runtime_in_seconds",
+                    format!("{m} is outside 1–{} (leave it out for the default 86,400)", studio::MAX_RUNTIME),
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
 /// Answers a PropagateIdentity request against a bundle and the remembered admins.
 pub fn propagate(
     bundle: &Bundle,
@@ -256,6 +437,8 @@ pub fn propagate(
     req: &Request,
     authorize: AuthorizeFn<'_>,
 ) -> Result<Outcome, Error> {
+    // Malformed identifiers first (SPEC §4.1): nothing below looks up a name that breaks them.
+    validate_target(&req.target)?;
     evidence::validate(&req.evidence)?;
     match &req.target {
         Target::PartnerApp { .. } => partner_app::propagate(bundle, admins, req, authorize),

@@ -22,7 +22,14 @@ fn one_off(i: usize) -> Request {
 }
 
 fn answer(decision: Decision) -> Response {
-    Response { decision, determining: Vec::new(), diagnostics: Vec::new(), trace: Vec::new(), reads_time: false }
+    Response {
+        decision,
+        determining: Vec::new(),
+        diagnostics: Vec::new(),
+        trace: Vec::new(),
+        reads_time: false,
+        unmet: Vec::new(),
+    }
 }
 
 fn allow(_: &Bundle, _: &Request) -> Response {

@@ -842,9 +842,33 @@ fn check_case(o: &Map<String, Value>, at: &str, place: Place<'_>, p: &mut Proble
         schema::check(dobj, &f, &schema::TEST_DETERMINING, place, p);
         let _ = str_field(dobj, "policy", &f, true, p);
         let _ = str_field(dobj, "sid", &f, true, p);
+        if let Some(c) = str_field(dobj, "check", &f, false, p)
+            && !TEST_CHECKS.contains(&c.as_str())
+        {
+            p.push(format!("{f}/check"), format!("unknown check `{c}`: expected one of {}", TEST_CHECKS.join(", ")));
+        }
+    }
+    if let Some(info) = object_field(expect, "errorInfo", &expect_at, p) {
+        let at = format!("{expect_at}/errorInfo");
+        schema::check(info, &at, &schema::TEST_ERROR_INFO, place, p);
+        if !o.contains_key("propagate") {
+            p.push(at.clone(), "`errorInfo` is only for `propagate` cases");
+        }
+        let _ = str_field(info, "reason", &at, true, p);
+        if let Some(m) = object_field(info, "metadata", &at, p) {
+            for (k, v) in m {
+                if !v.is_string() {
+                    p.push(format!("{at}/metadata/{k}"), "metadata values are strings");
+                }
+            }
+        }
     }
     let _ = bool_field(expect, "cached", &expect_at, false, p);
 }
+
+/// The checks a determining statement of a `propagate` case may name.
+const TEST_CHECKS: [&str; 5] =
+    ["AUTHORIZE", "TRUST_ASSUME_ROLE", "TRUST_TAG_SESSION", "TRUST_SET_CONTEXT", "ACCESS_GRANTS"];
 
 #[cfg(test)]
 mod tests {

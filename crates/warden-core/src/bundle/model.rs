@@ -188,7 +188,10 @@ pub struct Domain {
     pub teams: Vec<Team>,
     /// User profiles.
     pub profiles: Vec<UserProfile>,
-    /// Identity Center groups assigned to the domain (their members may use it without a listed profile).
+    /// Identity Center users (user names) assigned to the domain (`AssignedUsers`).
+    pub assigned_users: Vec<String>,
+    /// Identity Center groups (display names) assigned to the domain (`AssignedGroups`): their members
+    /// may use it. A user profile alone does not assign a user (SPEC §5.6).
     pub assigned_groups: Vec<String>,
     /// The file it came from.
     pub file: String,

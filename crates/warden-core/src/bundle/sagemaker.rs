@@ -205,6 +205,36 @@ pub fn read_identity_center(files: &[(String, Value)], bundle: &mut Bundle, prob
     }
 }
 
+/// `AssignedUsers` and `AssignedGroups` (SPEC §5.6): Identity Center user names and group display
+/// names of the bundle's identity store, on SSO domains only.
+fn check_assignments(bundle: &Bundle, auth_mode: &str, users: &[String], groups: &[String], p: &mut Problems<'_>) {
+    let ic = &bundle.identity_center;
+    for (key, names, known) in [
+        ("AssignedUsers", users, ic.users.iter().map(|u| u.user_name.as_str()).collect::<Vec<_>>()),
+        ("AssignedGroups", groups, ic.groups.iter().map(|g| g.name.as_str()).collect::<Vec<_>>()),
+    ] {
+        if auth_mode == "IAM" && !names.is_empty() {
+            p.push(
+                format!("/{key}"),
+                format!("`{key}` is only for SSO domains: an IAM-mode domain's users come from their teams"),
+            );
+            continue;
+        }
+        let what = if key == "AssignedUsers" { "user" } else { "group" };
+        for (i, n) in names.iter().enumerate() {
+            if n.is_empty() {
+                p.push(format!("/{key}/{i}"), format!("empty {what} name"));
+            } else if !known.contains(&n.as_str()) {
+                let hint = crate::policy::hint::did_you_mean(n, known.iter().copied());
+                p.push(
+                    format!("/{key}/{i}"),
+                    format!("unknown Identity Center {what} `{n}` (not in identity-center/*.json){hint}"),
+                );
+            }
+        }
+    }
+}
+
 /// Reads `sagemaker/domains/*.json`.
 pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut ProblemList) {
     for (path, v) in files {
@@ -274,7 +304,9 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             p.push("/AppNetworkAccessType", format!("unknown `AppNetworkAccessType` `{a}`"));
         }
         let tags = tags_field(o, "Tags", "", &mut p);
+        let assigned_users = string_list(o, "AssignedUsers", "", &mut p);
         let assigned_groups = string_list(o, "AssignedGroups", "", &mut p);
+        check_assignments(bundle, &auth_mode, &assigned_users, &assigned_groups, &mut p);
         let mut teams = Vec::new();
         for (f, t) in list_field(o, "Teams", "", &mut p) {
             let Some(to) = object(t, &f, "a team", &mut p) else {
@@ -349,6 +381,7 @@ pub fn read_domains(files: &[(String, Value)], bundle: &mut Bundle, problems: &m
             tags,
             teams,
             profiles,
+            assigned_users,
             assigned_groups,
             file: path.clone(),
         };

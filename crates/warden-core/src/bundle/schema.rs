@@ -272,6 +272,7 @@ pub static DOMAIN: Shape = Shape {
         "DefaultUserSettings",
         "DomainSettings",
         "Tags",
+        "AssignedUsers",
         "AssignedGroups",
         "Teams",
         "UserProfiles",
@@ -472,6 +473,7 @@ pub static TEST_EXPECT: Shape = Shape {
         "determining",
         "code",
         "message_contains",
+        "errorInfo",
         "userName",
         "source",
         "adminRole",
@@ -488,7 +490,11 @@ pub static TEST_EXPECT: Shape = Shape {
 };
 
 /// `determining[]` of `expect`.
-pub static TEST_DETERMINING: Shape = Shape { what: "a determining statement", read: &["policy", "sid"], aws: &[] };
+pub static TEST_DETERMINING: Shape =
+    Shape { what: "a determining statement", read: &["policy", "sid", "check"], aws: &[] };
+
+/// `errorInfo` of `expect`: the `google.rpc.ErrorInfo` of a PropagateIdentity denial.
+pub static TEST_ERROR_INFO: Shape = Shape { what: "`errorInfo`", read: &["reason", "metadata"], aws: &[] };
 
 /// `remembered_admins[]` of a test case.
 pub static TEST_REMEMBERED: Shape = Shape { what: "a remembered admin", read: &["app_arn", "user_name"], aws: &[] };
@@ -499,6 +505,7 @@ pub static TEST_LAYOUT: Layout = &[
     ("/cases/*", &TEST_CASE),
     ("/cases/*/expect", &TEST_EXPECT),
     ("/cases/*/expect/determining/*", &TEST_DETERMINING),
+    ("/cases/*/expect/errorInfo", &TEST_ERROR_INFO),
     ("/cases/*/remembered_admins/*", &TEST_REMEMBERED),
 ];
 

@@ -56,6 +56,26 @@ pub struct Response {
     pub trace: Vec<String>,
     /// Whether evaluation read `aws:CurrentTime` or `aws:EpochTime` (such decisions are not cached).
     pub reads_time: bool,
+    /// Only when asked for (`explain`): for each Allow statement whose action, resource and principal
+    /// matched, the condition that kept it from applying.
+    pub unmet: Vec<Unmet>,
+}
+
+/// A condition that kept an Allow statement from applying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unmet {
+    /// Policy id.
+    pub policy: String,
+    /// `Sid` or `#INDEX`.
+    pub sid: String,
+    /// The operator as written, e.g. `StringEquals`.
+    pub operator: String,
+    /// The condition key as written, e.g. `sts:RoleSessionName`.
+    pub key: String,
+    /// The policy's values, variables substituted from the request where they resolve.
+    pub policy_values: Vec<String>,
+    /// The request's value(s) of the key; `None` when the request has none.
+    pub request_values: Option<Vec<String>>,
 }
 
 impl Response {
@@ -67,6 +87,7 @@ impl Response {
             diagnostics: vec![reason.into()],
             trace: Vec::new(),
             reads_time: false,
+            unmet: Vec::new(),
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The IAM evaluation order (SPEC §4): explicit deny anywhere; SCPs; resource-based policies (role
 //! trust policies included) with what naming a user, a role or a session may override; permissions
 //! boundary; identity policies; cross-account. Pure.
-use super::decision::{Decision, Response, StatementRef};
+use super::decision::{Decision, Response, StatementRef, Unmet};
 use crate::policy::index;
 use crate::policy::pattern::ArnGlob;
 use crate::policy::{
@@ -147,6 +147,8 @@ struct Eval<'a, 'p> {
     naming: Option<Naming>,
     diagnostics: Vec<String>,
     trace: Vec<String>,
+    /// With `explain`: the conditions that kept in-scope Allow statements from applying.
+    unmet: Vec<Unmet>,
 }
 
 /// Evaluates one request against its layers.
@@ -160,6 +162,7 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
             diagnostics: vec!["sts:GetCallerIdentity needs no permission and cannot be denied".to_owned()],
             trace: Vec::new(),
             reads_time: false,
+            unmet: Vec::new(),
         };
     }
     match layers.rule {
@@ -189,6 +192,7 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
         naming: None,
         diagnostics: Vec::new(),
         trace: Vec::new(),
+        unmet: Vec::new(),
     };
     let service = input.principal.kind == PrincipalKind::Service;
     // SCPs, boundaries and identity policies govern principals of an account; a service principal has
@@ -336,6 +340,7 @@ impl<'p> Eval<'_, 'p> {
             diagnostics,
             trace: self.trace,
             reads_time: false,
+            unmet: self.unmet,
         }
     }
 
@@ -351,6 +356,7 @@ impl<'p> Eval<'_, 'p> {
             diagnostics: self.diagnostics,
             trace: self.trace,
             reads_time: false,
+            unmet: self.unmet,
         }
     }
 
@@ -363,6 +369,7 @@ impl<'p> Eval<'_, 'p> {
             diagnostics: self.diagnostics,
             trace: self.trace,
             reads_time: false,
+            unmet: self.unmet,
         }
     }
 
@@ -399,6 +406,9 @@ impl<'p> Eval<'_, 'p> {
                 ));
             }
             if !applies {
+                if self.input.explain && st.effect == Effect::Allow {
+                    self.note_unmet(policy, st);
+                }
                 return;
             }
             match st.effect {
@@ -423,10 +433,26 @@ impl<'p> Eval<'_, 'p> {
     }
 
     fn statement_applies(&self, st: &Statement) -> Tri {
+        if !self.in_scope(st) {
+            return Tri::False;
+        }
+        let mut out = Tri::True;
+        for c in &st.conditions {
+            match c.evaluate(self.input.ctx) {
+                Tri::False => return Tri::False,
+                Tri::Indeterminate => out = Tri::Indeterminate,
+                Tri::True => {}
+            }
+        }
+        out
+    }
+
+    /// Whether the statement's action, resource and principal match the request (its conditions aside).
+    fn in_scope(&self, st: &Statement) -> bool {
         let input = &self.input;
         let (globs, not_action) = &st.actions;
         if globs.iter().any(|g| g.matches(input.action)) == *not_action {
-            return Tri::False;
+            return false;
         }
         if let Some((pats, not_resource)) = &st.resources {
             let hit = pats.iter().any(|p| match p {
@@ -438,23 +464,35 @@ impl<'p> Eval<'_, 'p> {
                     .is_some_and(|g| g.matches(input.resource)),
             });
             if hit == *not_resource {
-                return Tri::False;
+                return false;
             }
         }
         if let Some((spec, negated)) = &st.principal {
             let ok = if *negated { !spec.excludes(&input.principal) } else { spec.naming(&input.principal).is_some() };
             if !ok {
-                return Tri::False;
+                return false;
             }
         }
-        let mut out = Tri::True;
-        for c in &st.conditions {
-            match c.evaluate(input.ctx) {
-                Tri::False => return Tri::False,
-                Tri::Indeterminate => out = Tri::Indeterminate,
-                Tri::True => {}
-            }
+        true
+    }
+
+    /// With `explain`: an Allow statement in scope that did not apply because of a condition records
+    /// that condition (key, operator, the policy's values with variables substituted, the request's).
+    fn note_unmet(&mut self, policy: &Policy, st: &Statement) {
+        if !self.in_scope(st) {
+            return;
         }
-        out
+        let Some(c) = st.conditions.iter().find(|c| c.evaluate(self.input.ctx) != Tri::True) else {
+            return;
+        };
+        let (policy_values, request_values) = c.explain(self.input.ctx);
+        self.unmet.push(Unmet {
+            policy: policy.id.to_string(),
+            sid: st.sid.to_string(),
+            operator: c.operator.clone(),
+            key: c.key.clone(),
+            policy_values,
+            request_values,
+        });
     }
 }

@@ -1,8 +1,8 @@
 //! The caller's evidence: validation, session tags (STS and SAML `PrincipalTag:`), Identity Center
 //! checks against the bundle, and the trust-policy re-check that catches impersonation. Pure.
-use super::{AuthorizeFn, Error, Evidence, IcEvidence, describe_decision};
+use super::{AuthorizeFn, Check, Determining, Error, Evidence, IcEvidence, add_determining, describe_decision};
 use crate::bundle::{Bundle, Domain};
-use crate::engine::{self, Decision, StatementRef};
+use crate::engine::{self, Decision};
 use crate::policy::Value as CtxValue;
 use crate::policy::arn::{self, PrincipalArn};
 use crate::policy::ident;
@@ -83,6 +83,20 @@ pub fn validate(e: &Evidence) -> Result<(), Error> {
             ));
         }
     }
+    if let Some(ic) = &e.ic {
+        check_ic_fields(ic)?;
+    }
+    for (name, field) in
+        [("ssouserid", "evidence.saml_attributes.ssouserid"), ("teamid", "evidence.saml_attributes.teamid")]
+    {
+        if let Some(v) = e.saml.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str()).filter(|v| !v.is_empty()) {
+            let ok =
+                if name == "ssouserid" { valid_user_id(v) } else { ident::check_name("team id", v, 1, 64).is_ok() };
+            if !ok {
+                return Err(Error::invalid(field, format!("SAML attribute `{name}` {} is malformed", ident::quote(v))));
+            }
+        }
+    }
     if let Some(s) = &e.source_identity {
         ident::check_source_identity(s).map_err(|r| Error::invalid("evidence.source_identity", r))?;
     }
@@ -154,6 +168,44 @@ pub fn validate(e: &Evidence) -> Result<(), Error> {
     Ok(())
 }
 
+/// An Identity Center user id: 1–47 characters of letters, digits and `-` (AWS: a GUID, optionally
+/// prefixed by 10 hex digits and `-`).
+pub fn valid_user_id(s: &str) -> bool {
+    (1..=47).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+}
+
+/// The identifiers of Identity Center evidence that is given (empty fields are checked where the
+/// evidence is used: evidence a channel ignores may be partial).
+fn check_ic_fields(ic: &IcEvidence) -> Result<(), Error> {
+    if !ic.user_id.is_empty() && !valid_user_id(&ic.user_id) {
+        return Err(Error::invalid(
+            "evidence.identity_center_user.user_id",
+            format!("user id {} must be 1–47 letters, digits or `-`", ident::quote(&ic.user_id)),
+        ));
+    }
+    let n = &ic.user_name;
+    if !n.is_empty() && (n.chars().count() > 128 || n.chars().any(|c| c.is_control() || c.is_whitespace())) {
+        return Err(Error::invalid(
+            "evidence.identity_center_user.user_name",
+            format!("user name {} must be 1–128 characters without spaces or control characters", ident::quote(n)),
+        ));
+    }
+    let a = &ic.identity_store_arn;
+    if !a.is_empty() {
+        ident::check_arn_text(a).map_err(|r| Error::invalid("evidence.identity_center_user.identity_store_arn", r))?;
+        if !arn::parse(a).is_some_and(|p| p.service == "identitystore" && p.resource.starts_with("identitystore/")) {
+            return Err(Error::invalid(
+                "evidence.identity_center_user.identity_store_arn",
+                format!(
+                    "{} is not an identity store ARN (`arn:aws:identitystore::ACCOUNT:identitystore/d-…`)",
+                    ident::quote(a)
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
 /// The STS session tag `SageMakerPartnerAppUser` (key case-insensitive; empty counts as none).
 pub fn partner_app_user_sts(e: &Evidence) -> Option<&str> {
     e.session_tags
@@ -184,31 +236,43 @@ pub fn verify_ic<'b>(
     }
     let store = bundle.identity_center.identity_store_arn.as_deref();
     if store != Some(ic.identity_store_arn.as_str()) {
-        return Err(Error::denied(format!(
-            "Identity Center evidence does not check out: identity store `{}` is not this bundle's{}",
-            ic.identity_store_arn,
-            store.map(|s| format!(" (`{s}`)")).unwrap_or_default()
-        )));
+        return Err(Error::denied(
+            Check::IdentityCenterEvidence,
+            format!(
+                "Identity Center evidence does not check out: identity store `{}` is not this bundle's{}",
+                ic.identity_store_arn,
+                store.map(|s| format!(" (`{s}`)")).unwrap_or_default()
+            ),
+        ));
     }
     let Some(user) = bundle.identity_center.users.iter().find(|u| u.user_id == ic.user_id) else {
-        return Err(Error::denied(format!(
-            "Identity Center evidence does not check out: no user with id `{}` in the identity store",
-            ic.user_id
-        )));
+        return Err(Error::denied(
+            Check::IdentityCenterEvidence,
+            format!(
+                "Identity Center evidence does not check out: no user with id `{}` in the identity store",
+                ic.user_id
+            ),
+        ));
     };
     if user.user_name != ic.user_name {
-        return Err(Error::denied(format!(
-            "Identity Center evidence does not check out: user id `{}` is `{}`, not `{}`",
-            ic.user_id, user.user_name, ic.user_name
-        )));
+        return Err(Error::denied(
+            Check::IdentityCenterEvidence,
+            format!(
+                "Identity Center evidence does not check out: user id `{}` is `{}`, not `{}`",
+                ic.user_id, user.user_name, ic.user_name
+            ),
+        ));
     }
     if let Some(d) = domain
         && !assigned(bundle, d, &user.user_name)
     {
-        return Err(Error::denied(format!(
-            "Identity Center user `{}` is not assigned to domain `{}` (no user profile, no assigned group)",
-            user.user_name, d.domain_id
-        )));
+        return Err(Error::denied(
+            Check::DomainAssignment,
+            format!(
+                "Identity Center user `{}` is not assigned to domain `{}` (neither in its `AssignedUsers` nor in a group of its `AssignedGroups`; a user profile alone does not assign a user)",
+                user.user_name, d.domain_id
+            ),
+        ));
     }
     Ok(user)
 }
@@ -224,8 +288,10 @@ pub fn groups_of<'b>(bundle: &'b Bundle, user_name: &str) -> Vec<&'b str> {
         .collect()
 }
 
-fn assigned(bundle: &Bundle, d: &Domain, user_name: &str) -> bool {
-    d.profiles.iter().any(|p| p.sso_user.as_deref() == Some(user_name))
+/// Whether a user is assigned to a domain: listed in its `AssignedUsers`, or a member of a group in its
+/// `AssignedGroups` (SPEC §5.6: a user profile alone does not assign a user).
+pub fn assigned(bundle: &Bundle, d: &Domain, user_name: &str) -> bool {
+    d.assigned_users.iter().any(|u| u == user_name)
         || groups_of(bundle, user_name).iter().any(|g| d.assigned_groups.iter().any(|a| a == g))
 }
 
@@ -245,29 +311,59 @@ pub fn principal_request(e: &Evidence, principal: &str, action: &str, resource: 
     }
 }
 
-/// Asks the engine; anything but Allow is PERMISSION_DENIED carrying the decision.
+/// Asks the engine for `check`; anything but Allow is PERMISSION_DENIED carrying the decision. The
+/// statements that allowed it come back tagged with the check.
 pub fn require_allow(
     bundle: &Bundle,
     req: &engine::Request,
     authorize: AuthorizeFn<'_>,
+    check: Check,
     what: &str,
-) -> Result<Vec<StatementRef>, Error> {
+) -> Result<Vec<Determining>, Error> {
     let r = authorize(bundle, req);
     if r.decision == Decision::Allow {
-        return Ok(r.determining);
+        let mut out = Vec::new();
+        add_determining(&mut out, check, r.determining);
+        return Ok(out);
     }
-    Err(Error {
-        kind: super::ErrorKind::NotAuthorized,
-        field: None,
-        message: format!(
-            "{what}: `{}` may not `{}` on `{}`: {}",
-            req.principal,
-            req.action,
-            req.resource,
-            describe_decision(&r)
-        ),
-        decision: Some(Box::new(r)),
-    })
+    let message = format!(
+        "{what}: `{}` may not `{}` on `{}`: {}",
+        req.principal,
+        req.action,
+        req.resource,
+        describe_decision(&r)
+    );
+    Err(Error::denied(check, message).with_decision(r))
+}
+
+/// Why an Allow statement did not apply, for a message and the `ErrorInfo` metadata: the request is
+/// asked again with `explain`, and the first in-scope Allow statement's failed condition is named.
+pub fn unmet_condition(
+    bundle: &Bundle,
+    req: &engine::Request,
+    authorize: AuthorizeFn<'_>,
+) -> Option<(String, Vec<(String, String)>)> {
+    let mut explained = req.clone();
+    explained.explain = true;
+    let r = authorize(bundle, &explained);
+    let u = r.unmet.into_iter().next()?;
+    let policy_value = u.policy_values.join(", ");
+    let session_value = match &u.request_values {
+        Some(v) => v.join(", "),
+        None => "(absent)".to_owned(),
+    };
+    let text = format!(
+        "condition `{}` on `{}` failed in {} {}: policy value `{policy_value}`, session value `{session_value}`",
+        u.operator, u.key, u.policy, u.sid
+    );
+    let metadata = vec![
+        ("condition_key".to_owned(), u.key),
+        ("condition_operator".to_owned(), u.operator),
+        ("policy_value".to_owned(), policy_value),
+        ("session_value".to_owned(), session_value),
+        ("condition_statement".to_owned(), format!("{} {}", u.policy, u.sid)),
+    ];
+    Some((text, metadata))
 }
 
 /// Re-evaluates the session's role trust policy for `sts:AssumeRole` (and `sts:TagSession` when the
@@ -278,7 +374,7 @@ pub fn verify_trust(
     e: &Evidence,
     authorize: AuthorizeFn<'_>,
     now_ms: i64,
-) -> Result<Vec<StatementRef>, Error> {
+) -> Result<Vec<Determining>, Error> {
     let (Some(assumed_by), Some(principal)) = (e.assumed_by.as_deref(), e.principal.as_deref()) else {
         return Ok(Vec::new());
     };
@@ -287,9 +383,10 @@ pub fn verify_trust(
     };
     let partition = arn::parse(principal).map_or("", |a| a.partition);
     let Some(role) = bundle.role_by_name(partition, account, role) else {
-        return Err(Error::denied(format!(
-            "impersonation check: role `{role}` of session `{principal}` is not in the bundle"
-        )));
+        return Err(Error::denied(
+            Check::TrustAssumeRole,
+            format!("impersonation check: role `{role}` of session `{principal}` is not in the bundle"),
+        ));
     };
     let tags = all_tags(e);
     let mut base = engine::Request {
@@ -308,34 +405,36 @@ pub fn verify_trust(
     let mut assume = base.clone();
     assume.action = "sts:assumerole".into();
     assume.context.insert("sts:RoleSessionName", CtxValue::One(session.to_owned()));
-    let impersonation = |r: &engine::Response, action: &str| Error {
-        kind: super::ErrorKind::NotAuthorized,
-        field: None,
-        message: format!(
-            "impersonation: the trust policy of role `{}` would not let `{assumed_by}` {action} (session `{session}`{}): {}",
+    let mut tag = base;
+    tag.action = "sts:tagsession".into();
+    let mut checks = vec![(Check::TrustAssumeRole, assume, "assume it")];
+    if !tags.is_empty() {
+        checks.push((Check::TrustTagSession, tag, "tag the session"));
+    }
+    let mut determining = Vec::new();
+    for (check, req, action) in checks {
+        let r = authorize(bundle, &req);
+        if r.decision == Decision::Allow {
+            add_determining(&mut determining, check, r.determining);
+            continue;
+        }
+        let (why, metadata) = match unmet_condition(bundle, &req, authorize) {
+            Some((text, m)) => (format!("{text}; "), m),
+            None => (String::new(), Vec::new()),
+        };
+        let message = format!(
+            "impersonation: the trust policy of role `{}` would not let `{assumed_by}` {action} (session `{session}`{}): {why}{}",
             role.name,
             if tags.is_empty() {
                 String::new()
             } else {
                 format!(", tags {}", tags.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(", "))
             },
-            describe_decision(r)
-        ),
-        decision: Some(Box::new(r.clone())),
-    };
-    let r = authorize(bundle, &assume);
-    if r.decision != Decision::Allow {
-        return Err(impersonation(&r, "assume it"));
-    }
-    let mut determining = r.determining;
-    if !tags.is_empty() {
-        let mut tag = base;
-        tag.action = "sts:tagsession".into();
-        let r = authorize(bundle, &tag);
-        if r.decision != Decision::Allow {
-            return Err(impersonation(&r, "tag the session"));
-        }
-        determining.extend(r.determining);
+            describe_decision(&r)
+        );
+        let mut err = Error::denied(check, message).with_decision(r).after(&determining);
+        err.metadata = metadata;
+        return Err(err);
     }
     Ok(determining)
 }

@@ -1,7 +1,7 @@
 //! Partner apps (SPEC §5.1, §5.2, §5.5): the four-step rule for the propagated user name, the
 //! authorization step before it, the impersonation re-check, and the admin role. Pure.
 use super::evidence::{self, PARTNER_APP_USER_TAG};
-use super::{AdminMemory, AdminRole, AuthorizeFn, Channel, Error, Outcome, Request, Source, Target};
+use super::{AdminMemory, AdminRole, AuthorizeFn, Channel, Check, Error, Outcome, Request, Source, Target};
 use crate::bundle::sagemaker::{valid_app_arn, valid_domain_id};
 use crate::bundle::{Bundle, Domain, PartnerApp};
 use crate::policy::arn::{self, PrincipalArn};
@@ -36,8 +36,10 @@ fn studio_role<'d>(
     p.and_then(|p| p.execution_role.as_deref()).or(domain.default_execution_role.as_deref())
 }
 
-/// Channel STUDIO on an IAM-mode domain: the caller (SAML attribute `ssouserid`, resolved through the
-/// identity store) must be a member of the named team, or own the named user profile.
+/// Channel STUDIO on an IAM-mode domain (SPEC §5.6): the launch names the user profile or the team,
+/// and nothing more is needed. When the request also says who the Studio user is (the SAML attribute
+/// `ssouserid`, resolved through the identity store, or an IAM user), that user must be a member of the
+/// named team and own the named profile.
 fn studio_iam_member(
     bundle: &Bundle,
     d: &Domain,
@@ -45,27 +47,20 @@ fn studio_iam_member(
     profile: Option<&str>,
     team: Option<&str>,
 ) -> Result<(), Error> {
-    if team.is_none() && profile.is_none() {
-        return Ok(());
-    }
-    // Who the Studio user is: the SAML attribute `ssouserid` (resolved through the identity store),
-    // else the IAM user making the call.
     let user_name = match evidence::saml_attribute(e, "ssouserid") {
         Some(id) => match bundle.identity_center.users.iter().find(|u| u.user_id == id) {
             Some(u) => u.user_name.clone(),
-            None => return Err(Error::denied(format!("`ssouserid` `{id}` is not a user of the identity store"))),
+            None => {
+                return Err(Error::denied(
+                    Check::TeamMembership,
+                    format!("`ssouserid` `{id}` is not a user of the identity store"),
+                ));
+            }
         },
         None => match e.principal.as_deref().and_then(arn::parse_principal) {
             Some(PrincipalArn::User { name, .. }) => name.to_owned(),
-            _ => {
-                return Err(Error::invalid(
-                    "evidence.saml_attributes",
-                    format!(
-                        "a team or user profile of IAM-mode domain `{}` needs the SAML attribute `ssouserid` (or an IAM user)",
-                        d.domain_id
-                    ),
-                ));
-            }
+            // A role session without `ssouserid`: the profile or team named is the launch.
+            _ => return Ok(()),
         },
     };
     let user_id = bundle.identity_center.users.iter().find(|u| u.user_name == user_name).map(|u| u.user_id.clone());
@@ -73,18 +68,21 @@ fn studio_iam_member(
         let member = t.users.contains(&user_name)
             || evidence::groups_of(bundle, &user_name).iter().any(|g| t.groups.iter().any(|x| x == g));
         if !member {
-            return Err(Error::denied(format!("user `{user_name}` is not a member of team `{}`", t.team_id)));
+            return Err(Error::denied(
+                Check::TeamMembership,
+                format!("user `{user_name}` is not a member of team `{}`", t.team_id),
+            ));
         }
     }
-    if let Some(p) = profile {
-        let Some(found) = d.profiles.iter().find(|x| x.name.eq_ignore_ascii_case(p)) else {
-            return Err(Error::denied(format!("user profile `{p}` is not in domain `{}`", d.domain_id)));
-        };
+    if let Some(found) = profile.and_then(|p| d.profiles.iter().find(|x| x.name.eq_ignore_ascii_case(p))) {
         let owner = found.tags.get("studiouserid");
         let own = owner.is_some_and(|o| o == user_name || Some(o) == user_id.as_deref())
             || found.name.to_lowercase().starts_with(&format!("{}-", user_name.to_lowercase()));
         if !own {
-            return Err(Error::denied(format!("user profile `{p}` is not user `{user_name}`'s")));
+            return Err(Error::denied(
+                Check::ProfileOwnership,
+                format!("user profile `{}` is not user `{user_name}`'s", found.name),
+            ));
         }
     }
     Ok(())
@@ -147,6 +145,23 @@ pub fn propagate(
         ),
         _ => None,
     };
+    if let Some(d) = domain.filter(|d| d.auth_mode != "SSO") {
+        // SPEC §5.6: an IAM-mode launch names the profile or the team; never the domain default role.
+        if user_profile.is_none() && team_id.is_none() {
+            return Err(Error::invalid(
+                "partner_app.user_profile_name",
+                format!(
+                    "channel STUDIO on IAM-mode domain `{}` needs the user profile (`user_profile_name`) or the team (`team_id`)",
+                    d.domain_id
+                ),
+            ));
+        }
+        if let Some(p) = user_profile.as_deref()
+            && !d.profiles.iter().any(|x| x.name.eq_ignore_ascii_case(p))
+        {
+            return Err(Error::not_found(format!("user profile `{p}` is not in domain `{}`", d.domain_id)));
+        }
+    }
     if let (Some(d), Some(t)) = (domain, team_id.as_deref())
         && !d.teams.iter().any(|x| x.team_id == t)
     {
@@ -157,6 +172,17 @@ pub fn propagate(
     let mut ic_user: Option<&str> = None;
     if let Some(d) = sso_domain {
         let Some(ic) = &e.ic else {
+            // SPEC §5.6: an IAM-only request naming a user profile of an Identity Center domain asks for
+            // what only IAM-mode domains have (presigned domain URLs): a precondition, not a malformed request.
+            if let (Some(p), Some(_)) = (user_profile.as_deref(), e.principal.as_deref()) {
+                return Err(Error::precondition(
+                    Check::AuthMode,
+                    format!(
+                        "domain `{}` uses Identity Center authentication: an IAM-only request cannot open user profile `{p}` on it (presigned domain URLs are for IAM-mode domains); send the Identity Center user",
+                        d.domain_id
+                    ),
+                ));
+            }
             return Err(Error::invalid(
                 "evidence.identity_center_user",
                 format!("channel STUDIO on Identity Center domain `{}` needs the Identity Center user", d.domain_id),
@@ -168,19 +194,16 @@ pub fn propagate(
         if let Some(p) = user_profile.as_deref()
             && !d.profiles.iter().any(|x| x.name.eq_ignore_ascii_case(p) && x.sso_user.as_deref() == Some(user))
         {
-            return Err(Error::denied(format!(
-                "user profile `{p}` of domain `{}` is not Identity Center user `{user}`'s",
-                d.domain_id
-            )));
+            return Err(Error::denied(
+                Check::ProfileOwnership,
+                format!("user profile `{p}` of domain `{}` is not Identity Center user `{user}`'s", d.domain_id),
+            ));
         }
         ic_user = Some(user);
     } else if let Some(d) = domain {
         if e.principal.is_none() {
             if e.ic.is_some() {
-                return Err(Error::precondition(format!(
-                    "domain `{}` uses IAM authentication: Identity Center evidence does not apply to it",
-                    d.domain_id
-                )));
+                return Err(super::studio::ic_on_iam_domain(d));
             }
             return Err(Error::invalid(
                 "evidence.principal_arn",
@@ -196,10 +219,13 @@ pub fn propagate(
         (Channel::Studio, Some(d)) => {
             // The principal authorized is the user profile's execution role.
             let role = studio_role(d, user_profile.as_deref(), team_id.as_deref(), ic_user).ok_or_else(|| {
-                Error::precondition(format!(
-                    "domain `{}` has no execution role for this user (no profile role, no default)",
-                    d.domain_id
-                ))
+                Error::precondition(
+                    Check::ExecutionRole,
+                    format!(
+                        "domain `{}` has no execution role for this user (no profile role, no default)",
+                        d.domain_id
+                    ),
+                )
             })?;
             let r = evidence::principal_request(
                 &super::Evidence { context: e.context.clone(), ..super::Evidence::default() },
@@ -208,27 +234,28 @@ pub fn propagate(
                 app_arn,
                 req.now_ms,
             );
-            evidence::require_allow(bundle, &r, authorize, "not authorized")?
+            evidence::require_allow(bundle, &r, authorize, Check::Authorize, "not authorized")?
         }
         _ => {
             let principal = e.principal.as_deref().unwrap_or_default();
             let r = evidence::principal_request(e, principal, action, app_arn, req.now_ms);
-            evidence::require_allow(bundle, &r, authorize, "not authorized")?
+            evidence::require_allow(bundle, &r, authorize, Check::Authorize, "not authorized")?
         }
     };
     // 5. Impersonation.
-    let trust = evidence::verify_trust(bundle, e, authorize, req.now_ms)?;
+    let trust = evidence::verify_trust(bundle, e, authorize, req.now_ms).map_err(|err| err.after(&determining))?;
     // Only reached when the re-check passed (or there was nothing to re-check).
     let trust_verified = e.assumed_by.is_some();
-    determining.extend(trust);
+    for d in trust {
+        if !determining.contains(&d) {
+            determining.push(d);
+        }
+    }
     // 6. Preconditions and identity rules.
     if let Some(d) = domain.filter(|d| d.auth_mode != "SSO")
         && e.ic.is_some()
     {
-        return Err(Error::precondition(format!(
-            "domain `{}` uses IAM authentication: Identity Center evidence does not apply to it",
-            d.domain_id
-        )));
+        return Err(super::studio::ic_on_iam_domain(d).after(&determining));
     }
     let (user, source) = if let Some(u) = ic_user.filter(|_| channel == Channel::Studio) {
         (u.to_owned(), Source::IdentityCenter)
@@ -240,13 +267,14 @@ pub fn propagate(
         match e.principal.as_deref().and_then(arn::parse_principal) {
             Some(PrincipalArn::User { name, .. }) => (name.to_owned(), Source::IamUser),
             Some(PrincipalArn::Session { session, .. }) => (session.to_owned(), Source::SessionName),
-            _ => return Err(no_identity(app, "the request names no IAM user or session")),
+            _ => return Err(no_identity(app, "the request names no IAM user or session").after(&determining)),
         }
     } else {
         return Err(no_identity(
             app,
             "the caller has no `SageMakerPartnerAppUser` session tag and the app does not enable IAM session identity",
-        ));
+        )
+        .after(&determining));
     };
     let admin_role = admin_role(app, admins, &user);
     Ok(Outcome {
@@ -260,10 +288,13 @@ pub fn propagate(
 }
 
 fn no_identity(app: &PartnerApp, why: &str) -> Error {
-    Error::precondition(format!(
-        "partner app `{}` ({}) cannot tell which user this is: {why}; either add the session tag `{PARTNER_APP_USER_TAG}` \
+    Error::precondition(
+        Check::PartnerAppIdentity,
+        format!(
+            "partner app `{}` ({}) cannot tell which user this is: {why}; either add the session tag `{PARTNER_APP_USER_TAG}` \
          (STS session tag, or SAML attribute `https://aws.amazon.com/SAML/Attributes/PrincipalTag:{PARTNER_APP_USER_TAG}`), \
          or enable `EnableIamSessionBasedIdentity` on the app",
-        app.name, app.arn
-    ))
+            app.name, app.arn
+        ),
+    )
 }

@@ -120,6 +120,7 @@ fn sso_domain(id: &str, tip: bool, grants: bool, default_role: &str, profiles: V
                "DefaultUserSettings": {"ExecutionRole": role_arn(default_role)},
                "DomainSettings": {"TrustedIdentityPropagationSettings": {"Status": status(tip)},
                                   "S3AccessGrants": {"Status": status(grants)}},
+               "AssignedUsers": ["alice"],
                "AssignedGroups": ["DataGroup"],
                "UserProfiles": profiles}),
     )
@@ -266,7 +267,10 @@ fn files() -> Vec<(String, Value)> {
                    "DomainSettings": {"TrustedIdentityPropagationSettings": {"Status": "DISABLED"}},
                    "Teams": [{"TeamId": "TeamA", "ExecutionRole": role_arn("TeamARole"),
                               "Tags": [{"Key": "Team", "Value": "TeamA"}],
-                              "Members": {"Users": ["alice"], "Groups": ["DataGroup"]}}]}),
+                              "Members": {"Users": ["alice"], "Groups": ["DataGroup"]}}],
+                   "UserProfiles": [{"UserProfileName": "alice-TeamA", "ExecutionRole": role_arn("TeamARole"),
+                                     "Tags": [{"Key": "Team", "Value": "TeamA"},
+                                              {"Key": "studiouserid", "Value": ALICE_ID}]}]}),
         ),
         identity_center(json!({"Enabled": true, "DurationMinutes": 10080})),
     ]
@@ -353,7 +357,13 @@ fn profile_req(domain: &str, team: Option<&str>, evidence: Evidence) -> Request 
 }
 fn job_req(domain: &str, max: u32, started: Option<i64>, evidence: Evidence) -> Request {
     Request {
-        target: Target::Job { domain_id: domain.into(), max_runtime_seconds: max, background_started_ms: started },
+        target: Target::Job {
+            domain_id: domain.into(),
+            job_type: None,
+            job_arn: None,
+            max_runtime_seconds: Some(max),
+            background_started_ms: started,
+        },
         channel: None,
         evidence,
         now_ms: NOW,
@@ -376,6 +386,10 @@ fn fail(what: &str, req: &Request, kind: ErrorKind) -> Error {
         Err(e) => {
             assert_eq!(e.kind, kind, "{what}: {e}");
             assert!(!e.message.is_empty(), "{what}: an empty message");
+            // SPEC §5.6: every denial names the check that failed.
+            if matches!(kind, ErrorKind::NotAuthorized | ErrorKind::Precondition) {
+                assert!(e.check.is_some(), "{what}: a denial without a check: {e}");
+            }
             e
         }
     }
@@ -943,9 +957,31 @@ fn sso_profile_one_per_user() {
     let p = o.profile.expect("a profile");
     assert_eq!(p.name, "bob");
     assert_eq!(p.execution_role_arn, role_arn("StudioExec"));
-    invalid(
+    // SPEC §5.6: an IAM-only request for a profile on an Identity Center domain is FAILED_PRECONDITION
+    // (presigned domain URLs are for IAM-mode domains); no evidence at all stays malformed.
+    let e = fail(
         "IAM evidence on an SSO domain",
         &profile_req(SSO_TIP, None, iam(&user_arn("bob"))),
+        ErrorKind::Precondition,
+    );
+    assert_eq!(e.check, Some(Check::AuthMode));
+    assert_mentions("IAM evidence on an SSO domain", &e, &[SSO_TIP, "IAM-mode"]);
+    invalid(
+        "no evidence on an SSO domain",
+        &profile_req(SSO_TIP, None, Evidence::default()),
+        "evidence.identity_center_user",
+    );
+    // The same for a Studio launch that names a profile of the Identity Center domain with IAM-only
+    // evidence; without a profile it stays the malformed STUDIO request of §5.5.
+    let e = fail(
+        "IAM-only launch naming a profile",
+        &studio_profile(COMET, SSO_TIP, Some("alice"), None, iam(&user_arn("alice"))),
+        ErrorKind::Precondition,
+    );
+    assert_eq!(e.check, Some(Check::AuthMode));
+    invalid(
+        "IAM-only launch without a profile",
+        &studio(COMET, SSO_TIP, None, iam(&user_arn("alice"))),
         "evidence.identity_center_user",
     );
 }
@@ -1138,6 +1174,9 @@ fn job_trust_is_evaluated_with_the_identity_center_context() {
     let b = bundle_with(vec![role("ProfileRole", other, json!([grants()]))]);
     let e = run_on(&b, &fresh_memory(&b), &job_req(SSO_TIP, 3600, None, ic_alice())).expect_err("refused");
     assert_eq!(e.kind, ErrorKind::Precondition, "{e}");
+    // The failed condition is named, with the request's context provider.
+    assert_eq!(e.check, Some(Check::TrustSetContext), "{e}");
+    assert_mentions("other provider", &e, &["sts:RequestContextProviders", "contextProvider/Other", IC_PROVIDER]);
     // ... and one that checks the user id and store in the context allows it.
     let exact = doc(json!([
         sagemaker_trust(json!("sts:AssumeRole")),
@@ -1387,4 +1426,360 @@ fn admins_memory_round_trips_as_json() {
     // A restart with the remembered lists: a fiddler change is detected the same way.
     let refused = back.transition(&with_admins(FIDDLER, &["carol"])).expect_err("refused after a restart");
     assert!(refused[0].contains("Fiddler"), "{refused:?}");
+}
+
+// === §5.6 second round ===
+
+fn studio_profile(arn: &str, domain: &str, profile: Option<&str>, team: Option<&str>, e: Evidence) -> Request {
+    Request {
+        target: Target::PartnerApp {
+            arn: arn.into(),
+            domain_id: Some(domain.into()),
+            user_profile: profile.map(str::to_owned),
+            team_id: team.map(str::to_owned),
+        },
+        channel: Some(Channel::Studio),
+        evidence: e,
+        now_ms: NOW,
+    }
+}
+
+fn checks_of(d: &[Determining]) -> Vec<&'static str> {
+    d.iter().map(|x| x.check.as_str()).collect()
+}
+
+fn assert_no_duplicates(what: &str, d: &[Determining]) {
+    for (i, x) in d.iter().enumerate() {
+        assert!(!d.iter().skip(i + 1).any(|y| y == x), "{what}: duplicate {x:?} in {d:?}");
+    }
+}
+
+#[test]
+fn iam_mode_studio_launch_needs_only_the_profile_or_the_team() {
+    // A role session without `ssouserid`: the team (or profile) named is the launch; its execution
+    // role is what is authorized (the old code refused this for want of `ssouserid`).
+    let e = iam(&session("Federated", "alice"));
+    for (what, profile, team) in [
+        ("team", None, Some("TeamA")),
+        ("profile", Some("alice-TeamA"), None),
+        ("both", Some("alice-TeamA"), Some("TeamA")),
+    ] {
+        let o = ok(what, &studio_profile(LAKERA, IAM_TEAMS, profile, team, e.clone()));
+        assert_eq!(identity(&o), ("alice", Source::SessionName), "{what}");
+        assert!(
+            o.determining.iter().any(|s| &*s.policy == "role/TeamARole/inline/Inline" && s.check == Check::Authorize),
+            "{what}: {:?}",
+            o.determining
+        );
+        // The team role may not open comet, whatever the caller's own session may do.
+        let err = fail(what, &studio_profile(COMET, IAM_TEAMS, profile, team, e.clone()), ErrorKind::NotAuthorized);
+        assert_eq!(err.check, Some(Check::Authorize), "{what}");
+        assert_mentions(what, &err, &["TeamARole"]);
+    }
+}
+
+#[test]
+fn iam_mode_studio_launch_without_profile_or_team_is_invalid_argument() {
+    // The old code fell back to the domain default role (StudioExec may open comet) and answered.
+    let mut e = iam(&session("Federated", "alice"));
+    e.saml.push(("teamid".into(), "TeamA".into()));
+    let err = invalid(
+        "neither profile nor team",
+        &studio_profile(COMET, IAM_TEAMS, None, None, e),
+        "partner_app.user_profile_name",
+    );
+    assert_mentions("neither profile nor team", &err, &[IAM_TEAMS, "team"]);
+    // An unknown profile is NOT_FOUND, like an unknown team.
+    fail(
+        "unknown profile",
+        &studio_profile(LAKERA, IAM_TEAMS, Some("zed-TeamA"), None, iam(&session("Federated", "alice"))),
+        ErrorKind::UnknownTarget,
+    );
+    // Identity Center evidence against the IAM-mode domain stays FAILED_PRECONDITION.
+    let err = fail(
+        "IC on IAM",
+        &studio_profile(LAKERA, IAM_TEAMS, Some("alice-TeamA"), None, ic_alice()),
+        ErrorKind::Precondition,
+    );
+    assert_eq!(err.check, Some(Check::AuthMode));
+}
+
+#[test]
+fn iam_mode_studio_launch_checks_a_named_user() {
+    // When `ssouserid` says who the user is, the team and the profile must be theirs.
+    let err = fail(
+        "bob opens alice's profile",
+        &studio_profile(LAKERA, IAM_TEAMS, Some("alice-TeamA"), None, team_evidence(BOB_ID, BOB_ID, None)),
+        ErrorKind::NotAuthorized,
+    );
+    assert_eq!(err.check, Some(Check::ProfileOwnership));
+    let err = fail(
+        "erin as TeamA",
+        &studio_profile(LAKERA, IAM_TEAMS, None, Some("TeamA"), team_evidence(ERIN_ID, ERIN_ID, None)),
+        ErrorKind::NotAuthorized,
+    );
+    assert_eq!(err.check, Some(Check::TeamMembership));
+}
+
+#[test]
+fn domain_assignment_is_explicit() {
+    // erin has a user profile on the domain but is neither in AssignedUsers nor in an assigned group:
+    // not assigned (the old code counted the profile as an assignment).
+    let profiles = json!([{"UserProfileName": "alice", "SingleSignOnUserValue": "alice"},
+                          {"UserProfileName": "erin", "SingleSignOnUserValue": "erin"}]);
+    let b = bundle_with(vec![sso_domain(SSO_NOTIP, false, false, "StudioExec", profiles.clone())]);
+    let erin = Evidence { ic: ic(ERIN_ID, "erin"), ..Evidence::default() };
+    for (what, req) in [
+        ("partner app", studio(COMET, SSO_NOTIP, None, erin.clone())),
+        ("profile", profile_req(SSO_NOTIP, None, erin.clone())),
+    ] {
+        let e = run_on(&b, &fresh_memory(&b), &req).expect_err(what);
+        assert_eq!((e.kind, e.check), (ErrorKind::NotAuthorized, Some(Check::DomainAssignment)), "{what}: {e}");
+        assert_mentions(what, &e, &["erin", SSO_NOTIP, "AssignedUsers"]);
+    }
+    // Listed in AssignedUsers: assigned.
+    let (path, mut domain) = sso_domain(SSO_NOTIP, false, false, "StudioExec", profiles);
+    domain["AssignedUsers"] = json!(["alice", "erin"]);
+    let b = bundle_with(vec![(path, domain)]);
+    let o = run_on(&b, &fresh_memory(&b), &studio(COMET, SSO_NOTIP, None, erin)).expect("assigned");
+    assert_eq!(identity(&o), ("erin", Source::IdentityCenter));
+}
+
+#[test]
+fn domain_assignment_names_are_validated_at_load() {
+    let (path, mut domain) = sso_domain(SSO_NOTIP, false, false, "StudioExec", json!([]));
+    domain["AssignedUsers"] = json!(["alcie"]);
+    domain["AssignedGroups"] = json!(["NoSuchGroup"]);
+    domain["AssignedUser"] = json!(["alice"]);
+    let mut f = files();
+    f.retain(|(p, _)| *p != path);
+    f.push((path, domain));
+    let raw = f.into_iter().map(|(p, v)| (p, serde_json::to_vec_pretty(&v).expect("serialize"))).collect();
+    let problems = bundle::from_files(raw).expect_err("refused");
+    let text = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n");
+    for needle in [
+        "/AssignedUsers/0",
+        "did you mean `alice`?",
+        "/AssignedGroups/0",
+        "NoSuchGroup",
+        "did you mean `AssignedUsers`?",
+    ] {
+        assert!(text.contains(needle), "missing `{needle}` in:\n{text}");
+    }
+    // Not on IAM-mode domains.
+    let mut f = files();
+    let iam_path = format!("sagemaker/domains/{IAM_TEAMS}.json");
+    if let Some((_, v)) = f.iter_mut().find(|(p, _)| *p == iam_path) {
+        v["AssignedUsers"] = json!(["alice"]);
+    }
+    let raw = f.into_iter().map(|(p, v)| (p, serde_json::to_vec_pretty(&v).expect("serialize"))).collect();
+    let problems = bundle::from_files(raw).expect_err("refused");
+    assert!(problems.iter().any(|p| p.to_string().contains("only for SSO domains")), "{problems:?}");
+}
+
+#[test]
+fn identifiers_are_validated_before_any_lookup() {
+    let long = "a".repeat(65);
+    // Unknown app and domain: a lookup would answer NOT_FOUND; malformed identifiers come first.
+    for (what, session_name) in [("colon", "carol:admin"), ("65 characters", long.as_str()), ("one character", "c")] {
+        let e = invalid(
+            what,
+            &presigned(UNKNOWN_APP, iam(&format!("arn:aws:sts::{ACCOUNT}:assumed-role/Launcher/{session_name}"))),
+            "evidence.principal_arn",
+        );
+        assert_mentions(what, &e, &["session name"]);
+        // Never propagated as a user name, even on an app that would take the session name.
+        invalid(
+            what,
+            &presigned(LAKERA, iam(&format!("arn:aws:sts::{ACCOUNT}:assumed-role/Launcher/{session_name}"))),
+            "evidence.principal_arn",
+        );
+    }
+    let rows: Vec<(&str, Request, &str)> = vec![
+        (
+            "profile name",
+            studio_profile(COMET, UNKNOWN_DOMAIN, Some("alice:admin"), None, iam(&session("Federated", "alice"))),
+            "partner_app.user_profile_name",
+        ),
+        (
+            "team id",
+            studio_profile(COMET, UNKNOWN_DOMAIN, None, Some("Team A"), iam(&session("Federated", "alice"))),
+            "partner_app.team_id",
+        ),
+        ("profile team id", profile_req(UNKNOWN_DOMAIN, Some("Team/A"), Evidence::default()), "studio_profile.team_id"),
+        (
+            "user id",
+            studio(COMET, UNKNOWN_DOMAIN, None, Evidence { ic: ic("alice id", "alice"), ..Evidence::default() }),
+            "evidence.identity_center_user.user_id",
+        ),
+        (
+            "user name",
+            studio(COMET, UNKNOWN_DOMAIN, None, Evidence { ic: ic(ALICE_ID, "alice smith"), ..Evidence::default() }),
+            "evidence.identity_center_user.user_name",
+        ),
+        (
+            "identity store",
+            studio(
+                COMET,
+                UNKNOWN_DOMAIN,
+                None,
+                Evidence {
+                    ic: Some(IcEvidence {
+                        user_id: ALICE_ID.into(),
+                        user_name: "alice".into(),
+                        identity_store_arn: "arn:aws:s3:::bucket".into(),
+                    }),
+                    ..Evidence::default()
+                },
+            ),
+            "evidence.identity_center_user.identity_store_arn",
+        ),
+        (
+            "ssouserid",
+            profile_req(UNKNOWN_DOMAIN, Some("TeamA"), team_evidence("alice:admin", ALICE_ID, None)),
+            "evidence.saml_attributes.ssouserid",
+        ),
+    ];
+    for (what, req, field) in rows {
+        invalid(what, &req, field);
+    }
+}
+
+fn job_with(domain: &str, job_type: Option<&str>, job_arn: Option<&str>, max: Option<u32>) -> Request {
+    Request {
+        target: Target::Job {
+            domain_id: domain.into(),
+            job_type: job_type.map(str::to_owned),
+            job_arn: job_arn.map(str::to_owned),
+            max_runtime_seconds: max,
+            background_started_ms: None,
+        },
+        channel: None,
+        evidence: ic_alice(),
+        now_ms: NOW,
+    }
+}
+
+#[test]
+fn job_arn_is_checked_against_the_job_type_and_the_domain_account() {
+    let training = format!("arn:aws:sagemaker:us-east-1:{ACCOUNT}:training-job/fine-tune-1");
+    let processing = format!("arn:aws:sagemaker:us-east-1:{ACCOUNT}:processing-job/prep-1");
+    ok("training", &job_with(SSO_TIP, Some("TRAINING"), Some(&training), None));
+    ok("processing", &job_with(SSO_TIP, Some("PROCESSING"), Some(&processing), None));
+    ok("no type", &job_with(SSO_TIP, None, Some(&processing), None));
+    let other_account = "arn:aws:sagemaker:us-east-1:444455556666:training-job/fine-tune-1";
+    for (what, t, a) in [
+        ("processing ARN for TRAINING", Some("TRAINING"), processing.as_str()),
+        ("training ARN for PROCESSING", Some("PROCESSING"), training.as_str()),
+        ("not a job", None, "arn:aws:sagemaker:us-east-1:111122223333:model/m"),
+        ("bad name", Some("TRAINING"), "arn:aws:sagemaker:us-east-1:111122223333:training-job/a_b"),
+        ("no region", Some("TRAINING"), "arn:aws:sagemaker::111122223333:training-job/a"),
+        ("not an ARN", None, "training-job/a"),
+        ("other account", Some("TRAINING"), other_account),
+    ] {
+        invalid(what, &job_with(SSO_TIP, t, Some(a), None), "job.job_arn");
+    }
+    // Malformed before unknown domains; the account needs the domain.
+    invalid("malformed, unknown domain", &job_with(UNKNOWN_DOMAIN, None, Some("x"), None), "job.job_arn");
+    fail(
+        "well-formed, unknown domain",
+        &job_with(UNKNOWN_DOMAIN, None, Some(other_account), None),
+        ErrorKind::UnknownTarget,
+    );
+    invalid("job type", &job_with(SSO_TIP, Some("TRANSFORM"), None, None), "job.job_type");
+}
+
+#[test]
+fn job_max_runtime_is_optional() {
+    // Absent: 86,400. Explicit 0 (the old wire default) is out of range.
+    let j = ok("absent", &job_with(SSO_TIP, None, None, None)).job.expect("a job");
+    assert_eq!(j.effective_max_runtime_seconds, 86_400);
+    invalid("explicit 0", &job_with(SSO_TIP, None, None, Some(0)), "job.max_runtime_in_seconds");
+    invalid("explicit too long", &job_with(SSO_TIP, None, None, Some(2_419_201)), "job.max_runtime_in_seconds");
+    assert_eq!(
+        ok("explicit 1", &job_with(SSO_TIP, None, None, Some(1))).job.expect("a job").effective_max_runtime_seconds,
+        1
+    );
+}
+
+#[test]
+fn determining_statements_name_their_check_without_duplicates() {
+    // Authorization, then the impersonation re-check with tags (AssumeRole and TagSession).
+    let mut e = iam(&session("OpenTrust", "bob"));
+    e.session_tags = tags(&[("SageMakerPartnerAppUser", "bob")]);
+    e.assumed_by = Some(user_arn("bob"));
+    let o = ok("tagged, assumed_by", &presigned(COMET, e));
+    let checks = checks_of(&o.determining);
+    for c in ["AUTHORIZE", "TRUST_ASSUME_ROLE", "TRUST_TAG_SESSION"] {
+        assert!(checks.contains(&c), "{c} missing: {:?}", o.determining);
+    }
+    assert_no_duplicates("tagged", &o.determining);
+    // TIP: the trust policy for AssumeRole and SetContext, and the grants.
+    let o = ok("job", &job_req(SSO_TIP, 3600, None, ic_alice()));
+    let checks = checks_of(&o.determining);
+    for c in ["TRUST_ASSUME_ROLE", "TRUST_SET_CONTEXT", "ACCESS_GRANTS"] {
+        assert!(checks.contains(&c), "{c} missing: {:?}", o.determining);
+    }
+    assert!(!checks.contains(&"AUTHORIZE"), "{:?}", o.determining);
+    assert_no_duplicates("job", &o.determining);
+    // The same statement for both grants actions is listed once.
+    assert_eq!(o.determining.iter().filter(|d| d.check == Check::AccessGrants && &*d.sid == "Grants").count(), 1);
+}
+
+#[test]
+fn denials_name_the_failed_check_and_carry_the_statements() {
+    // Explicit deny: the deny statement, under AUTHORIZE, with the decision.
+    let e = fail("mallory on comet", &presigned(COMET, iam(&user_arn("mallory"))), ErrorKind::NotAuthorized);
+    assert_eq!(e.check, Some(Check::Authorize));
+    assert_eq!(e.decision.as_ref().map(|d| d.decision), Some(Decision::ExplicitDeny));
+    assert!(e.determining.iter().any(|d| &*d.sid == "DenyComet" && d.check == Check::Authorize), "{:?}", e.determining);
+    // A precondition after authorization carries the statements that allowed it.
+    let e = fail("no identity", &presigned(DEEPCHECKS, iam(&user_arn("bob"))), ErrorKind::Precondition);
+    assert_eq!(e.check, Some(Check::PartnerAppIdentity));
+    assert_eq!(checks_of(&e.determining), vec!["AUTHORIZE"]);
+    // TIP failures name their check.
+    let e = fail("no SetContext", &job_req(SSO_NOSETCTX, 3600, None, ic_alice()), ErrorKind::Precondition);
+    assert_eq!(e.check, Some(Check::TrustSetContext));
+    assert!(checks_of(&e.determining).contains(&"TRUST_ASSUME_ROLE"), "{:?}", e.determining);
+    let e = fail("no grants", &job_req(SSO_NOGRANTS, 3600, None, ic_alice()), ErrorKind::Precondition);
+    assert_eq!(e.check, Some(Check::AccessGrants));
+    let e = fail("TIP off", &job_req(SSO_NOTIP, 3600, None, ic_alice()), ErrorKind::Precondition);
+    assert_eq!(e.check, Some(Check::TrustedIdentityPropagation));
+    let e = fail(
+        "wrong name",
+        &studio(COMET, SSO_TIP, None, Evidence { ic: ic(ALICE_ID, "bob"), ..Evidence::default() }),
+        ErrorKind::NotAuthorized,
+    );
+    assert_eq!(e.check, Some(Check::IdentityCenterEvidence));
+}
+
+#[test]
+fn impersonation_names_the_failed_condition() {
+    let mut e = iam(&session("Launcher", "bob"));
+    e.assumed_by = Some(user_arn("alice"));
+    let err = fail("alice names her session bob", &presigned(LAKERA, e), ErrorKind::NotAuthorized);
+    assert_eq!(err.check, Some(Check::TrustAssumeRole));
+    assert_mentions(
+        "session name",
+        &err,
+        &["StringEquals", "sts:RoleSessionName", "${aws:username} (= alice)", "`bob`"],
+    );
+    let meta: std::collections::HashMap<_, _> = err.metadata.iter().cloned().collect();
+    assert_eq!(meta.get("condition_key").map(String::as_str), Some("sts:RoleSessionName"));
+    assert_eq!(meta.get("condition_operator").map(String::as_str), Some("StringEquals"));
+    assert_eq!(meta.get("policy_value").map(String::as_str), Some("${aws:username} (= alice)"));
+    assert_eq!(meta.get("session_value").map(String::as_str), Some("bob"));
+    // The authorization that passed comes along.
+    assert!(checks_of(&err.determining).contains(&"AUTHORIZE"), "{:?}", err.determining);
+
+    let mut e = iam(&session("TagLauncher", "whatever"));
+    e.session_tags = tags(&[("SageMakerPartnerAppUser", "bob")]);
+    e.assumed_by = Some(user_arn("alice"));
+    let err = fail("alice tags her session bob", &presigned(COMET, e), ErrorKind::NotAuthorized);
+    assert_eq!(err.check, Some(Check::TrustAssumeRole));
+    assert_mentions(
+        "tag",
+        &err,
+        &["StringLike", "aws:RequestTag/SageMakerPartnerAppUser", "${aws:username} (= alice)", "`bob`"],
+    );
 }

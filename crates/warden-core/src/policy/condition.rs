@@ -97,6 +97,8 @@ pub struct Condition {
     negated: bool,
     family: Family,
     values: Values,
+    /// The values as written (for explanations).
+    raw: Box<[String]>,
 }
 
 /// A parsed operator name.
@@ -405,6 +407,7 @@ impl Condition {
             negated: op.negated,
             family: op.family,
             values: compiled,
+            raw: values.into(),
         })
     }
 
@@ -412,6 +415,35 @@ impl Condition {
     /// to be multivalued: accepted, with a warning (Access Analyzer "Missing qualifier"; SPEC §3.1).
     pub fn plain_on_multivalued(&self) -> bool {
         self.qualifier == Qualifier::Single && self.family != Family::Null && is_multivalued_key(&self.key_lower)
+    }
+
+    /// For explanations: the policy's values (variables substituted where they resolve, as
+    /// `` `${aws:username}` (= `alice`) ``) and the request's value(s) of the key (`None` when absent).
+    pub fn explain(&self, ctx: &dyn Context) -> (Vec<String>, Option<Vec<String>>) {
+        let templates: Vec<Option<&Template>> = match &self.values {
+            Values::Str(v) => v.iter().map(|x| if let StrVal::Dynamic(t) = x { Some(t) } else { None }).collect(),
+            Values::Like(v) => v.iter().map(|x| if let LikeVal::Dynamic(t) = x { Some(t) } else { None }).collect(),
+            Values::Arn(v) => v.iter().map(|x| if let ArnVal::Dynamic(t) = x { Some(t) } else { None }).collect(),
+            _ => Vec::new(),
+        };
+        let policy = self
+            .raw
+            .iter()
+            .enumerate()
+            .map(|(i, raw)| match templates.get(i).copied().flatten() {
+                Some(t) => match t.resolve_text(ctx) {
+                    Some(v) => format!("{raw} (= {v})"),
+                    None => format!("{raw} (unresolved)"),
+                },
+                None => raw.clone(),
+            })
+            .collect();
+        let request = match ctx.get(&self.key_lower) {
+            Some(CtxVal::One(s)) => Some(vec![s.into_owned()]),
+            Some(CtxVal::Many(m)) => Some(m.to_vec()),
+            None => None,
+        };
+        (policy, request)
     }
 
     /// Whether a policy variable appears in the values.
