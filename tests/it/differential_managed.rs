@@ -102,6 +102,21 @@ const KNOWN: &[KnownManaged] = &[
         directions: &[(ALLOW, IMPLICIT, 0), (EXPLICIT, ALLOW, 0), (EXPLICIT, IMPLICIT, 0)],
         what: "negated operator against a ${var} whose key is missing",
     },
+    // AWS's own policies compare with "" (`StringEquals {"aws:ResourceTag/K": ""}`), which the
+    // generator copies into the context.
+    KnownManaged {
+        id: "KD-8",
+        feature: "empty-value",
+        directions: &[
+            (ALLOW, IMPLICIT, 0),
+            (IMPLICIT, ALLOW, 0),
+            (EXPLICIT, ALLOW, 0),
+            (EXPLICIT, IMPLICIT, 0),
+            (ALLOW, EXPLICIT, 0),
+            (IMPLICIT, EXPLICIT, 0),
+        ],
+        what: "empty string (or empty set) context value read by a condition",
+    },
 ];
 
 fn classify(features: &BTreeSet<&'static str>, warden: &str, simulate: &str) -> Option<&'static KnownManaged> {
@@ -816,6 +831,16 @@ fn exposures(
             let base = op.rsplit(':').next().unwrap_or(op);
             let negated = base.contains("Not") && !base.starts_with("Null");
             for (key, vals) in m {
+                // An empty value given for a key a condition reads (KD-8).
+                match ctx_get(key) {
+                    Some(Value::String(v)) if v.is_empty() => {
+                        f.insert("empty-value");
+                    }
+                    Some(Value::Array(a)) if a.is_empty() => {
+                        f.insert("empty-value");
+                    }
+                    _ => {}
+                }
                 // A plain operator on a list value.
                 if !qualified && !base.starts_with("Null") && matches!(ctx_get(key), Some(Value::Array(_))) {
                     f.insert("plain-op-on-list");
