@@ -102,6 +102,13 @@ const KNOWN: &[KnownManaged] = &[
         directions: &[(ALLOW, IMPLICIT, 0), (EXPLICIT, ALLOW, 0), (EXPLICIT, IMPLICIT, 0)],
         what: "negated operator against a ${var} whose key is missing",
     },
+    // AWS's own policies use `ForAnyValue:StringLikeIfExists` on `aws:TagKeys`.
+    KnownManaged {
+        id: "KD-11",
+        feature: "set-ifexists-absent",
+        directions: &[(ALLOW, IMPLICIT, 0), (EXPLICIT, ALLOW, 0), (EXPLICIT, IMPLICIT, 0)],
+        what: "ForAnyValue:/ForAllValues: with IfExists on an absent key",
+    },
     // AWS's own policies compare with "" (`StringEquals {"aws:ResourceTag/K": ""}`), which the
     // generator copies into the context.
     KnownManaged {
@@ -840,6 +847,17 @@ fn exposures(
                         f.insert("empty-value");
                     }
                     _ => {}
+                }
+                // `IfExists` under a set qualifier on an absent (or empty) key (KD-11).
+                if qualified
+                    && op.ends_with("IfExists")
+                    && match ctx_get(key) {
+                        None => true,
+                        Some(Value::Array(a)) => a.is_empty(),
+                        Some(_) => false,
+                    }
+                {
+                    f.insert("set-ifexists-absent");
                 }
                 // A plain operator on a list value.
                 if !qualified && !base.starts_with("Null") && matches!(ctx_get(key), Some(Value::Array(_))) {
