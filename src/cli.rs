@@ -1,8 +1,15 @@
-//! The command line (`warden serve | validate | eval | test | healthcheck`): clap parsing, then the
-//! offline tools on the pure engine. Exit codes: 0 success, 1 a check failed (invalid bundle, failing
-//! tests, bad input file, a server that is not SERVING), 64 bad usage.
+//! The command line (`warden serve | validate | eval | test | healthcheck | admins | completions | man`):
+//! clap parsing, then the offline tools on the pure engine. Exit codes: 0 success, 1 a check failed
+//! (invalid bundle, failing tests, a case answered `Error`, bad input file, a server that is not
+//! SERVING), 64 bad usage, 141 standard output closed early (`warden … | head`: the convention of a
+//! process ended by SIGPIPE; nothing more is written, nothing is reported).
+//!
+//! Nothing here prints with `println!`, which panics when standard output is a closed pipe: output goes
+//! through `writeln!` and the error reaches [`main`] (`clippy::print_stdout` is denied below).
+#![deny(clippy::print_stdout)]
 mod bundle_tests;
 mod healthcheck;
+mod report;
 
 use crate::grpc::convert;
 use crate::proto;
@@ -14,6 +21,17 @@ use std::process::ExitCode;
 use warden_core::bundle::Bundle;
 use warden_core::engine;
 use warden_core::policy::Problem;
+
+/// `println!` that returns the write error instead of panicking (see the module doc).
+macro_rules! say {
+    ($($t:tt)*) => {
+        writeln!(std::io::stdout().lock(), $($t)*)
+    };
+}
+
+/// Exit code when standard output was closed under us (128 + SIGPIPE, as a shell reports a process
+/// that SIGPIPE ended).
+pub const EXIT_CLOSED_PIPE: u8 = 141;
 
 /// The default bundle directory.
 pub const DEFAULT_BUNDLE: &str = crate::config::DEFAULT_BUNDLE_DIR;
@@ -111,6 +129,9 @@ enum Command {
         /// Close a gRPC connection that has had no open call for MS milliseconds (default 300000, 5 min).
         #[arg(long, value_name = "MS")]
         idle_timeout: Option<u64>,
+        /// Log lines on stderr as human-readable text, or as one JSON object per line (for log shippers).
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
     },
     /// Manage the remembered admins of a running server.
     Admins {
@@ -125,6 +146,10 @@ enum Command {
         /// admin-list change `serve` would refuse fails here first. Read only: no lock, no write.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Treat warnings (constructs AWS accepts but IAM Access Analyzer flags) as problems: exit 1
+        /// when there is any.
+        #[arg(long)]
+        strict: bool,
     },
     /// Answer requests offline: one AuthorizeRequest (proto JSON), or JSON Lines of cases.
     Eval {
@@ -146,7 +171,20 @@ enum Command {
     Test {
         /// Bundle directory (default: `policies`).
         dir: Option<PathBuf>,
+        /// How to print the results: `text`, `json` (one document), or `junit` (XML for CI systems).
+        #[arg(long, value_enum, default_value = "text")]
+        format: report::Format,
+        /// Run only the cases whose name contains PATTERN, or matches it whole when it has `*` or `?`.
+        #[arg(long, value_name = "PATTERN")]
+        run: Option<String>,
     },
+    /// Print a shell completion script (`warden completions bash > /etc/bash_completion.d/warden`).
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+    /// Print the manual page (roff; `warden man > warden.1 && man ./warden.1`).
+    Man,
     /// Ask a running server's gRPC health service: exit 0 when SERVING, 1 otherwise (NOT_SERVING,
     /// unknown service, unreachable, timeout). For container HEALTHCHECK and Kubernetes exec probes.
     Healthcheck {
@@ -177,11 +215,26 @@ pub fn main() -> ExitCode {
     };
     match run(cli) {
         Ok(code) => code,
+        Err(e) if closed_pipe(&e) => ExitCode::from(EXIT_CLOSED_PIPE),
         Err(e) => {
             eprintln!("warden: {e:#}");
             ExitCode::from(1)
         }
     }
+}
+
+/// Whether `e` is a write to a standard output whose reader went away.
+fn closed_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+/// `serve --log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines (coloured on a terminal).
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (the message and its values).
+    Json,
 }
 
 fn run(cli: Cli) -> Result<ExitCode> {
@@ -203,6 +256,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             worker_threads,
             max_connections,
             idle_timeout,
+            log_format,
         } => {
             let source = if demo {
                 Ok(crate::config::BundleSource::Embedded)
@@ -235,9 +289,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 eprintln!("warden: --worker-threads: must be at least 1");
                 return Ok(ExitCode::from(64));
             }
-            serve(config, worker_threads)
+            serve(config, worker_threads, log_format)
         }
-        Command::Validate { dir, state_dir } => validate(dir.as_deref(), state_dir.as_deref()),
+        Command::Validate { dir, state_dir, strict } => validate(dir.as_deref(), state_dir.as_deref(), strict),
         Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
         Command::Eval { propagate: Some(p), bundle, .. } => eval_propagate(&p, bundle.as_deref()),
         Command::Admins { command: AdminsCommand::Revoke { admin_addr, token_file, app, user } } => {
@@ -248,7 +302,20 @@ fn run(cli: Cli) -> Result<ExitCode> {
         }
         Command::Eval { cases: Some(c), .. } => eval_cases(&c),
         Command::Eval { .. } => bail!("give `--request FILE` or `--cases FILE`"),
-        Command::Test { dir } => test(dir.as_deref()),
+        Command::Test { dir, format, run } => test(dir.as_deref(), format, run.as_deref()),
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            let mut out = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "warden", &mut out);
+            std::io::stdout().lock().write_all(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let mut out = Vec::new();
+            clap_mangen::Man::new(<Cli as clap::CommandFactory>::command()).render(&mut out)?;
+            std::io::stdout().lock().write_all(&out)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Healthcheck { addr, uds, service, timeout_ms } => {
             let target = match uds {
                 Some(p) => healthcheck::Target::Uds(p),
@@ -259,11 +326,15 @@ fn run(cli: Cli) -> Result<ExitCode> {
     }
 }
 
-fn serve(config: crate::config::ServeConfig, worker_threads: Option<usize>) -> Result<ExitCode> {
+fn serve(config: crate::config::ServeConfig, worker_threads: Option<usize>, log_format: LogFormat) -> Result<ExitCode> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("WARDEN_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
     let ansi = std::io::IsTerminal::is_terminal(&std::io::stderr());
-    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
+    let logs = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let _ = match log_format {
+        LogFormat::Text => logs.with_ansi(ansi).try_init(),
+        LogFormat::Json => logs.json().with_current_span(false).try_init(),
+    };
     let rt = match worker_threads {
         Some(1) => tokio::runtime::Builder::new_current_thread().enable_all().build(),
         Some(n) => tokio::runtime::Builder::new_multi_thread().worker_threads(n).enable_all().build(),
@@ -305,9 +376,39 @@ fn load_bundle(dir: Option<&Path>) -> std::result::Result<(Bundle, String), Vec<
     }
 }
 
-/// `warden validate [DIR] [--state-dir DIR]`: the checks of a reload, without the embedded fall-back
-/// of the offline tools: with no DIR, `policies/` in the working directory must exist.
-fn validate(dir: Option<&Path>, state_dir: Option<&Path>) -> Result<ExitCode> {
+/// Prints the warnings of a bundle that loaded, one per line, then `N warning(s)` (nothing when
+/// there are none).
+fn print_warnings(w: &warden_core::policy::Warnings) {
+    if w.is_empty() {
+        return;
+    }
+    for x in w.kept() {
+        eprintln!("{x}");
+    }
+    if w.left_out() > 0 {
+        eprintln!("… and {} more warnings (only the first {} are listed)", w.left_out(), w.kept().len());
+    }
+    let total = w.total();
+    eprintln!("{total} warning{}", if total == 1 { "" } else { "s" });
+}
+
+/// `warden validate --strict`: the warnings as problems (`path: field: message [rule]`).
+fn strict_problems(w: &warden_core::policy::Warnings) -> Vec<Problem> {
+    let mut out: Vec<Problem> = w.kept().iter().map(warden_core::policy::Warning::to_problem).collect();
+    if w.left_out() > 0 {
+        out.push(Problem {
+            file: ".".into(),
+            field: String::new(),
+            message: format!("… and {} more problems (only the first {} are listed)", w.left_out(), out.len()),
+        });
+    }
+    out
+}
+
+/// `warden validate [DIR] [--state-dir DIR] [--strict]`: the checks of a reload, without the embedded
+/// fall-back of the offline tools: with no DIR, `policies/` in the working directory must exist.
+/// Warnings are printed and do not fail the bundle, unless `strict`.
+fn validate(dir: Option<&Path>, state_dir: Option<&Path>, strict: bool) -> Result<ExitCode> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None if Path::new(DEFAULT_BUNDLE).is_dir() => PathBuf::from(DEFAULT_BUNDLE),
@@ -345,10 +446,15 @@ fn validate(dir: Option<&Path>, state_dir: Option<&Path>) -> Result<ExitCode> {
             print_lines(&refused);
             Ok(ExitCode::from(1))
         }
+        Ok((b, _)) if strict && !b.warnings.is_empty() => {
+            print_problems(&strict_problems(&b.warnings));
+            Ok(ExitCode::from(1))
+        }
         Ok((b, _)) => {
+            print_warnings(&b.warnings);
             let c = b.counts;
-            println!(
-                "{src}: valid, revision {} ({} policies, {} statements, {} users, {} groups, {} roles, {} SCPs, {} partner apps, {} domains, {} tests)",
+            say!(
+                "{src}: valid, revision {} ({} policies, {} statements, {} users, {} groups, {} roles, {} SCPs, {} partner apps, {} domains, {} tests{})",
                 b.revision,
                 c.policies,
                 c.statements,
@@ -358,8 +464,13 @@ fn validate(dir: Option<&Path>, state_dir: Option<&Path>) -> Result<ExitCode> {
                 c.scps,
                 c.partner_apps,
                 c.domains,
-                c.tests
-            );
+                c.tests,
+                match b.warnings.total() {
+                    0 => String::new(),
+                    1 => ", 1 warning".to_owned(),
+                    n => format!(", {n} warnings"),
+                }
+            )?;
             Ok(ExitCode::SUCCESS)
         }
         Err(problems) => {
@@ -407,7 +518,7 @@ fn eval_request(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
     };
     let resp = engine::authorize(&bundle, &req);
     let out = convert::response_to_proto(&resp, &bundle.revision, false, String::new());
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    say!("{}", serde_json::to_string_pretty(&out)?)?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -434,7 +545,7 @@ fn eval_propagate(arg: &str, dir: Option<&Path>) -> Result<ExitCode> {
     match warden_core::identity::propagate(&bundle, &admins, &req, &engine::authorize) {
         Ok(o) => {
             let out = crate::grpc::propagate::outcome_to_proto(&o, &bundle.revision, String::new());
-            println!("{}", serde_json::to_string_pretty(&out)?);
+            say!("{}", serde_json::to_string_pretty(&out)?)?;
             Ok(ExitCode::SUCCESS)
         }
         Err(e) => {
@@ -473,7 +584,7 @@ fn admin_http(addr: &str, method: &str, path: &str, token: Option<&str>, body: O
     let status = resp.split_whitespace().nth(1).unwrap_or("");
     let text = resp.split("\r\n\r\n").nth(1).unwrap_or("").trim();
     if status == "200" {
-        println!("{text}");
+        say!("{text}")?;
         Ok(ExitCode::SUCCESS)
     } else {
         eprintln!("warden: {method} {path} failed (HTTP {status}): {text}");
@@ -493,6 +604,7 @@ fn eval_cases(arg: &str) -> Result<ExitCode> {
     let mut reader = reader;
     let mut buf = Vec::new();
     let mut n = 0usize;
+    let mut errors = 0usize;
     loop {
         buf.clear();
         if reader.read_until(b'\n', &mut buf).with_context(|| format!("reading line {}", n + 1))? == 0 {
@@ -502,6 +614,7 @@ fn eval_cases(arg: &str) -> Result<ExitCode> {
         let Ok(line) = std::str::from_utf8(&buf) else {
             let record =
                 serde_json::json!({"id": "", "decision": "Error", "error": format!("line {n}: not UTF-8 text")});
+            errors += 1;
             writeln!(out, "{record}")?;
             continue;
         };
@@ -527,13 +640,22 @@ fn eval_cases(arg: &str) -> Result<ExitCode> {
                 }
             }
         };
+        if record.get("decision").and_then(serde_json::Value::as_str) == Some("Error") {
+            errors += 1;
+        }
         writeln!(out, "{record}")?;
     }
     out.flush()?;
+    if errors > 0 {
+        eprintln!("warden: {errors} of the cases answered `Error` (see their `error`)");
+        return Ok(ExitCode::from(1));
+    }
     Ok(ExitCode::SUCCESS)
 }
 
-fn test(dir: Option<&Path>) -> Result<ExitCode> {
+/// `warden test [DIR] [--format F] [--run PATTERN]`: exit 0 when every case run passed and at least one
+/// ran; 1 when one failed, when the bundle has no cases, or when `--run` selected none.
+fn test(dir: Option<&Path>, format: report::Format, run: Option<&str>) -> Result<ExitCode> {
     let (bundle, src) = match load_bundle(dir) {
         Ok(b) => b,
         Err(problems) => {
@@ -541,13 +663,15 @@ fn test(dir: Option<&Path>) -> Result<ExitCode> {
             return Ok(ExitCode::from(1));
         }
     };
-    let report = bundle_tests::run(&bundle, now_ms());
-    for f in &report.failures {
-        println!("FAIL {f}");
-    }
+    let filter = run.map(bundle_tests::NameFilter::new);
+    let report = bundle_tests::run(&bundle, now_ms(), filter.as_ref());
     if bundle.tests.is_empty() {
-        println!("{src}: the bundle has no test cases (tests/*.json)");
+        eprintln!("warden: {src}: the bundle has no test cases (tests/*.json)");
+    } else if report.cases.is_empty() {
+        eprintln!("warden: --run: no test case name matches `{}`", run.unwrap_or_default());
     }
-    println!("{} passed, {} failed", report.passed, report.failures.len());
-    Ok(if report.failures.is_empty() && !bundle.tests.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
+    let mut out = BufWriter::new(std::io::stdout().lock());
+    report::write(&mut out, format, &src, &bundle.revision, &report)?;
+    out.flush()?;
+    Ok(if report.failed().count() == 0 && !report.cases.is_empty() { ExitCode::SUCCESS } else { ExitCode::from(1) })
 }

@@ -392,6 +392,7 @@ fn metrics_have_the_spec_names_labels_buckets_and_exact_counts() {
             ("warden_bundle_reloads_total", "counter"),
             ("warden_bundle_info", "gauge"),
             ("warden_bundle_last_reload_timestamp_seconds", "gauge"),
+            ("warden_bundle_warnings", "gauge"),
             ("warden_decision_log_dropped_total", "counter"),
             ("warden_connections_open", "gauge"),
         ] {
@@ -446,6 +447,37 @@ fn cache_entries_gauge_stays_within_cache_capacity() {
         let held = server.running().store.load().expect("an active bundle").cache.bytes() as f64;
         assert_eq!(bytes, held, "warden_cache_bytes is what the cache counts");
         assert!(bytes > 100.0 * 100.0 && bytes <= 33_554_432.0, "100 small decisions: {bytes} bytes");
+        server.shutdown().await;
+    });
+}
+
+/// SPEC §3.1: the warnings of the active bundle are counted in `warden_bundle_warnings` (no label) and
+/// shown in the bundle status; a reload to a bundle without warnings sets it back to 0.
+#[test]
+fn bundle_warnings_gauge_counts_the_active_bundle_s_warnings() {
+    serial(async {
+        let mut server = Server::start(None, None).await;
+        let warned = support::bundle_in_temp(&[(
+            "iam/policies/Warned.json",
+            r#"{"Version": "2012-10-17", "Statement": [
+                {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:*:${aws:PrincipalAccount}:key/*"},
+                {"Effect": "Allow", "Action": "s3:PutObjectTagging", "Resource": "*",
+                 "Condition": {"StringEquals": {"aws:TagKeys": ["Team"]}, "StringLike": {"aws:TagKeys": "T*"}}}]}"#,
+        )]);
+        let path = server.bundle.path().join("iam/policies/Warned.json");
+        std::fs::create_dir_all(path.parent().expect("parent")).expect("mkdir");
+        std::fs::copy(warned.path().join("iam/policies/Warned.json"), &path).expect("copy");
+        assert!(matches!(server.reload().await, ReloadOutcome::Activated(_)));
+        let (text, samples) = server.metrics().await;
+        assert_eq!(count(&samples, "warden_bundle_warnings", &[]), 3.0, "{text}");
+        assert_low_cardinality(&samples);
+        let status = warden::grpc::authorize::bundle_status(&server.running().store);
+        assert_eq!(status.warnings, 3);
+        std::fs::remove_file(&path).expect("remove");
+        assert!(matches!(server.reload().await, ReloadOutcome::Activated(_)));
+        let (_, samples) = server.metrics().await;
+        assert_eq!(count(&samples, "warden_bundle_warnings", &[]), 0.0);
+        assert_eq!(warden::grpc::authorize::bundle_status(&server.running().store).warnings, 0);
         server.shutdown().await;
     });
 }
@@ -613,7 +645,9 @@ fn issue_10_counters_exist_from_the_start_with_build_info_and_process_metrics() 
                 "warden_bundle_reloads_total{{result={result:?}}} exists: {text}"
             );
         }
+        assert_eq!(count(&samples, "warden_bundle_warnings", &[]), 0.0, "a bundle without warnings: {text}");
         for name in [
+            "warden_bundle_warnings",
             "warden_evaluation_panics_total",
             "warden_decision_log_dropped_total",
             "warden_cache_hits_total",

@@ -4,26 +4,89 @@ use crate::proto;
 use serde_json::Value;
 use warden_core::bundle::{Bundle, TestCase};
 use warden_core::engine;
+use warden_core::policy::pattern::Glob;
+
+/// The outcome of one case.
+#[derive(Debug, Clone)]
+pub struct CaseResult {
+    /// The case's name.
+    pub name: String,
+    /// The bundle file it came from.
+    pub file: String,
+    /// How long it took.
+    pub elapsed: std::time::Duration,
+    /// Why it failed (`None`: passed).
+    pub failure: Option<String>,
+}
 
 /// The outcome of a run.
 #[derive(Debug, Default)]
 pub struct Report {
-    /// Cases that passed.
-    pub passed: usize,
-    /// One line per failing case.
-    pub failures: Vec<String>,
+    /// Every case run, in bundle order.
+    pub cases: Vec<CaseResult>,
+    /// Cases left out by the `--run` filter.
+    pub skipped: usize,
 }
 
-/// Runs every test case of the bundle.
-pub fn run(bundle: &Bundle, now_ms: i64) -> Report {
+impl Report {
+    /// Cases that passed.
+    pub fn passed(&self) -> usize {
+        self.cases.iter().filter(|c| c.failure.is_none()).count()
+    }
+
+    /// Cases that failed.
+    pub fn failed(&self) -> impl Iterator<Item = &CaseResult> {
+        self.cases.iter().filter(|c| c.failure.is_some())
+    }
+}
+
+/// Runs the bundle's test cases whose name `filter` accepts (every case without one).
+pub fn run(bundle: &Bundle, now_ms: i64, filter: Option<&NameFilter>) -> Report {
     let mut report = Report::default();
     for case in &bundle.tests {
-        match run_case(bundle, case, now_ms) {
-            Ok(()) => report.passed += 1,
-            Err(why) => report.failures.push(format!("{} ({}): {why}", case.name, case.file)),
+        if filter.is_some_and(|f| !f.accepts(&case.name)) {
+            report.skipped += 1;
+            continue;
         }
+        let started = std::time::Instant::now();
+        let failure = run_case(bundle, case, now_ms).err();
+        report.cases.push(CaseResult {
+            name: case.name.clone(),
+            file: case.file.clone(),
+            elapsed: started.elapsed(),
+            failure,
+        });
     }
     report
+}
+
+/// `--run PATTERN`: a case runs when its name contains PATTERN or, when PATTERN has a `*` or `?`,
+/// matches it whole as a glob (`*` any run of characters, `?` one). Case-sensitive.
+#[derive(Debug, Clone)]
+pub enum NameFilter {
+    /// A plain pattern: names containing it.
+    Contains(String),
+    /// A pattern with wildcards: names it matches whole.
+    Glob(Glob),
+}
+
+impl NameFilter {
+    /// The filter of `--run PATTERN`.
+    pub fn new(pattern: &str) -> NameFilter {
+        if pattern.contains(['*', '?']) {
+            NameFilter::Glob(Glob::parse(pattern))
+        } else {
+            NameFilter::Contains(pattern.to_owned())
+        }
+    }
+
+    /// Whether the case named `name` runs.
+    pub fn accepts(&self, name: &str) -> bool {
+        match self {
+            NameFilter::Contains(p) => name.contains(p.as_str()),
+            NameFilter::Glob(g) => g.matches(name),
+        }
+    }
 }
 
 fn run_case(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), String> {

@@ -2,6 +2,7 @@
 //! HEALTHCHECK and Kubernetes exec probes. Exit 0 when the service is SERVING; exit 1 when it is not
 //! (NOT_SERVING, unknown service, unreachable, no answer in time). Prints one line either way. It needs
 //! nothing but the binary itself (no shell, no grpcurl), so it runs in a `scratch` image.
+use std::io::Write as _;
 use std::process::ExitCode;
 use std::time::Duration;
 use tonic::transport::Endpoint;
@@ -54,7 +55,8 @@ pub fn run(target: &Target, service: &str, timeout: Duration) -> ExitCode {
     let head = format!("warden healthcheck: {target} service {service:?}");
     match verdict {
         Verdict::Serving => {
-            println!("{head}: SERVING");
+            // The verdict is the exit code; a closed standard output does not change it.
+            let _ = writeln!(std::io::stdout().lock(), "{head}: SERVING");
             ExitCode::SUCCESS
         }
         Verdict::NotServing(s) => fail(&head, s),

@@ -399,6 +399,7 @@ pub fn bundle_status(store: &Store) -> proto::BundleStatus {
         s.activated_at = Some(timestamp(a.activated_at));
         s.previous_revision = a.previous_revision.clone().unwrap_or_default();
         s.source = a.source.clone();
+        s.warnings = count(a.bundle.warnings.total());
         s.counts = Some(proto::ObjectCounts {
             policies: count(c.policies),
             statements: count(c.statements),

@@ -174,6 +174,17 @@ pub fn empty_bundle_problem(b: &bundle::Bundle, source: &str) -> Option<String> 
     })
 }
 
+/// Logs the warnings of a bundle about to be activated, one event each (the kept ones; the count of
+/// the others in one more): constructs AWS accepts but Access Analyzer flags (SPEC §3.1).
+fn log_warnings(w: &warden_core::policy::Warnings, source: &str) {
+    for x in w.kept() {
+        tracing::warn!(warning = %x, rule = x.rule.code(), source, "bundle warning; the bundle is accepted");
+    }
+    if w.left_out() > 0 {
+        tracing::warn!(more = w.left_out(), source, "more bundle warnings than are listed");
+    }
+}
+
 /// Writes the admin state, fsync'd, on a blocking thread; returns once it is on disk.
 async fn save_state(state: Option<Arc<StateDir>>, admins: &AdminMemory) -> Result<()> {
     let Some(state) = state else { return Ok(()) };
@@ -266,13 +277,16 @@ impl Shared {
             return self.reject("rejected", vec![format!("{e:#}")]);
         }
         serial.last_rejected = None;
+        log_warnings(&bundle.warnings, &source_name(&self.source));
+        let warnings = bundle.warnings.total();
         let (act, old) = self.store.activate(Arc::from(bundle), admins, source_name(&self.source));
         // Freeing a large bundle takes a while: not on a runtime worker.
         if let Some(old) = old {
             tokio::task::spawn_blocking(move || drop(old));
         }
         metrics::bundle_reload("activated");
-        tracing::info!(revision = %act.revision, previous = ?act.previous, source = %source_name(&self.source), "bundle activated");
+        metrics::bundle_warnings(warnings);
+        tracing::info!(revision = %act.revision, previous = ?act.previous, source = %source_name(&self.source), warnings, "bundle activated");
         set_health(&self.health, ServingStatus::Serving).await;
         ReloadOutcome::Activated(act.revision)
     }

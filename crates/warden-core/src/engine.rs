@@ -9,7 +9,7 @@ pub mod request;
 
 pub use self::case::{Case, CaseOutcome, simulate};
 pub use self::decision::{Decision, Response, StatementRef};
-pub use self::evaluate::{Input, Layers, evaluate, is_trust_action};
+pub use self::evaluate::{Input, Layers, ResourceRule, evaluate, is_trust_action, resource_rule};
 pub use self::request::{Request, RequestError, is_derived_key};
 
 use self::context::{Derived, Precedence, RequestContext};
@@ -51,25 +51,19 @@ pub fn authorize_with(bundle: &Bundle, req: &Request, use_index: bool) -> Respon
     } else {
         Cow::Borrowed(&req.action)
     };
-    // A role trust policy is the resource policy of `sts:` actions on a role.
-    let trust =
-        is_trust_action(&action) && matches!(arn::parse_principal(&req.resource), Some(PrincipalArn::Role { .. }));
-    let trust_role: Option<&Role> = if trust {
-        match bundle.roles.get(req.resource.as_str()) {
-            Some(r) => Some(r),
-            None => {
-                return Response::implicit_deny(format!(
-                    "role `{}` is not in the bundle: its trust policy is unknown",
-                    req.resource
-                ));
-            }
-        }
+    // A role trust policy is the resource policy of `sts:` actions on a role; any other resource may
+    // have one in `resource-policies/` (a bucket policy also governs the bucket's objects).
+    let rule = resource_rule(&action, &req.resource);
+    let (resource_policy, resource_tags): (Option<&Policy>, _) = if rule == ResourceRule::Trust {
+        let Some(r) = bundle.roles.get(req.resource.as_str()) else {
+            return Response::implicit_deny(format!(
+                "role `{}` is not in the bundle: its trust policy is unknown",
+                req.resource
+            ));
+        };
+        (Some(&*r.trust), Some(&r.tags))
     } else {
-        None
-    };
-    let resource_tags = match trust_role {
-        Some(r) => Some(&r.tags),
-        None => bundle.resource_tags.get(req.resource.as_str()),
+        (bundle.resource_policy(&req.resource).map(|rp| &*rp.policy), bundle.resource_tags.get(req.resource.as_str()))
     };
     let ctx = RequestContext {
         derived: resolved.derived,
@@ -91,8 +85,8 @@ pub fn authorize_with(bundle: &Bundle, req: &Request, use_index: bool) -> Respon
     };
     let layers = Layers {
         scps: bundle.scps.as_deref(),
-        resource: trust_role.map(|r| &*r.trust),
-        trust,
+        resource: resource_policy,
+        rule,
         boundary: resolved.boundary,
         identity: resolved.identity,
         index: resolved.index.filter(|_| use_index),
@@ -191,5 +185,7 @@ fn role_resolved<'b>(
     }
 }
 
+#[cfg(test)]
+mod resource_tests;
 #[cfg(test)]
 mod tests;

@@ -17,6 +17,6 @@ pub mod template;
 pub use self::condition::{Condition, Tri};
 pub use self::context::{Context, CtxVal, MapContext, Value};
 pub use self::document::{Effect, Policy, PolicyKind, ResourcePattern, Statement, StatementInfo, document_value};
-pub use self::error::{Problem, ProblemList, Problems};
+pub use self::error::{Problem, ProblemList, Problems, Warning, WarningRule, Warnings};
 pub use self::index::{Layer, StatementIndex};
 pub use self::principal::{Naming, PrincipalFacts, PrincipalKind, PrincipalSpec};

@@ -3,8 +3,8 @@
 //! Pure: the caller reads the files.
 use super::fields::{bool_field, list_field, object, object_field, str_field, string_list, tags_field};
 use super::model::{Bundle, Counts, Role, Tags, TestCase, User};
-use super::sagemaker;
 use super::schema::{self, Layout, Place, Shape};
+use super::{resource, sagemaker};
 use crate::policy::{
     Layer, Policy, PolicyKind, Problem, ProblemList, Problems, StatementIndex, arn, document_value, json,
 };
@@ -135,6 +135,7 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
     let mut domains = Vec::new();
     let mut ic_docs = Vec::new();
     let mut tests = Vec::new();
+    let mut resource_policies = Vec::new();
     let mut json_files = 0usize;
     for (path, bytes) in &files {
         let mut p = Problems::new(path, &mut problems);
@@ -174,6 +175,7 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
             "iam/groups" => read_principal(&value, "", Kind::Group, &mut raw, &mut p),
             "iam" if name == "authorization-details.json" => read_auth_details(&value, &mut raw, &mut p),
             "organizations/scps" => read_scp(&value, &stem, &mut raw, &mut p),
+            "resource-policies" => resource_policies.push((path.clone(), value)),
             "sagemaker/partner-apps" => apps.push((path.clone(), value)),
             "sagemaker/domains" => domains.push((path.clone(), value)),
             "identity-center" => ic_docs.push((path.clone(), value)),
@@ -193,6 +195,7 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
     let mut bundle = Bundle { revision, ..Bundle::default() };
     let mut counts = Counts::default();
     resolve_iam(raw, &mut bundle, &mut counts, &mut problems);
+    resource::read_resource_policies(&resource_policies, &mut bundle, &mut counts, &mut problems);
     sagemaker::read_partner_apps(&apps, &mut bundle, &mut problems);
     sagemaker::read_identity_center(&ic_docs, &mut bundle, &mut problems);
     sagemaker::read_domains(&domains, &mut bundle, &mut problems);
@@ -202,6 +205,7 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
     counts.identity_center_users = bundle.identity_center.users.len();
     counts.tests = bundle.tests.len();
     bundle.counts = counts;
+    bundle.warnings = problems.take_warnings();
     if problems.is_empty() { Ok(bundle) } else { Err(problems.into_sorted()) }
 }
 

@@ -1,6 +1,6 @@
 //! The compiled bundle: an immutable snapshot of principals, policies, SCPs, SageMaker resources and
 //! the bundle's own test cases. Pure data.
-use crate::policy::{Policy, StatementIndex};
+use crate::policy::{Policy, StatementIndex, Warnings};
 use rustc_hash::FxHashMap as HashMap;
 use serde_json::Value;
 use std::sync::Arc;
@@ -96,6 +96,18 @@ pub struct Role {
     pub file: String,
     /// Index of the SCPs, boundary and identity policies that apply to it.
     pub index: StatementIndex,
+}
+
+/// A resource-based policy of `resource-policies/` (S3 bucket, KMS key, SQS queue, SNS topic, Secrets
+/// Manager secret…).
+#[derive(Debug, Clone)]
+pub struct ResourcePolicy {
+    /// The resource it is attached to (`arn:aws:s3:::bucket` for a bucket policy).
+    pub arn: String,
+    /// The policy.
+    pub policy: Arc<Policy>,
+    /// The file it came from.
+    pub file: String,
 }
 
 /// A SageMaker partner AI app (`DescribePartnerApp`).
@@ -258,6 +270,23 @@ pub struct Counts {
 }
 
 impl Bundle {
+    /// The resource-based policy that governs `resource`: the one attached to it, or for an S3 object
+    /// (`arn:aws:s3:::bucket/key`) its bucket's policy.
+    pub fn resource_policy(&self, resource: &str) -> Option<&Arc<ResourcePolicy>> {
+        if self.resource_policies.is_empty() {
+            return None;
+        }
+        if let Some(rp) = self.resource_policies.get(resource) {
+            return Some(rp);
+        }
+        let a = crate::policy::arn::parse(resource)?;
+        if a.service != "s3" || !a.region.is_empty() || !a.account.is_empty() {
+            return None;
+        }
+        let (bucket, _key) = a.resource.split_once('/')?;
+        self.resource_policies.get(&format!("arn:{}:s3:::{bucket}", a.partition))
+    }
+
     /// The role `name` of `account` in `partition`: how an assumed-role session ARN (which carries no
     /// path) names its role. Exact on all three; `arn:aws-cn:…` never names an `arn:aws:…` role.
     pub fn role_by_name(&self, partition: &str, account: &str, name: &str) -> Option<&Arc<Role>> {
@@ -280,6 +309,8 @@ pub struct Bundle {
     pub roles_by_name: HashMap<String, Vec<Arc<Role>>>,
     /// SCPs (`None`: the bundle has none, so none apply).
     pub scps: Option<Vec<Arc<Policy>>>,
+    /// Resource-based policies by resource ARN (`resource-policies/`; role trust policies are in `roles`).
+    pub resource_policies: HashMap<String, Arc<ResourcePolicy>>,
     /// Tags of resources the bundle knows (partner apps, domains, user profiles), by ARN.
     pub resource_tags: HashMap<String, Tags>,
     /// Partner apps by ARN.
@@ -292,4 +323,7 @@ pub struct Bundle {
     pub tests: Vec<TestCase>,
     /// Object counts.
     pub counts: Counts,
+    /// Constructs AWS accepts but Access Analyzer flags (SPEC §3.1): printed by `validate`, logged and
+    /// counted on load; never a reason to refuse the bundle.
+    pub warnings: Warnings,
 }

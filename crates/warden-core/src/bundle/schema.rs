@@ -203,6 +203,19 @@ pub static SCP_LAYOUT: Layout = &[
     ("/Policy/PolicySummary", &SCP_SUMMARY),
 ];
 
+// === Resource-based policies (`aws s3api get-bucket-policy`, `aws kms get-key-policy`, …) ===
+
+/// `resource-policies/*.json`: `{"ResourceArn", "Policy"}`.
+pub static RESOURCE_POLICY: Shape = Shape {
+    what: "a resource policy file",
+    read: &["ResourceArn", "Policy"],
+    // `aws kms get-key-policy` prints `PolicyName` (always `default`) beside `Policy`.
+    aws: &["PolicyName"],
+};
+
+/// Layout of a resource policy file.
+pub static RESOURCE_POLICY_LAYOUT: Layout = &[("", &RESOURCE_POLICY)];
+
 // === SageMaker (`aws sagemaker describe-partner-app`, `describe-domain`, `describe-user-profile`) ===
 
 /// `sagemaker/partner-apps/*.json`.
@@ -657,6 +670,7 @@ mod tests {
             AUTH_DETAILS_LAYOUT,
             MANAGED_POLICY_LAYOUT,
             SCP_LAYOUT,
+            RESOURCE_POLICY_LAYOUT,
             PARTNER_APP_LAYOUT,
             DOMAIN_LAYOUT,
             IDENTITY_CENTER_LAYOUT,

@@ -2,7 +2,7 @@
 //! a policy reads is given in `context`; given keys win over the few Warden derives. Pure.
 use super::context::{Derived, Precedence, RequestContext};
 use super::decision::Response;
-use super::evaluate::{Input, Layers, evaluate, is_trust_action};
+use super::evaluate::{Input, Layers, evaluate, resource_rule};
 use crate::policy::arn::{self, PrincipalArn};
 use crate::policy::{
     MapContext, Policy, PolicyKind, PrincipalFacts, PrincipalKind, ProblemList, Problems, Value as CtxValue,
@@ -213,11 +213,12 @@ impl Case {
         };
         let facts = PrincipalFacts { kind, arn: &self.principal, account, role_name, unique_id: None };
         let action = self.action.to_ascii_lowercase();
-        let is_role = matches!(arn::parse_principal(&self.resource_arn), Some(PrincipalArn::Role { .. }));
         let layers = Layers {
             scps: self.scps.as_deref(),
             resource: self.resource.as_ref(),
-            trust: is_trust_action(&action) && is_role,
+            // The `resource` slot is the resource's policy: a role's trust policy, a KMS key policy (which
+            // must then allow), a bucket policy…
+            rule: resource_rule(&action, &self.resource_arn),
             boundary: self.boundary.as_ref(),
             identity: &self.identity,
             index: None,

@@ -17,9 +17,8 @@ pub struct Layers<'a> {
     pub scps: Option<&'a [Arc<Policy>]>,
     /// The resource-based policy of the resource, if any.
     pub resource: Option<&'a Policy>,
-    /// Whether `resource` is a role trust policy (the action is an `sts:` action on a role): the
-    /// trust policy must then allow, identity policies alone never suffice.
-    pub trust: bool,
+    /// What the resource-based policy may do for this request ([`resource_rule`]).
+    pub rule: ResourceRule,
     /// The principal's permissions boundary.
     pub boundary: Option<&'a Policy>,
     /// The principal's identity policies (inline, attached managed, groups').
@@ -42,6 +41,52 @@ pub struct Input<'a> {
     pub ctx: &'a dyn Context,
     /// Record a trace.
     pub explain: bool,
+}
+
+/// How the resource-based policy of a request's resource takes part (SPEC §4 step 3, §4.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResourceRule {
+    /// Any other resource (S3 bucket, SQS queue, Secrets Manager secret…): within one account its
+    /// resource policy, when there is one, grants alongside the identity policies.
+    Optional,
+    /// An `sts:` action on a role: the role's trust policy must allow; identity policies alone never
+    /// suffice, and the caller's permissions boundary applies even when the caller is named.
+    Trust,
+    /// A KMS key (`arn:…:kms:REGION:ACCOUNT:key/…`): the key policy must allow, directly or by trusting
+    /// the account (then identity policies must allow too); with no key policy, nothing allows.
+    KmsKey,
+    /// A KMS alias as the resource of an action other than alias management. AWS authorizes such a
+    /// request against the key the alias points to, which Warden cannot know: denied, conservatively.
+    KmsAlias,
+}
+
+impl ResourceRule {
+    /// Whether the resource-based policy must allow (identity policies alone never suffice).
+    pub fn required(self) -> bool {
+        !matches!(self, ResourceRule::Optional)
+    }
+}
+
+/// The rule for `resource` under the lower-cased `action_lower`.
+pub fn resource_rule(action_lower: &str, resource: &str) -> ResourceRule {
+    if is_trust_action(action_lower) && matches!(arn::parse_principal(resource), Some(arn::PrincipalArn::Role { .. })) {
+        return ResourceRule::Trust;
+    }
+    let Some(a) = arn::parse(resource) else { return ResourceRule::Optional };
+    if a.service != "kms" {
+        return ResourceRule::Optional;
+    }
+    if a.resource.starts_with("key/") {
+        ResourceRule::KmsKey
+    } else if a.resource.starts_with("alias/")
+        && !matches!(action_lower, "kms:createalias" | "kms:deletealias" | "kms:updatealias")
+    {
+        ResourceRule::KmsAlias
+    } else {
+        // Alias management: the alias itself is governed by identity policies (AWS KMS developer guide,
+        // "Controlling access to aliases"); the key's half of it is a request on the key.
+        ResourceRule::Optional
+    }
 }
 
 /// `sts:` actions governed by a role's trust policy.
@@ -116,6 +161,25 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
             trace: Vec::new(),
             reads_time: false,
         };
+    }
+    match layers.rule {
+        // AWS KMS: without a key policy nobody, not even the account's administrators, may use a key.
+        ResourceRule::KmsKey if layers.resource.is_none() => {
+            return Response::implicit_deny(format!(
+                "KMS key `{}` has no key policy here: a key policy must allow the request (identity \
+                 policies alone never suffice)",
+                input.resource
+            ));
+        }
+        ResourceRule::KmsAlias => {
+            return Response::implicit_deny(format!(
+                "`{}` is a KMS alias: AWS authorizes a request made through an alias against the key it \
+                 points to, which Warden cannot resolve; ask about the key ARN (with `kms:RequestAlias` in \
+                 the context)",
+                input.resource
+            ));
+        }
+        _ => {}
     }
     let mut ev = Eval {
         input: *input,
@@ -204,30 +268,30 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
         return ev.finish_allow(Scp.bit() | Resource.bit() | Boundary.bit() | Identity.bit());
     }
 
-    if layers.trust {
-        // Role trust policies must allow the principal; identity policies alone are never enough.
-        let Some(n) = naming else {
-            return ev.deny_because("the role's trust policy does not allow the principal");
-        };
-        // The caller's permissions boundary applies to sts:AssumeRole even when the trust policy names
-        // the caller (TRUST-UPD; reference §1.3 marks this a conflict: conservative reading).
-        if boundary_denies {
-            return ev.deny_because("the permissions boundary does not allow the action");
-        }
-        if n == Naming::Account {
-            if !has(&ev, Identity) {
-                return ev.deny_because(
-                    "the role's trust policy trusts only the account: no identity-based policy allows the action",
-                );
-            }
-            return ev.finish_allow(Scp.bit() | Resource.bit() | Boundary.bit() | Identity.bit());
-        }
-        return ev.finish_allow(Scp.bit() | Resource.bit() | Boundary.bit());
+    // Role trust policies and KMS key policies must allow the principal; identity policies alone are
+    // never enough.
+    let what = match layers.rule {
+        ResourceRule::Trust => "the role's trust policy",
+        _ => "the key policy",
+    };
+    if layers.rule.required() && naming.is_none() {
+        return ev.deny_because(&format!("{what} does not allow the principal"));
+    }
+    // The caller's permissions boundary applies to sts:AssumeRole even when the trust policy names the
+    // caller (TRUST-UPD; reference §1.3 marks this a conflict: conservative reading).
+    let trust = layers.rule == ResourceRule::Trust;
+    if trust && boundary_denies {
+        return ev.deny_because("the permissions boundary does not allow the action");
     }
 
-    // 3. Same-account resource-based policy naming the principal.
+    // 3. Same-account resource-based policy naming the principal. A KMS key policy that names the
+    // principal is read like any resource-based policy (reference §1.1 step 4 names no exception for
+    // the boundary there, only that the key policy must allow).
     match naming {
-        Some(Naming::Exact) => return ev.finish_allow(Scp.bit() | Resource.bit()),
+        Some(Naming::Exact) => {
+            let boundary = if trust { Boundary.bit() } else { 0 };
+            return ev.finish_allow(Scp.bit() | Resource.bit() | boundary);
+        }
         Some(Naming::Role | Naming::Wildcard) => {
             // A grant to the role (or to everyone, read conservatively) is still limited by the
             // permissions boundary.
@@ -238,14 +302,20 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
         }
         Some(Naming::Account) | None => {}
     }
-    // 4. Boundary and identity policies.
+    // 4. Boundary and identity policies; a required resource policy that trusts only the account
+    // delegates to them.
     if boundary_denies {
         return ev.deny_because("the permissions boundary does not allow the action");
     }
     if !has(&ev, Identity) {
+        if layers.rule.required() {
+            return ev
+                .deny_because(&format!("{what} trusts only the account: no identity-based policy allows the action"));
+        }
         return ev.deny_because("no identity-based policy allows the action");
     }
-    ev.finish_allow(Scp.bit() | Boundary.bit() | Identity.bit())
+    let resource = if layers.rule.required() { Resource.bit() } else { 0 };
+    ev.finish_allow(Scp.bit() | resource | Boundary.bit() | Identity.bit())
 }
 
 // === impl Eval ===
@@ -361,7 +431,7 @@ impl<'p> Eval<'_, 'p> {
         if let Some((pats, not_resource)) = &st.resources {
             let hit = pats.iter().any(|p| match p {
                 ResourcePattern::Static(g) => g.matches(input.resource),
-                // An unresolvable variable makes the entry match nothing.
+                // An unresolvable variable makes the entry match nothing, wherever it is in the ARN.
                 ResourcePattern::Dynamic(t) => t
                     .resolve_tokens(input.ctx)
                     .and_then(|toks| ArnGlob::new(toks, true))

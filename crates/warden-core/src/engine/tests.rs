@@ -617,6 +617,219 @@ fn evaluation_order_rules() {
     check(&rows);
 }
 
+/// SPEC §4.1 "Policy variables anywhere in an ARN": substituted in the partition, service, region and
+/// account as in the resource part; a missing key makes that entry match nothing (so a `NotResource`
+/// entry excludes nothing). Regression: these policies were refused at validation.
+#[test]
+fn policy_variables_anywhere_in_an_arn() {
+    use Decision::*;
+    const KEY: &str = "arn:aws:kms:us-east-1:111122223333:key/k1";
+    const OTHER_KEY: &str = "arn:aws:kms:us-east-1:444455556666:key/k1";
+    let in_account = "arn:aws:kms:*:${aws:PrincipalAccount}:key/*";
+    let ctx = json!({"aws:PrincipalAccount": "111122223333", "aws:RequestedRegion": "us-east-1"});
+    let deny_outside = json!({"Version": "2012-10-17", "Statement": [
+        {"Sid": "Outside", "Effect": "Deny", "Action": "kms:*", "NotResource": in_account}]});
+    let rows = vec![
+        Row {
+            name: "account_variable_substituted",
+            case: case(
+                json!({"identity": [allow("A", "kms:Decrypt", in_account)]}),
+                ALICE,
+                "kms:Decrypt",
+                KEY,
+                ctx.clone(),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "account_variable_other_account_does_not_match",
+            case: case(
+                json!({"identity": [allow("A", "kms:Decrypt", in_account)]}),
+                ALICE,
+                "kms:Decrypt",
+                OTHER_KEY,
+                ctx.clone(),
+            ),
+            decision: ImplicitDeny,
+            determining: &[],
+        },
+        Row {
+            name: "region_and_account_variables_substituted",
+            case: case(
+                json!({"identity": [allow("A", "sqs:SendMessage", "arn:aws:sqs:${aws:RequestedRegion}:${aws:PrincipalAccount}:q-*")]}),
+                ALICE,
+                "sqs:SendMessage",
+                "arn:aws:sqs:us-east-1:111122223333:q-1",
+                ctx.clone(),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "region_variable_other_region_does_not_match",
+            case: case(
+                json!({"identity": [allow("A", "sqs:SendMessage", "arn:aws:sqs:${aws:RequestedRegion}:${aws:PrincipalAccount}:q-*")]}),
+                ALICE,
+                "sqs:SendMessage",
+                "arn:aws:sqs:eu-west-1:111122223333:q-1",
+                ctx.clone(),
+            ),
+            decision: ImplicitDeny,
+            determining: &[],
+        },
+        Row {
+            name: "partition_and_service_variables_substituted",
+            case: case(
+                json!({"identity": [allow("A", "s3:GetObject", "arn:${aws:RequestTag/p}:${aws:RequestTag/svc}:::bucket/*")]}),
+                ALICE,
+                "s3:GetObject",
+                "arn:aws:s3:::bucket/k",
+                json!({"aws:RequestTag/p": "aws", "aws:RequestTag/svc": "s3"}),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "missing_key_outside_the_resource_part_matches_nothing",
+            case: case(
+                json!({"identity": [allow("A", "kms:Decrypt", "arn:aws:kms:*:${aws:PrincipalTag/acct}:key/*")]}),
+                ALICE,
+                "kms:Decrypt",
+                KEY,
+                json!({}),
+            ),
+            decision: ImplicitDeny,
+            determining: &[],
+        },
+        Row {
+            name: "default_applies_outside_the_resource_part",
+            case: case(
+                json!({"identity": [allow("A", "kms:Decrypt", "arn:aws:kms:*:${aws:PrincipalTag/acct, '111122223333'}:key/*")]}),
+                ALICE,
+                "kms:Decrypt",
+                KEY,
+                json!({}),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "not_resource_with_account_variable_excludes_own_account",
+            case: case(
+                json!({"identity": [allow("A", "kms:*", "*"), deny_outside.clone()]}),
+                ALICE,
+                "kms:Decrypt",
+                KEY,
+                ctx.clone(),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "not_resource_with_account_variable_denies_other_accounts",
+            case: case(
+                json!({"identity": [allow("A", "kms:*", "*"), deny_outside.clone()]}),
+                ALICE,
+                "kms:Decrypt",
+                OTHER_KEY,
+                ctx.clone(),
+            ),
+            decision: ExplicitDeny,
+            determining: &[("identity/1", "Outside")],
+        },
+        Row {
+            name: "not_resource_entry_with_missing_key_excludes_nothing",
+            case: case(
+                json!({"identity": [allow("A", "kms:*", "*"), {"Version": "2012-10-17", "Statement": [
+                    {"Sid": "Outside", "Effect": "Deny", "Action": "kms:*", "NotResource": "arn:aws:kms:*:${aws:PrincipalTag/acct}:key/*"}]}]}),
+                ALICE,
+                "kms:Decrypt",
+                KEY,
+                json!({}),
+            ),
+            decision: ExplicitDeny,
+            determining: &[("identity/1", "Outside")],
+        },
+    ];
+    check(&rows);
+}
+
+/// SPEC §4.1 "A plain operator on a list value never matches, negated operators included", through the
+/// whole evaluation. Regression: a negated plain operator on several values was indeterminate, so its
+/// Deny applied; a plain operator on `aws:TagKeys` was refused at validation.
+#[test]
+fn plain_operator_on_a_list_value_never_matches() {
+    use Decision::*;
+    let with_condition = |effect: &str, op: &str, key: &str, value: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": "C", "Effect": effect, "Action": "s3:*", "Resource": "*",
+            "Condition": {op: {key: value}}}]})
+    };
+    let rows = vec![
+        Row {
+            name: "negated_deny_on_several_values_does_not_apply",
+            case: case(
+                json!({"identity": [allow("A", "s3:*", "*"), with_condition("Deny", "StringNotEquals", "aws:RequestTag/team", "red")]}),
+                ALICE,
+                "s3:GetObject",
+                BUCKET,
+                json!({"aws:RequestTag/team": ["red", "blue"]}),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "positive_allow_on_several_values_does_not_apply",
+            case: case(
+                json!({"identity": [with_condition("Allow", "StringEquals", "aws:RequestTag/team", "red")]}),
+                ALICE,
+                "s3:GetObject",
+                BUCKET,
+                json!({"aws:RequestTag/team": ["red", "blue"]}),
+            ),
+            decision: ImplicitDeny,
+            determining: &[],
+        },
+        Row {
+            name: "plain_operator_on_tag_keys_never_matches_even_one_key",
+            case: case(
+                json!({"identity": [with_condition("Allow", "StringEquals", "aws:TagKeys", "Team")]}),
+                ALICE,
+                "s3:GetObject",
+                BUCKET,
+                json!({"aws:TagKeys": ["Team"]}),
+            ),
+            decision: ImplicitDeny,
+            determining: &[],
+        },
+        Row {
+            name: "negated_plain_operator_on_tag_keys_never_matches",
+            case: case(
+                json!({"identity": [allow("A", "s3:*", "*"), with_condition("Deny", "StringNotEquals", "aws:TagKeys", "Team")]}),
+                ALICE,
+                "s3:GetObject",
+                BUCKET,
+                json!({"aws:TagKeys": ["Other", "More"]}),
+            ),
+            decision: Allow,
+            determining: &[("identity/0", "A")],
+        },
+        Row {
+            name: "negated_plain_operator_on_absent_tag_keys_is_true",
+            case: case(
+                json!({"identity": [allow("A", "s3:*", "*"), with_condition("Deny", "StringNotEquals", "aws:TagKeys", "Team")]}),
+                ALICE,
+                "s3:GetObject",
+                BUCKET,
+                json!({}),
+            ),
+            decision: ExplicitDeny,
+            determining: &[("identity/1", "C")],
+        },
+    ];
+    check(&rows);
+}
+
 fn bundle_with(files: &[(&str, Value)]) -> bundle::Bundle {
     let files = files.iter().map(|(p, v)| ((*p).to_owned(), serde_json::to_vec(v).unwrap())).collect();
     bundle::from_files(files).unwrap_or_else(|e| panic!("{e:?}"))

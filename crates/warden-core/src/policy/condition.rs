@@ -310,12 +310,9 @@ impl Condition {
         if key.chars().any(char::is_whitespace) {
             return Err(vec![format!("condition key `{key}` has a space")]);
         }
+        // A plain operator on a known multivalued key is accepted (AWS accepts it): the loader warns
+        // ([`Condition::plain_on_multivalued`]), and it never matches a list value (`evaluate`).
         let key_lower = key.to_lowercase();
-        if op.qualifier == Qualifier::Single && op.family != Family::Null && is_multivalued_key(&key_lower) {
-            return Err(vec![format!(
-                "`{key}` is a multivalued key: use `ForAnyValue:{operator}` or `ForAllValues:{operator}`"
-            )]);
-        }
         let bad = |v: &str, what: &str| format!("`{v}` is not {what} for `{operator}`");
         let compiled = match op.family {
             Family::StringEq { ignore_case } => Values::Str(gather(
@@ -411,6 +408,12 @@ impl Condition {
         })
     }
 
+    /// Whether this is a plain operator (no `ForAnyValue:`/`ForAllValues:`, not `Null`) on a key known
+    /// to be multivalued: accepted, with a warning (Access Analyzer "Missing qualifier"; SPEC §3.1).
+    pub fn plain_on_multivalued(&self) -> bool {
+        self.qualifier == Qualifier::Single && self.family != Family::Null && is_multivalued_key(&self.key_lower)
+    }
+
     /// Whether a policy variable appears in the values.
     pub fn has_vars(&self) -> bool {
         match &self.values {
@@ -479,14 +482,22 @@ impl Condition {
         };
         match (self.qualifier, value) {
             (Qualifier::Single, CtxVal::One(s)) => self.test_one(&s, ctx),
-            // A plain operator on a multivalued request value: undocumented, so fail closed.
-            (Qualifier::Single, CtxVal::Many(m)) => {
-                if m.len() == 1 {
-                    m.first().map_or(Tri::Indeterminate, |s| self.test_one(s, ctx))
-                } else {
-                    Tri::Indeterminate
-                }
-            }
+            // A plain operator on a list value never matches, negated operators and `…IfExists`
+            // included (SPEC §4.1). AWS documents no runtime semantics for it (aws-semantics §3.4,
+            // §9.2), so this is iam-simulate's reading, which AWS confirmed at re:Inforce 2025 (IAM431):
+            // a set operator is required for a multivalued value. It is not the conservative reading
+            // (that one would leave a Deny applying); SPEC binds it, and the loader warns about every
+            // policy that does this on a known multivalued key.
+            //
+            // What is a list: a key known to be multivalued always is (its type, not its length,
+            // decides: aws-semantics §3.4), so a one-element `aws:TagKeys` never matches either. Any
+            // other key given as a one-element list reads as that value, as today and as iam-simulate
+            // does (it takes the first value of a single-valued key). An empty list is an absent key
+            // (SPEC §4: handled above).
+            (Qualifier::Single, CtxVal::Many(m)) => match m {
+                [s] if !is_multivalued_key(&self.key_lower) => self.test_one(s, ctx),
+                _ => Tri::False,
+            },
             (q, CtxVal::One(s)) => {
                 let _ = q;
                 self.test_one(&s, ctx)

@@ -359,16 +359,17 @@ const STATES: [&str; 12] = [
     "[bad, miss]",
 ];
 
-/// The expected result per `(qualifier, IfExists, negated)`, written out by hand from §3.1–3.4 and the
-/// conservative choices of condition.rs (a plain operator on several request values, or on a value it
-/// cannot read, is Indeterminate; an empty string or empty list is absent).
+/// The expected result per `(qualifier, IfExists, negated)`, written out by hand from §3.1–3.4, SPEC
+/// §4.1 (a plain operator on a list value never matches, negated operators and `IfExists` included)
+/// and the choices of condition.rs (a value it cannot read is Indeterminate; an empty string or empty
+/// list is absent; a one-element list of a single-valued key is that value).
 #[rustfmt::skip]
 const EXPECTED: &[(&str, bool, bool, [Tri; 12])] = &[
     //                                hit miss [h] [h,h2] [h,m] [m,m2] missing [] ""  bad [b,h] [b,m]
-    ("",              false, false, [T,  F,   T,  I,     I,    I,     F,      F, F,  I,  I,    I]),
-    ("",              false, true,  [F,  T,   F,  I,     I,    I,     T,      T, T,  I,  I,    I]),
-    ("",              true,  false, [T,  F,   T,  I,     I,    I,     T,      T, T,  I,  I,    I]),
-    ("",              true,  true,  [F,  T,   F,  I,     I,    I,     T,      T, T,  I,  I,    I]),
+    ("",              false, false, [T,  F,   T,  F,     F,    F,     F,      F, F,  I,  F,    F]),
+    ("",              false, true,  [F,  T,   F,  F,     F,    F,     T,      T, T,  I,  F,    F]),
+    ("",              true,  false, [T,  F,   T,  F,     F,    F,     T,      T, T,  I,  F,    F]),
+    ("",              true,  true,  [F,  T,   F,  F,     F,    F,     T,      T, T,  I,  F,    F]),
     ("ForAnyValue:",  false, false, [T,  F,   T,  T,     T,    F,     F,      F, F,  I,  T,    I]),
     ("ForAnyValue:",  false, true,  [F,  T,   F,  F,     T,    T,     F,      F, F,  I,  I,    T]),
     ("ForAnyValue:",  true,  false, [T,  F,   T,  T,     T,    F,     T,      T, T,  I,  T,    I]),
@@ -723,58 +724,112 @@ fn empty_policy_value_list() {
 }
 
 #[test]
-fn plain_operator_on_multivalued_key_is_rejected() {
-    run_rejected(
-        "plain operator on a known multivalued key",
+fn plain_operator_on_multivalued_key_is_accepted_and_flagged() {
+    // SPEC §3.1: AWS accepts it, so Warden does; the loader warns (document.rs), which it knows from
+    // `plain_on_multivalued`. Regression: these were validation errors.
+    let flagged: &[ErrRow] = &[
+        ("StringEquals", "aws:TagKeys", &["a"]),
+        ("StringNotEquals", "AWS:TAGKEYS", &["a"]),
+        ("StringLike", "aws:PrincipalServiceNamesList", &["*"]),
+        ("StringEqualsIfExists", "aws:CalledVia", &["athena.amazonaws.com"]),
+        ("StringLike", "aws:PrincipalOrgPaths", &["o-a/*"]),
+        ("StringLike", "sts:TransitiveTagKeys", &["*"]),
+        ("StringEquals", "sagemaker:InstanceTypes", &["ml.t3.medium"]),
+        ("ArnLike", "sagemaker:ImageArns", &["*"]),
+        ("StringNotEqualsIfExists", "sagemaker:VpcSubnets", &["subnet-1"]),
+    ];
+    let not_flagged: &[ErrRow] = &[
+        ("ForAnyValue:StringEquals", "aws:TagKeys", &["a"]),
+        ("ForAllValues:StringNotEquals", "aws:TagKeys", &["a"]),
+        ("ForAllValues:StringLikeIfExists", "sagemaker:InstanceTypes", &["ml.*"]),
+        ("Null", "aws:TagKeys", &["false"]),
+        // Single-valued tag keys take plain operators.
+        ("StringEquals", "aws:RequestTag/team", &["a"]),
+        ("StringEquals", "aws:PrincipalTag/team", &["a"]),
+    ];
+    run_accepted("plain operator on a known multivalued key", flagged, true);
+    run_accepted("qualified operator, or Null, on a known multivalued key", not_flagged, true);
+    let mut failures = Vec::new();
+    for (rows, want) in [(flagged, true), (not_flagged, false)] {
+        for &(op, key, vals) in rows {
+            let got = Condition::compile(op, key, &strings(vals), true).map(|c| c.plain_on_multivalued());
+            if got != Ok(want) {
+                failures.push(format!("{op} {{{key}: {vals:?}}}: plain_on_multivalued {got:?}, want {want}"));
+            }
+        }
+    }
+    finish("plain_on_multivalued", flagged.len() + not_flagged.len(), &failures);
+}
+
+#[test]
+fn plain_operator_on_list_value_never_matches() {
+    // SPEC §4.1: "A plain operator on a list value never matches, negated operators included"
+    // (iam-simulate's reading). Several values, negated operators and `IfExists` included: False.
+    // Regression: several values were Indeterminate (a Deny with a negated operator applied).
+    // A one-element list of a single-valued key is that value; an empty list is an absent key (§4).
+    let k = "aws:RequestTag/team";
+    run(
+        "plain operator on a list value",
         &[
-            ("StringEquals", "aws:TagKeys", &["a"]),
-            ("StringNotEquals", "AWS:TAGKEYS", &["a"]),
-            ("StringLike", "aws:PrincipalServiceNamesList", &["*"]),
-            ("StringEqualsIfExists", "aws:CalledVia", &["athena.amazonaws.com"]),
-            ("StringLike", "aws:PrincipalOrgPaths", &["o-a/*"]),
-            ("StringLike", "sts:TransitiveTagKeys", &["*"]),
-            ("StringEquals", "sagemaker:InstanceTypes", &["ml.t3.medium"]),
-            ("ArnLike", "sagemaker:ImageArns", &["*"]),
-            ("StringNotEqualsIfExists", "sagemaker:VpcSubnets", &["subnet-1"]),
+            ("StringEquals", k, &["red"], V::Many(&["red"]), T),
+            ("StringEquals", k, &["red"], V::Many(&["blue"]), F),
+            ("StringNotEquals", k, &["red"], V::Many(&["green"]), T),
+            ("StringEquals", k, &["red"], V::Many(&["red", "blue"]), F),
+            ("StringEquals", k, &["red", "blue"], V::Many(&["red", "blue"]), F),
+            ("StringNotEquals", k, &["red"], V::Many(&["red", "blue"]), F),
+            ("StringNotEquals", k, &["green"], V::Many(&["red", "blue"]), F),
+            ("StringNotLike", k, &["g*"], V::Many(&["red", "blue"]), F),
+            ("StringEqualsIfExists", k, &["red"], V::Many(&["red", "blue"]), F),
+            ("StringNotEqualsIfExists", k, &["green"], V::Many(&["red", "blue"]), F),
+            ("NumericLessThan", "s3:max-keys", &["5"], V::Many(&["1", "2"]), F),
+            ("NumericNotEquals", "s3:max-keys", &["5"], V::Many(&["1", "2"]), F),
+            ("IpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Many(&["10.0.0.1", "10.0.0.2"]), F),
+            ("NotIpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Many(&["1.1.1.1", "2.2.2.2"]), F),
+            (
+                "ArnNotLike",
+                "aws:SourceArn",
+                &["arn:aws:s3:::a/*"],
+                V::Many(&["arn:aws:s3:::b/1", "arn:aws:s3:::b/2"]),
+                F,
+            ),
+            ("DateNotEquals", "aws:CurrentTime", &["2024-01-01"], V::Many(&["2025-01-01", "2026-01-01"]), F),
+            ("Bool", "aws:SecureTransport", &["true"], V::Many(&["true"]), T),
+            ("Bool", "aws:SecureTransport", &["true"], V::Many(&["true", "true"]), F),
+            // An unreadable value in a list changes nothing: the list never matches.
+            ("NumericEquals", "s3:max-keys", &["1"], V::Many(&["x", "1"]), F),
+            // Empty list: absent (§4, KD-8).
+            ("StringNotEquals", k, &["red"], V::Many(&[]), T),
+            ("StringEquals", k, &["red"], V::Many(&[]), F),
+            ("StringEqualsIfExists", k, &["red"], V::Many(&[]), T),
         ],
-        true,
-    );
-    run_accepted(
-        "qualified operator, or Null, on a known multivalued key",
-        &[
-            ("ForAnyValue:StringEquals", "aws:TagKeys", &["a"]),
-            ("ForAllValues:StringNotEquals", "aws:TagKeys", &["a"]),
-            ("ForAllValues:StringLikeIfExists", "sagemaker:InstanceTypes", &["ml.*"]),
-            ("Null", "aws:TagKeys", &["false"]),
-            // Single-valued tag keys take plain operators.
-            ("StringEquals", "aws:RequestTag/team", &["a"]),
-            ("StringEquals", "aws:PrincipalTag/team", &["a"]),
-        ],
-        true,
     );
 }
 
 #[test]
-fn plain_operator_on_multivalued_request_value() {
-    // Undocumented; condition.rs fails closed: several values → Indeterminate, one value → as single,
-    // none → absent.
-    let k = "aws:RequestTag/team";
+fn plain_operator_on_multivalued_key_never_matches_its_list() {
+    // A known multivalued key is a list whatever its length (aws-semantics §3.4: its type decides), so
+    // even a one-element `aws:TagKeys` never matches a plain operator; absent or empty is absent.
+    let k = "aws:TagKeys";
     run(
-        "plain operator on a multivalued request value",
+        "plain operator on a known multivalued key",
         &[
-            ("StringEquals", k, &["red"], V::Many(&["red"]), T),
-            ("StringEquals", k, &["red"], V::Many(&["blue"]), F),
-            ("StringEquals", k, &["red"], V::Many(&["red", "blue"]), I),
-            ("StringEquals", k, &["red", "blue"], V::Many(&["red", "blue"]), I),
-            ("StringNotEquals", k, &["red"], V::Many(&["red", "blue"]), I),
-            ("StringNotEquals", k, &["red"], V::Many(&["green"]), T),
-            ("StringNotEquals", k, &["red"], V::Many(&[]), T),
-            ("StringEquals", k, &["red"], V::Many(&[]), F),
-            ("StringEqualsIfExists", k, &["red"], V::Many(&["red", "blue"]), I),
-            ("StringEqualsIfExists", k, &["red"], V::Many(&[]), T),
-            ("NumericLessThan", "s3:max-keys", &["5"], V::Many(&["1", "2"]), I),
-            ("IpAddress", "aws:SourceIp", &["10.0.0.0/8"], V::Many(&["10.0.0.1", "10.0.0.2"]), I),
-            ("Bool", "aws:SecureTransport", &["true"], V::Many(&["true"]), T),
+            ("StringEquals", k, &["Team"], V::Many(&["Team"]), F),
+            ("StringNotEquals", k, &["Team"], V::Many(&["Team"]), F),
+            ("StringNotEquals", k, &["Other"], V::Many(&["Team"]), F),
+            ("StringEquals", k, &["Team", "Project"], V::Many(&["Team", "Project"]), F),
+            ("StringLike", k, &["*"], V::Many(&["Team", "Project"]), F),
+            ("StringNotLike", k, &["x*"], V::Many(&["Team", "Project"]), F),
+            ("StringEqualsIfExists", k, &["Team"], V::Many(&["Team"]), F),
+            ("StringEquals", "sagemaker:InstanceTypes", &["ml.t3.medium"], V::Many(&["ml.t3.medium"]), F),
+            ("StringEquals", k, &["Team"], V::Missing, F),
+            ("StringNotEquals", k, &["Team"], V::Missing, T),
+            ("StringNotEquals", k, &["Team"], V::Many(&[]), T),
+            ("StringEqualsIfExists", k, &["Team"], V::Missing, T),
+            // A caller that gives a multivalued key as one string: a single value, read as such.
+            ("StringEquals", k, &["Team"], V::One("Team"), T),
+            // The qualified forms are unchanged.
+            ("ForAnyValue:StringEquals", k, &["Team"], V::Many(&["Team"]), T),
+            ("ForAllValues:StringEquals", k, &["Team"], V::Many(&["Team", "Project"]), F),
         ],
     );
 }
@@ -1663,6 +1718,41 @@ fn escapes_in_condition_values() {
                 &[("aws:username", V::One("bob")), ("s3:prefix", V::One("*bob?"))],
                 T,
             ),
+        ],
+        true,
+    );
+}
+
+#[test]
+fn policy_variables_anywhere_in_arn_and_string_values() {
+    // SPEC §4.1: a variable in any part of an ARN (partition, service, region, account, resource) is
+    // substituted; a missing key makes that value match nothing (a negated operator then holds).
+    const CTX: &[(&str, V)] = &[
+        ("aws:PrincipalAccount", V::One("111122223333")),
+        ("aws:RequestedRegion", V::One("us-east-1")),
+        ("aws:RequestTag/p", V::One("aws")),
+        ("aws:SourceArn", V::One("arn:aws:sns:us-east-1:111122223333:topic")),
+        ("aws:SourceAccount", V::One("111122223333")),
+    ];
+    const NO_VARS: &[(&str, V)] = &[("aws:SourceArn", V::One("arn:aws:sns:us-east-1:111122223333:topic"))];
+    let k = "aws:SourceArn";
+    run_ctx(
+        "variables anywhere in ARN and String values",
+        &[
+            ("ArnLike", k, &["arn:aws:sns:${aws:RequestedRegion}:${aws:PrincipalAccount}:*"], CTX, T),
+            ("ArnEquals", k, &["arn:${aws:RequestTag/p}:sns:us-east-1:111122223333:topic"], CTX, T),
+            ("ArnLike", k, &["arn:aws:sns:${aws:RequestedRegion}:444455556666:*"], CTX, F),
+            ("ArnNotLike", k, &["arn:aws:sns:*:${aws:PrincipalAccount}:*"], CTX, F),
+            ("StringLike", k, &["arn:aws:sns:*:${aws:PrincipalAccount}:*"], CTX, T),
+            ("StringEquals", "aws:SourceAccount", &["${aws:PrincipalAccount}"], CTX, T),
+            // The key is missing: the value matches nothing.
+            ("ArnLike", k, &["arn:aws:sns:*:${aws:PrincipalAccount}:*"], NO_VARS, F),
+            ("ArnLike", k, &["arn:aws:sns:${aws:RequestedRegion}:*:*"], NO_VARS, F),
+            ("ArnNotLike", k, &["arn:aws:sns:*:${aws:PrincipalAccount}:*"], NO_VARS, T),
+            ("ArnNotEquals", k, &["arn:${aws:RequestTag/p}:sns:us-east-1:111122223333:topic"], NO_VARS, T),
+            ("StringLike", k, &["arn:aws:sns:*:${aws:PrincipalAccount}:*"], NO_VARS, F),
+            // …but another value still can.
+            ("ArnLike", k, &["arn:aws:sns:*:${aws:PrincipalAccount}:*", "arn:aws:sns:*:*:topic"], NO_VARS, T),
         ],
         true,
     );

@@ -2,7 +2,7 @@
 //! [`Policy`] whose patterns, lower-cased actions, CIDRs and dates are ready for evaluation. Every
 //! problem is collected with its JSON pointer. Pure.
 use super::condition::Condition;
-use super::error::{Problems, ptr_token};
+use super::error::{Problems, WarningRule, ptr_token};
 use super::hint;
 use super::json;
 use super::pattern::{ArnGlob, Glob, Tok};
@@ -401,7 +401,21 @@ fn compile_resources(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> V
     for (i, r) in list.iter().enumerate() {
         let f = if v.is_array() { format!("{at}/{i}") } else { at.to_owned() };
         match compile_resource(r, vars) {
-            Ok(rp) => out.push(rp),
+            Ok(rp) => {
+                if let ResourcePattern::Dynamic(t) = &rp
+                    && t.var_outside_resource()
+                {
+                    p.warn(
+                        f,
+                        WarningRule::VariableOutsideResource,
+                        format!(
+                            "policy variable in `{r}` outside the resource part of the ARN: it is substituted, \
+                             and the entry matches nothing when the key is missing"
+                        ),
+                    );
+                }
+                out.push(rp);
+            }
             Err(e) => p.push(f, e),
         }
     }
@@ -410,18 +424,9 @@ fn compile_resources(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> V
 
 /// Compiles one `Resource` entry.
 pub fn compile_resource(r: &str, vars: bool) -> Result<ResourcePattern, String> {
+    // Variables anywhere in the ARN are substituted (SPEC §4.1); outside the resource part the loader
+    // warns ([`Template::var_outside_resource`]).
     let t = Template::parse(r, vars, true)?;
-    // Variables are allowed only in the resource part (after the fifth colon).
-    let mut colons = 0usize;
-    for part in t.parts() {
-        match part {
-            Part::Lit(s) => colons += s.matches(':').count(),
-            Part::Var { .. } if colons < 5 => {
-                return Err(format!("policy variable in `{r}` outside the resource part of the ARN"));
-            }
-            _ => {}
-        }
-    }
     if !r.starts_with("arn:") && r != "*" && !r.starts_with('*') {
         return Err(format!("malformed resource `{r}`: expected `*` or an ARN"));
     }
@@ -474,7 +479,19 @@ fn compile_conditions(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> 
                 continue;
             };
             match Condition::compile_all(op, key, &values, vars) {
-                Ok(c) => out.push(c),
+                Ok(c) => {
+                    if c.plain_on_multivalued() {
+                        p.warn(
+                            kat.clone(),
+                            WarningRule::MissingQualifier,
+                            format!(
+                                "`{key}` is a multivalued key: the plain `{op}` never matches a request that \
+                                 gives it as a list; use `ForAnyValue:{op}` or `ForAllValues:{op}`"
+                            ),
+                        );
+                    }
+                    out.push(c);
+                }
                 Err(errs) => {
                     for e in errs {
                         p.push(kat.clone(), e);
@@ -484,4 +501,137 @@ fn compile_conditions(v: &Value, vars: bool, at: &str, p: &mut Problems<'_>) -> 
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::policy::context::{MapContext, Value as CtxValue};
+    use crate::policy::error::{ProblemList, Warning};
+    use proptest::prelude::*;
+    use serde_json::json;
+
+    /// Compiles `doc` as an identity policy: (compiled?, problems, warnings).
+    fn compile(doc: &Value) -> (bool, Vec<String>, Vec<Warning>) {
+        let mut list = ProblemList::new();
+        let mut p = Problems::new("iam/policies/P.json", &mut list);
+        let ok = Policy::compile(doc, PolicyKind::Identity, "P", "/PolicyDocument", &mut p).is_some();
+        let warnings = list.take_warnings().kept().to_vec();
+        (ok, list.into_sorted().iter().map(ToString::to_string).collect(), warnings)
+    }
+
+    #[test]
+    fn accepted_constructs_load_with_warnings_naming_file_pointer_and_rule() {
+        // SPEC §3.1. Regression: both were validation errors.
+        let doc = json!({"Version": "2012-10-17", "Statement": [
+            {"Sid": "Keys", "Effect": "Allow", "Action": "sagemaker:AddTags", "Resource": "*",
+             "Condition": {"StringEquals": {"aws:TagKeys": ["Team", "Project"]},
+                           "ForAnyValue:StringEquals": {"sagemaker:InstanceTypes": "ml.t3.medium"}}},
+            {"Sid": "Kms", "Effect": "Allow", "Action": "kms:Decrypt",
+             "Resource": ["arn:aws:kms:*:${aws:PrincipalAccount}:key/*", "arn:aws:s3:::home/${aws:username}/*"]},
+            {"Sid": "Not", "Effect": "Deny", "Action": "kms:*", "NotResource": "arn:${aws:PrincipalTag/p}:kms:*:*:key/*"}]});
+        let (ok, problems, warnings) = compile(&doc);
+        assert!(ok, "{problems:?}");
+        assert!(problems.is_empty(), "{problems:?}");
+        let lines: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            lines,
+            [
+                "iam/policies/P.json: /PolicyDocument/Statement/0/Condition/StringEquals/aws:TagKeys: warning: \
+                 `aws:TagKeys` is a multivalued key: the plain `StringEquals` never matches a request that gives \
+                 it as a list; use `ForAnyValue:StringEquals` or `ForAllValues:StringEquals` [missing_qualifier]",
+                "iam/policies/P.json: /PolicyDocument/Statement/1/Resource/0: warning: policy variable in \
+                 `arn:aws:kms:*:${aws:PrincipalAccount}:key/*` outside the resource part of the ARN: it is \
+                 substituted, and the entry matches nothing when the key is missing [variable_outside_resource]",
+                "iam/policies/P.json: /PolicyDocument/Statement/2/NotResource: warning: policy variable in \
+                 `arn:${aws:PrincipalTag/p}:kms:*:*:key/*` outside the resource part of the ARN: it is \
+                 substituted, and the entry matches nothing when the key is missing [variable_outside_resource]",
+            ]
+        );
+    }
+
+    #[test]
+    fn no_warning_without_variables_or_with_literal_text() {
+        // Without `Version` 2012-10-17 `${…}` is literal text; qualified operators and Null are fine.
+        let doc = json!({"Statement": [
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:*:${aws:PrincipalAccount}:key/*",
+             "Condition": {"ForAllValues:StringEquals": {"aws:TagKeys": "Team"}, "Null": {"aws:TagKeys": "false"}}}]});
+        let (ok, problems, warnings) = compile(&doc);
+        assert!(ok && problems.is_empty(), "{problems:?}");
+        assert!(warnings.is_empty(), "{warnings:?}");
+    }
+
+    #[test]
+    fn bad_input_near_the_warnings_keeps_its_errors() {
+        let doc = json!({"Version": "2012-10-17", "Statement": [
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:${aws:RequestedRegion:key/*"},
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:${aws:RequestedRegion}:key/x"},
+            {"Effect": "Allow", "Action": "kms:Decrypt", "Resource": "arn:aws:kms:${aws:TagKeys}:1:key/x"},
+            {"Effect": "Allow", "Action": "s3:*", "Resource": "*", "Condition": {"StringEqualz": {"aws:TagKeys": "a"}}}]});
+        let (ok, problems, _) = compile(&doc);
+        assert!(!ok);
+        assert_eq!(problems.len(), 4, "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("unterminated policy variable")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("expected six colon-separated parts")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("cannot be used as a policy variable")), "{problems:#?}");
+        assert!(problems.iter().any(|p| p.contains("unknown condition operator `StringEqualz`")), "{problems:#?}");
+    }
+
+    fn seg() -> impl Strategy<Value = String> {
+        "[a-z0-9-]{0,5}"
+    }
+
+    proptest! {
+        /// A variable in any of the five ARN parts after `arn:` is substituted: the pattern then matches
+        /// exactly what the same text written out matches; a missing key matches nothing. The warning
+        /// flag is set exactly when the variable is outside the resource part.
+        #[test]
+        fn variable_in_any_arn_part_matches_like_its_substituted_text(
+            parts in proptest::collection::vec(seg(), 5),
+            resource_tail in "[a-z0-9/*?-]{0,8}",
+            at in 1usize..6,
+            before in seg(),
+            value in "[a-z0-9-]{1,8}",
+            probe_parts in proptest::collection::vec(seg(), 5),
+            probe_tail in "[a-z0-9/-]{0,8}",
+            use_probe_value in any::<bool>(),
+        ) {
+            let mut segs: Vec<String> = std::iter::once("arn".to_owned()).chain(parts).collect();
+            if let Some(last) = segs.last_mut() {
+                last.push_str(&format!("r{resource_tail}"));
+            }
+            let mut pattern = segs.clone();
+            let mut written = segs.clone();
+            if let (Some(p), Some(w)) = (pattern.get_mut(at), written.get_mut(at)) {
+                *p = format!("{before}${{aws:RequestTag/v}}{p}");
+                *w = format!("{before}{value}{w}");
+            }
+            let pattern = pattern.join(":");
+            let written = written.join(":");
+            let dynamic = compile_resource(&pattern, true).map_err(TestCaseError::fail)?;
+            let ResourcePattern::Dynamic(t) = &dynamic else {
+                return Err(TestCaseError::fail("a variable makes a dynamic pattern"));
+            };
+            prop_assert_eq!(t.var_outside_resource(), at < 5);
+            let ResourcePattern::Static(glob) = compile_resource(&written, true).map_err(TestCaseError::fail)? else {
+                return Err(TestCaseError::fail("no variable: static"));
+            };
+            let mut probe: Vec<String> = std::iter::once("arn".to_owned()).chain(probe_parts).collect();
+            if use_probe_value && let Some(p) = probe.get_mut(at) {
+                *p = format!("{before}{value}{p}");
+            }
+            if let Some(last) = probe.last_mut() {
+                last.push_str(&format!("r{probe_tail}"));
+            }
+            let probe = probe.join(":");
+            let mut ctx = MapContext::default();
+            ctx.insert("aws:RequestTag/v", CtxValue::One(value.clone()));
+            let resolved = t.resolve_tokens(&ctx).and_then(|toks| ArnGlob::new(toks, true));
+            prop_assert!(resolved.is_some());
+            if let Some(g) = resolved {
+                prop_assert_eq!(g.matches(&probe), glob.matches(&probe), "{} vs {}", pattern, probe);
+            }
+            prop_assert!(t.resolve_tokens(&MapContext::default()).is_none(), "missing key: matches nothing");
+        }
+    }
 }

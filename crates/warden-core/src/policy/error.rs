@@ -1,6 +1,7 @@
 //! Problems found while reading policies and bundles: every one is collected (never first-fail) with
 //! the file and the field (a JSON pointer) it concerns, up to [`MAX_PROBLEMS`] (the rest are counted, so
-//! that no input yields millions of lines). Pure.
+//! that no input yields millions of lines). Also the warnings: constructs AWS IAM accepts but IAM
+//! Access Analyzer flags (SPEC §3.1), which never refuse a bundle. Pure.
 use std::fmt;
 
 /// Most problems kept; the others are counted and summed up in one last problem.
@@ -27,11 +28,132 @@ impl fmt::Display for Problem {
     }
 }
 
-/// Every problem of a bundle: the first [`MAX_PROBLEMS`] kept, the others only counted.
+/// The rule behind a [`Warning`]: a construct AWS IAM accepts (so Warden loads it) but IAM Access
+/// Analyzer flags. Each has a stable snake_case code, for logs and `validate` output.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum WarningRule {
+    /// A plain (unqualified) operator on a known multivalued key (`StringEquals` on `aws:TagKeys`;
+    /// Access Analyzer "Missing qualifier"). It never matches a request that gives the key as a list.
+    MissingQualifier,
+    /// A policy variable in the partition, service, region or account of a `Resource`/`NotResource`
+    /// ARN (AWS's own managed policies put `${aws:PrincipalAccount}` in the account). It is
+    /// substituted like one in the resource part.
+    VariableOutsideResource,
+}
+
+impl WarningRule {
+    /// Every rule.
+    pub const ALL: [WarningRule; 2] = [WarningRule::MissingQualifier, WarningRule::VariableOutsideResource];
+
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            WarningRule::MissingQualifier => "missing_qualifier",
+            WarningRule::VariableOutsideResource => "variable_outside_resource",
+        }
+    }
+
+    fn slot(self) -> usize {
+        match self {
+            WarningRule::MissingQualifier => 0,
+            WarningRule::VariableOutsideResource => 1,
+        }
+    }
+}
+
+impl fmt::Display for WarningRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// One warning: `file: field: warning: message [rule]`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Warning {
+    /// Bundle-relative file path (or a case id).
+    pub file: String,
+    /// JSON pointer of the field, e.g. `/Statement/8/Condition/StringEquals/aws:TagKeys`.
+    pub field: String,
+    /// The rule.
+    pub rule: WarningRule,
+    /// Lower-case, one-line message.
+    pub message: String,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let field = if self.field.is_empty() { "/" } else { &self.field };
+        write!(f, "{}: {}: warning: {} [{}]", self.file, field, self.message, self.rule)
+    }
+}
+
+impl Warning {
+    /// The same finding as a problem (`validate --strict`).
+    pub fn to_problem(&self) -> Problem {
+        Problem {
+            file: self.file.clone(),
+            field: self.field.clone(),
+            message: format!("{} [{}]", self.message, self.rule),
+        }
+    }
+}
+
+/// Every warning of a bundle: the first [`MAX_PROBLEMS`] kept, all counted (in all and per rule).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Warnings {
+    kept: Vec<Warning>,
+    per_rule: [usize; WarningRule::ALL.len()],
+}
+
+impl Warnings {
+    /// Adds a warning (counted only, once [`MAX_PROBLEMS`] are kept).
+    pub fn push(&mut self, w: Warning) {
+        if let Some(n) = self.per_rule.get_mut(w.rule.slot()) {
+            *n += 1;
+        }
+        if self.kept.len() < MAX_PROBLEMS {
+            self.kept.push(w);
+        }
+    }
+
+    /// How many warnings there are (kept or counted).
+    pub fn total(&self) -> usize {
+        self.per_rule.iter().sum()
+    }
+
+    /// How many warnings of `rule` there are.
+    pub fn count(&self, rule: WarningRule) -> usize {
+        self.per_rule.get(rule.slot()).copied().unwrap_or(0)
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.total() == 0
+    }
+
+    /// The warnings kept, in the order [`Warnings::sort`] left them.
+    pub fn kept(&self) -> &[Warning] {
+        &self.kept
+    }
+
+    /// How many warnings were counted but not kept.
+    pub fn left_out(&self) -> usize {
+        self.total().saturating_sub(self.kept.len())
+    }
+
+    /// Sorts the kept warnings by (file, field, rule, message).
+    pub fn sort(&mut self) {
+        self.kept.sort();
+    }
+}
+
+/// Every problem of a bundle: the first [`MAX_PROBLEMS`] kept, the others only counted; and its
+/// warnings, apart (they never make a bundle fail).
 #[derive(Debug, Default)]
 pub struct ProblemList {
     kept: Vec<Problem>,
     more: usize,
+    warnings: Warnings,
 }
 
 impl ProblemList {
@@ -71,10 +193,22 @@ impl ProblemList {
         &self.kept
     }
 
+    /// The warnings so far.
+    pub fn warnings(&self) -> &Warnings {
+        &self.warnings
+    }
+
+    /// Takes the warnings out, sorted.
+    pub fn take_warnings(&mut self) -> Warnings {
+        let mut w = std::mem::take(&mut self.warnings);
+        w.sort();
+        w
+    }
+
     /// The problems kept, sorted by (file, field, message) without repeats, followed by one problem that
     /// counts the others when some were only counted.
     pub fn into_sorted(self) -> Vec<Problem> {
-        let ProblemList { mut kept, more } = self;
+        let ProblemList { mut kept, more, warnings: _ } = self;
         kept.sort();
         kept.dedup();
         if more > 0 {
@@ -122,6 +256,16 @@ impl<'a> Problems<'a> {
     /// Records a problem at `field`.
     pub fn push(&mut self, field: impl Into<String>, message: impl Into<String>) {
         self.out.push(Problem { file: self.file.to_owned(), field: field.into(), message: message.into() });
+    }
+
+    /// Records a warning at `field`: the construct is accepted (it does not count as a problem).
+    pub fn warn(&mut self, field: impl Into<String>, rule: WarningRule, message: impl Into<String>) {
+        self.out.warnings.push(Warning {
+            file: self.file.to_owned(),
+            field: field.into(),
+            rule,
+            message: message.into(),
+        });
     }
 
     /// Remembers that the object at `at` has the key `written` where `meant` was probably meant, so that
@@ -189,6 +333,29 @@ mod tests {
             Some(".: /: … and 42 more problems (only the first 1000 are listed)")
         );
         assert_eq!(total(&out), MAX_PROBLEMS + 42);
+    }
+
+    #[test]
+    fn warnings_are_not_problems_and_are_counted_per_rule_past_the_cap() {
+        let mut list = ProblemList::new();
+        let mut p = Problems::new("f.json", &mut list);
+        for i in 0..MAX_PROBLEMS + 5 {
+            p.warn(format!("/Statement/{i}"), WarningRule::MissingQualifier, "plain operator");
+        }
+        p.warn("/Statement/0/Resource", WarningRule::VariableOutsideResource, "variable");
+        assert_eq!(p.count(), 0, "a warning is not a problem");
+        assert!(list.is_empty());
+        let w = list.take_warnings();
+        assert_eq!(w.total(), MAX_PROBLEMS + 6);
+        assert_eq!(w.count(WarningRule::MissingQualifier), MAX_PROBLEMS + 5);
+        assert_eq!(w.count(WarningRule::VariableOutsideResource), 1);
+        assert_eq!(w.kept().len(), MAX_PROBLEMS);
+        assert_eq!(w.left_out(), 6);
+        assert_eq!(
+            w.kept().first().map(ToString::to_string).as_deref(),
+            Some("f.json: /Statement/0: warning: plain operator [missing_qualifier]")
+        );
+        assert!(list.take_warnings().is_empty(), "taken out");
     }
 
     #[test]

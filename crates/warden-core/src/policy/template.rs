@@ -100,6 +100,20 @@ impl Template {
         self.parts.iter().any(|p| matches!(p, Part::Var { .. }))
     }
 
+    /// Whether a policy variable stands before the resource part of an ARN (before its fifth colon:
+    /// in the partition, service, region or account).
+    pub fn var_outside_resource(&self) -> bool {
+        let mut colons = 0usize;
+        for part in &self.parts {
+            match part {
+                Part::Lit(s) => colons += s.matches(':').count(),
+                Part::Var { .. } if colons < 5 => return true,
+                _ => {}
+            }
+        }
+        false
+    }
+
     /// The literal text when the template has neither variables nor wildcards.
     pub fn as_literal(&self) -> Option<String> {
         let mut out = String::new();
