@@ -37,11 +37,9 @@ const PER_POLICY: usize = 10;
 const ACCT: &str = "111122223333";
 const OTHER_ACCT: &str = "444455556666";
 
-/// Managed policies Warden refuses to load today (skipped, counted; the set must be exactly this).
-/// `AmazonTimestreamInfluxDBServiceRolePolicy`: `${aws:PrincipalAccount}` in the account field of
-/// `arn:*:kms:*:${aws:PrincipalAccount}:key/*` (another branch makes that a warning and substitutes
-/// variables anywhere in an ARN; after that merge this list is empty).
-const WARDEN_LOAD_FAILURES: &[&str] = &["AmazonTimestreamInfluxDBServiceRolePolicy"];
+/// Managed policies Warden refuses to load (skipped, counted; the set must be exactly this). Every
+/// AWS managed policy loads (SPEC §3.1), so the list is empty.
+const WARDEN_LOAD_FAILURES: &[&str] = &[];
 
 /// Managed policies iam-simulate refuses to load (skipped, counted; the set must be exactly this).
 const SIMULATE_LOAD_FAILURES: &[&str] = &[];
@@ -56,26 +54,20 @@ struct KnownManaged {
 }
 
 const KNOWN: &[KnownManaged] = &[
-    // Pending in Warden (another branch adds the KMS key-policy rule: no key policy = IMPLICIT_DENY);
-    // iam-simulate already denies. After that merge this count is 0 and the entry goes.
+    // A Warden bug, not an iam-simulate one: Warden's KMS rule (no key policy = IMPLICIT_DENY) is
+    // applied before the explicit denies (SPEC §4 step 1). When it is fixed this count is 0 and the
+    // entry goes.
     KnownManaged {
         id: "KM-1",
         feature: "kms-key",
-        directions: &[(ALLOW, IMPLICIT, 90)],
-        what: "KMS key without a key policy (Warden fix pending)",
+        directions: &[(IMPLICIT, EXPLICIT, 11)],
+        what: "KMS key without a key policy and a matching Deny (Warden bug: deny not first)",
     },
     KnownManaged {
         id: "KM-2",
         feature: "trust-action",
         directions: &[(IMPLICIT, ALLOW, 12)],
         what: "role trust-policy action (sts:AssumeRole…) with no trust policy",
-    },
-    // Pending in Warden (another branch: a plain operator on a list value never matches).
-    KnownManaged {
-        id: "KM-3",
-        feature: "plain-op-on-list",
-        directions: &[(ALLOW, IMPLICIT, 0), (EXPLICIT, ALLOW, 0), (EXPLICIT, IMPLICIT, 0)],
-        what: "plain operator on a multivalued key (Warden fix pending)",
     },
     KnownManaged {
         id: "KM-4",
@@ -859,7 +851,8 @@ fn exposures(
                 {
                     f.insert("set-ifexists-absent");
                 }
-                // A plain operator on a list value.
+                // A plain operator on a list value (SPEC §4.1: never matches; the two agree, so no
+                // known difference reads this feature: it is recorded for WARDEN_DIFFERENTIAL_KEEP).
                 if !qualified && !base.starts_with("Null") && matches!(ctx_get(key), Some(Value::Array(_))) {
                     f.insert("plain-op-on-list");
                 }
