@@ -24,6 +24,12 @@ function arnAccount(arn) {
   return parts.length >= 6 ? parts[4] : '';
 }
 
+/** The customer account a resource lives in; '' when none (no account field, or AWS-owned). */
+function resourceAccount(arn) {
+  const account = arnAccount(arn);
+  return account === 'aws' ? '' : account;
+}
+
 /** The account of a principal ARN (user, role, assumed-role session); '' for service principals. */
 function principalAccount(principal) {
   return String(principal).startsWith('arn:') ? arnAccount(principal) : '';
@@ -42,8 +48,10 @@ function toSimulation(c) {
       action: req.action,
       resource: {
         resource: req.resource,
-        // A resource ARN without an account (S3) is taken to live in the principal's account.
-        accountId: arnAccount(req.resource) || principalAccount(req.principal)
+        // A resource ARN without an account (S3), or AWS-owned (account field `aws`, e.g.
+        // `arn:aws:iam::aws:policy/…`, `…:aws:hub/…`), is not in another customer account: the
+        // principal's side alone decides (SPEC §4.1), so it is given the principal's account.
+        accountId: resourceAccount(req.resource) || principalAccount(req.principal)
       },
       contextVariables: req.context ?? {}
     },
