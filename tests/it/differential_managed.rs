@@ -54,15 +54,6 @@ struct KnownManaged {
 }
 
 const KNOWN: &[KnownManaged] = &[
-    // A Warden bug, not an iam-simulate one: Warden's KMS rule (no key policy = IMPLICIT_DENY) is
-    // applied before the explicit denies (SPEC §4 step 1). When it is fixed this count is 0 and the
-    // entry goes.
-    KnownManaged {
-        id: "KM-1",
-        feature: "kms-key",
-        directions: &[(IMPLICIT, EXPLICIT, 11)],
-        what: "KMS key without a key policy and a matching Deny (Warden bug: deny not first)",
-    },
     KnownManaged {
         id: "KM-2",
         feature: "trust-action",

@@ -112,7 +112,9 @@ fn resolve<'b>(bundle: &'b Bundle, req: &'b Request) -> Option<Resolved<'b>> {
             index: None,
             boundary: None,
             tags: None,
-            derived: Derived { principal_type: Some("Service"), ..Derived::default() },
+            // AWS documents no `aws:PrincipalType` for a service principal (its values are Account, User,
+            // FederatedUser, AssumedRole, Anonymous): the key is absent, as it is to iam-simulate.
+            derived: Derived::default(),
             role_name: None,
             unique_id: None,
         });

@@ -194,11 +194,18 @@ impl Case {
                 derived.account = Some(account);
                 derived.principal_type = Some("AssumedRole");
             }
-            Some(PrincipalArn::FederatedUser { account, .. } | PrincipalArn::Root { account }) => {
+            Some(PrincipalArn::FederatedUser { account, .. }) => {
                 derived.principal_arn = Some(Cow::Borrowed(self.principal.as_str()));
                 derived.account = Some(account);
+                derived.principal_type = Some("FederatedUser");
             }
-            None => derived.principal_type = Some("Service"),
+            Some(PrincipalArn::Root { account }) => {
+                derived.principal_arn = Some(Cow::Borrowed(self.principal.as_str()));
+                derived.account = Some(account);
+                derived.principal_type = Some("Account");
+            }
+            // A service principal: AWS documents no `aws:PrincipalType` value for it, so the key is absent.
+            None => {}
         }
         let ctx = RequestContext {
             derived,

@@ -165,25 +165,6 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
             unmet: Vec::new(),
         };
     }
-    match layers.rule {
-        // AWS KMS: without a key policy nobody, not even the account's administrators, may use a key.
-        ResourceRule::KmsKey if layers.resource.is_none() => {
-            return Response::implicit_deny(format!(
-                "KMS key `{}` has no key policy here: a key policy must allow the request (identity \
-                 policies alone never suffice)",
-                input.resource
-            ));
-        }
-        ResourceRule::KmsAlias => {
-            return Response::implicit_deny(format!(
-                "`{}` is a KMS alias: AWS authorizes a request made through an alias against the key it \
-                 points to, which Warden cannot resolve; ask about the key ARN (with `kms:RequestAlias` in \
-                 the context)",
-                input.resource
-            ));
-        }
-        _ => {}
-    }
     let mut ev = Eval {
         input: *input,
         hits: smallvec::SmallVec::new(),
@@ -238,6 +219,26 @@ pub fn evaluate<'p>(layers: &Layers<'p>, input: &Input<'_>) -> Response {
     if ev.denies > 0 {
         ev.note("explicit deny");
         return ev.finish_denies();
+    }
+    // AWS KMS: without a key policy nobody, not even the account's administrators, may use a key. Checked
+    // after the explicit denies (SPEC §4 step 1: a matching Deny decides first, and is reported).
+    match layers.rule {
+        ResourceRule::KmsKey if layers.resource.is_none() => {
+            return ev.deny_because(&format!(
+                "KMS key `{}` has no key policy here: a key policy must allow the request (identity \
+                 policies alone never suffice)",
+                input.resource
+            ));
+        }
+        ResourceRule::KmsAlias => {
+            return ev.deny_because(&format!(
+                "`{}` is a KMS alias: AWS authorizes a request made through an alias against the key it \
+                 points to, which Warden cannot resolve; ask about the key ARN (with `kms:RequestAlias` in \
+                 the context)",
+                input.resource
+            ));
+        }
+        _ => {}
     }
     let naming = if has(&ev, Resource) { ev.naming } else { None };
     if service {

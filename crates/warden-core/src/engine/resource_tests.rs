@@ -211,6 +211,28 @@ fn resource_policies_of_any_resource() {
             determining: &[],
             why: "has no key policy here",
         },
+        // Regression (managed-policy differential, KM-1): the missing key policy was decided before the
+        // statements, so an identity policy's Deny on the key was never reported.
+        Row {
+            name: "kms_key_without_a_key_policy_still_reports_an_explicit_deny",
+            policies: json!({"identity": [allow("A", "kms:*", "*"), deny("NoRotationOff", "kms:DisableKeyRotation", "*")]}),
+            principal: ALICE,
+            action: "kms:DisableKeyRotation",
+            resource: KEY,
+            decision: ExplicitDeny,
+            determining: &[("identity/1", "NoRotationOff")],
+            why: "",
+        },
+        Row {
+            name: "kms_alias_still_reports_an_explicit_deny",
+            policies: json!({"identity": [deny("NoAlias", "kms:Decrypt", "*")]}),
+            principal: ALICE,
+            action: "kms:Decrypt",
+            resource: ALIAS,
+            decision: ExplicitDeny,
+            determining: &[("identity/0", "NoAlias")],
+            why: "",
+        },
         Row {
             name: "kms_key_policy_naming_the_role_is_limited_by_the_boundary",
             policies: json!({"resource": rp("K", "Allow", ROLE, "kms:Decrypt"), "boundary": allow("B", "s3:*", "*")}),

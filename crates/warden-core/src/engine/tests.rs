@@ -1174,3 +1174,37 @@ fn hostile_resources_and_condition_values_are_matched_in_bounded_time() {
     let bound = std::time::Duration::from_millis(if cfg!(debug_assertions) { 500 } else { 50 });
     assert!(elapsed < bound, "authorization took {elapsed:?}");
 }
+
+/// `aws:PrincipalType` takes the values AWS documents (Account, User, FederatedUser, AssumedRole), and is
+/// absent for a service principal, for which AWS documents none. Regression: a service principal got
+/// `Service` (found by the managed-policy differential), the account root and federated users none.
+#[test]
+fn principal_type_takes_only_documented_values() {
+    use Decision::*;
+    let by_type = |t: &str| {
+        json!({"Version": "2012-10-17", "Statement": [{"Sid": "T", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+            "Resource": "*", "Condition": {"StringEquals": {"aws:PrincipalType": t}}}]})
+    };
+    let absent = json!({"Version": "2012-10-17", "Statement": [{"Sid": "N", "Effect": "Allow", "Principal": "*", "Action": "s3:GetObject",
+        "Resource": "*", "Condition": {"Null": {"aws:PrincipalType": "true"}}}]});
+    let row = |name: &'static str, policy: Value, principal: &str, decision: Decision, sid: &'static str| Row {
+        name,
+        case: case(json!({"resource": policy}), principal, "s3:GetObject", "arn:aws:s3:::b/k", json!({})),
+        decision,
+        determining: if sid.is_empty() {
+            &[]
+        } else if sid == "T" {
+            &[("resource", "T")]
+        } else {
+            &[("resource", "N")]
+        },
+    };
+    check(&[
+        row("service_has_no_type", absent.clone(), "s3.amazonaws.com", Allow, "N"),
+        row("service_is_not_Service", by_type("Service"), "s3.amazonaws.com", ImplicitDeny, ""),
+        row("user", by_type("User"), "arn:aws:iam::111122223333:user/alice", Allow, "T"),
+        row("session", by_type("AssumedRole"), "arn:aws:sts::111122223333:assumed-role/Exec/alice", Allow, "T"),
+        row("root", by_type("Account"), "arn:aws:iam::111122223333:root", Allow, "T"),
+        row("federated", by_type("FederatedUser"), "arn:aws:sts::111122223333:federated-user/carol", Allow, "T"),
+    ]);
+}
