@@ -73,7 +73,6 @@ enum AdminsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once at start; boxing the flags of `serve` buys nothing")]
 enum Command {
     /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
     Serve {
@@ -132,6 +131,16 @@ enum Command {
         /// Log lines on stderr as human-readable text, or as one JSON object per line (for log shippers).
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+        /// Serve gRPC over TLS on `--listen` with this certificate chain (PEM, leaf first; needs
+        /// `--tls-key`). Reloaded when the file changes. The Unix socket stays plaintext.
+        #[arg(long, value_name = "FILE")]
+        tls_cert: Option<String>,
+        /// The private key of `--tls-cert` (PEM: PKCS#8, PKCS#1 or SEC1).
+        #[arg(long, value_name = "FILE")]
+        tls_key: Option<String>,
+        /// Require client certificates (mTLS) that chain to a CA in this PEM bundle.
+        #[arg(long, value_name = "FILE")]
+        tls_client_ca: Option<String>,
     },
     /// Manage the remembered admins of a running server.
     Admins {
@@ -200,6 +209,18 @@ enum Command {
         /// Give up (exit 1) when connecting and answering take longer than this.
         #[arg(long, value_name = "N", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..))]
         timeout_ms: u64,
+        /// Connect over TLS (a server with `--tls-cert`), trusting the CAs in this PEM file.
+        #[arg(long, value_name = "FILE", conflicts_with = "uds")]
+        tls_ca: Option<String>,
+        /// Client certificate (PEM) for a server that requires one (`--tls-client-ca`).
+        #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_key"])]
+        tls_cert: Option<String>,
+        /// The key of `--tls-cert` (PEM).
+        #[arg(long, value_name = "FILE", requires_all = ["tls_ca", "tls_cert"])]
+        tls_key: Option<String>,
+        /// The name the server's certificate must carry (default: the host of `--addr`).
+        #[arg(long, value_name = "NAME", requires = "tls_ca")]
+        tls_server_name: Option<String>,
     },
 }
 
@@ -257,6 +278,9 @@ fn run(cli: Cli) -> Result<ExitCode> {
             max_connections,
             idle_timeout,
             log_format,
+            tls_cert,
+            tls_key,
+            tls_client_ca,
         } => {
             let source = if demo {
                 Ok(crate::config::BundleSource::Embedded)
@@ -278,6 +302,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
                 .and_then(|c| c.with_cache_max_bytes(cache_max_bytes))
                 .and_then(|c| c.with_connections(max_connections, idle_timeout))
+                .and_then(|c| c.with_tls(tls_cert.as_deref(), tls_key.as_deref(), tls_client_ca.as_deref()))
+                .and_then(|c| c.tls.as_ref().map_or(Ok(()), crate::server::tls::check).map(|()| c))
             {
                 Ok(c) => c,
                 Err(e) => {
@@ -316,12 +342,24 @@ fn run(cli: Cli) -> Result<ExitCode> {
             std::io::stdout().lock().write_all(&out)?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Healthcheck { addr, uds, service, timeout_ms } => {
+        Command::Healthcheck { addr, uds, service, timeout_ms, tls_ca, tls_cert, tls_key, tls_server_name } => {
             let target = match uds {
                 Some(p) => healthcheck::Target::Uds(p),
                 None => healthcheck::Target::Tcp(addr.unwrap_or_else(|| crate::config::DEFAULT_LISTEN.to_owned())),
             };
-            Ok(healthcheck::run(&target, &service, std::time::Duration::from_millis(timeout_ms)))
+            let tls = match tls_ca {
+                None => None,
+                Some(ca) => {
+                    match healthcheck::Tls::read(&ca, tls_cert.as_deref(), tls_key.as_deref(), tls_server_name) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            eprintln!("warden healthcheck: {e}");
+                            return Ok(ExitCode::from(64));
+                        }
+                    }
+                }
+            };
+            Ok(healthcheck::run(&target, &service, std::time::Duration::from_millis(timeout_ms), tls.as_ref()))
         }
     }
 }

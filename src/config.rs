@@ -34,6 +34,12 @@ pub mod flag {
     pub const MAX_CONNECTIONS: &str = "--max-connections";
     /// Closing connections with no open stream.
     pub const IDLE_TIMEOUT: &str = "--idle-timeout";
+    /// The gRPC TCP listener's certificate chain (PEM).
+    pub const TLS_CERT: &str = "--tls-cert";
+    /// The private key of `--tls-cert` (PEM).
+    pub const TLS_KEY: &str = "--tls-key";
+    /// The CAs client certificates must chain to (PEM): mTLS.
+    pub const TLS_CLIENT_CA: &str = "--tls-client-ca";
 }
 
 /// Default gRPC address.
@@ -120,6 +126,21 @@ pub struct ServeConfig {
     pub uds_mode: u32,
     /// Bounds on connections (`--max-connections`, `--idle-timeout`; the rest are fixed, tests shorten them).
     pub connections: ConnectionLimits,
+    /// TLS on the gRPC TCP listener (`None`: plaintext). The Unix socket and the admin listener stay
+    /// plaintext.
+    pub tls: Option<TlsFiles>,
+}
+
+/// The files of TLS on the gRPC TCP listener, read at start and again whenever they change
+/// (`server::tls`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    /// `--tls-cert`: the certificate chain, leaf first (PEM).
+    pub cert: PathBuf,
+    /// `--tls-key`: its private key (PEM: PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+    /// `--tls-client-ca`: client certificates are required and must chain to one of these CAs (PEM).
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Bounds on the connections of each listener (SPEC §7, §8 "Bounds under attack"); see
@@ -329,6 +350,45 @@ impl ServeConfig {
         Ok(self)
     }
 
+    /// Sets `--tls-cert`, `--tls-key` (both or neither) and `--tls-client-ca` (only with the other two).
+    /// Only the flags are checked here; the files are read and checked by `server::tls::load`.
+    pub fn with_tls(
+        mut self,
+        cert: Option<&str>,
+        key: Option<&str>,
+        client_ca: Option<&str>,
+    ) -> Result<ServeConfig, ConfigError> {
+        let path = |flag: &'static str, v: Option<&str>| match v {
+            Some("") => Err(ConfigError { flag, message: "must not be empty".into() }),
+            v => Ok(v.map(PathBuf::from)),
+        };
+        let (cert, key, client_ca) =
+            (path(flag::TLS_CERT, cert)?, path(flag::TLS_KEY, key)?, path(flag::TLS_CLIENT_CA, client_ca)?);
+        self.tls = match (cert, key, client_ca) {
+            (None, None, None) => None,
+            (Some(cert), Some(key), client_ca) => Some(TlsFiles { cert, key, client_ca }),
+            (Some(_), None, _) => {
+                return Err(ConfigError { flag: flag::TLS_KEY, message: "is required with --tls-cert".into() });
+            }
+            (None, Some(_), _) => {
+                return Err(ConfigError { flag: flag::TLS_CERT, message: "is required with --tls-key".into() });
+            }
+            (None, None, Some(_)) => {
+                return Err(ConfigError {
+                    flag: flag::TLS_CLIENT_CA,
+                    message: "needs --tls-cert and --tls-key (client certificates are checked only over TLS)".into(),
+                });
+            }
+        };
+        if self.tls.is_some() && self.listen.is_none() {
+            return Err(ConfigError {
+                flag: flag::TLS_CERT,
+                message: "TLS is for the TCP listener, and --listen is `off` (the Unix socket stays plaintext)".into(),
+            });
+        }
+        Ok(self)
+    }
+
     /// Validates raw flag values; the bundle is the directory `--bundle` names, or `policies/`
     /// (see [`bundle_dir`]).
     pub fn from_flags(
@@ -389,6 +449,7 @@ impl ServeConfig {
             poll_interval: None,
             decision_log: None,
             connections: ConnectionLimits::default(),
+            tls: None,
         })
     }
 }
@@ -460,5 +521,34 @@ mod tests {
         let e = c.with_connections(None, Some(999)).unwrap_err();
         assert_eq!(e.flag, "--idle-timeout");
         assert!(e.to_string().contains("999 ms"), "{e}");
+    }
+
+    #[test]
+    fn tls_flags_come_as_cert_and_key_with_an_optional_client_ca() {
+        let c = ServeConfig::from_flags(Some("policies"), None, None, None, None).unwrap();
+        assert_eq!(c.tls, None);
+        assert_eq!(c.clone().with_tls(None, None, None).unwrap().tls, None);
+        let t = c.clone().with_tls(Some("c.pem"), Some("k.pem"), None).unwrap().tls.unwrap();
+        assert_eq!((t.cert, t.key, t.client_ca), ("c.pem".into(), "k.pem".into(), None));
+        let t = c.clone().with_tls(Some("c.pem"), Some("k.pem"), Some("ca.pem")).unwrap().tls.unwrap();
+        assert_eq!(t.client_ca, Some("ca.pem".into()));
+        for (cert, key, ca, flag, says) in [
+            (Some("c.pem"), None, None, "--tls-key", "is required with --tls-cert"),
+            (None, Some("k.pem"), None, "--tls-cert", "is required with --tls-key"),
+            (None, None, Some("ca.pem"), "--tls-client-ca", "needs --tls-cert and --tls-key"),
+            (Some("c.pem"), None, Some("ca.pem"), "--tls-key", "is required"),
+            (Some(""), Some("k.pem"), None, "--tls-cert", "must not be empty"),
+            (Some("c.pem"), Some(""), None, "--tls-key", "must not be empty"),
+            (Some("c.pem"), Some("k.pem"), Some(""), "--tls-client-ca", "must not be empty"),
+        ] {
+            let e = c.clone().with_tls(cert, key, ca).unwrap_err();
+            assert_eq!(e.flag, flag, "{cert:?} {key:?} {ca:?}: {e}");
+            assert!(e.to_string().starts_with(flag) && e.to_string().contains(says), "{e}");
+        }
+        // TLS is for TCP: with only the Unix socket there is nothing to put it on.
+        let uds_only = ServeConfig::from_flags(Some("policies"), Some("off"), Some("w.sock"), None, None).unwrap();
+        let e = uds_only.with_tls(Some("c.pem"), Some("k.pem"), None).unwrap_err();
+        assert_eq!(e.flag, "--tls-cert");
+        assert!(e.to_string().contains("--listen is `off`"), "{e}");
     }
 }

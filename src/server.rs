@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod connections;
 pub mod layer;
+pub mod tls;
 pub mod uds_authority;
 
 pub use crate::runtime::activation::{AUTHORIZER_SERVICE, ReloadOutcome, Shared, load_and_activate, set_health};
@@ -59,9 +60,12 @@ pub struct Running {
     pub shared: Arc<Shared>,
     /// The outcome of the first bundle load, once known.
     pub first_load: watch::Receiver<Option<ReloadOutcome>>,
+    /// TLS on the gRPC TCP listener (`--tls-cert`), reloaded when its files change.
+    pub tls: Option<Arc<tls::Tls>>,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<Result<()>>>,
     reloader: Option<JoinHandle<()>>,
+    tls_watcher: Option<JoinHandle<()>>,
     log_task: Option<JoinHandle<()>>,
     grace: Duration,
 }
@@ -178,20 +182,43 @@ impl Running {
                 0
             }),
         );
+        let tls = match &config.tls {
+            Some(files) => {
+                let files = files.clone();
+                let loaded = tokio::task::spawn_blocking(move || tls::Tls::load(&files))
+                    .await
+                    .context("reading the TLS files")??;
+                Some(Arc::new(loaded))
+            }
+            None => None,
+        };
         let mut grpc_addr = None;
         if let Some(addr) = config.listen {
             let l = TcpListener::bind(addr).await.with_context(|| format!("{}: cannot bind `{addr}`", flag::LISTEN))?;
             let local = l.local_addr()?;
-            tracing::info!(addr = %local, "gRPC listening (TCP)");
             grpc_addr = Some(local);
             let r = router(health_svc.clone(), svc.clone(), &config.connections)?;
-            // serve_with_incoming ignores Server::tcp_nodelay: the listener sets TCP_NODELAY itself.
-            let incoming = connections::Limited::new(l, connections::Policy::grpc(&config.connections), "grpc_tcp");
+            let policy = connections::Policy::grpc(&config.connections);
             let rx = rx.clone();
-            tasks.push(tokio::spawn(async move {
-                r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC TCP server")
-            }));
+            // serve_with_incoming ignores Server::tcp_nodelay: the listener sets TCP_NODELAY itself.
+            match &tls {
+                Some(t) => {
+                    tracing::info!(addr = %local, client_certificates = t.mutual(), "gRPC listening (TCP, TLS)");
+                    let incoming = connections::Limited::new(tls::TlsListener::new(l, t.clone()), policy, "grpc_tcp");
+                    tasks.push(tokio::spawn(async move {
+                        r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC TCP server (TLS)")
+                    }));
+                }
+                None => {
+                    tracing::info!(addr = %local, "gRPC listening (TCP)");
+                    let incoming = connections::Limited::new(l, policy, "grpc_tcp");
+                    tasks.push(tokio::spawn(async move {
+                        r.serve_with_incoming_shutdown(incoming, stop(rx)).await.context("gRPC TCP server")
+                    }));
+                }
+            }
         }
+        let tls_watcher = tls.clone().map(tls::spawn_watcher);
         if let Some(path) = &config.uds {
             clear_stale_socket(path)?;
             let l =
@@ -265,9 +292,11 @@ impl Running {
             health,
             shared,
             first_load,
+            tls,
             shutdown,
             tasks,
             reloader,
+            tls_watcher,
             log_task,
             grace: config.shutdown_grace,
         })
@@ -284,6 +313,10 @@ impl Running {
         if let Some(r) = self.reloader {
             r.abort();
             let _ = r.await;
+        }
+        if let Some(w) = self.tls_watcher {
+            w.abort();
+            let _ = w.await;
         }
         let _ = self.shutdown.send(true);
         let all = async {
@@ -391,11 +424,16 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     };
     if let Some(mut hup) = hup {
         let shared = running.shared.clone();
+        let tls = running.tls.clone();
         tokio::spawn(async move {
             while hup.recv().await.is_some() {
                 tracing::info!("SIGHUP: reloading the bundle");
                 let outcome = shared.reload().await;
                 tracing::info!(?outcome, "SIGHUP reload finished");
+                if let Some(t) = tls.clone() {
+                    let outcome = tokio::task::spawn_blocking(move || t.reload()).await;
+                    tracing::info!(?outcome, "SIGHUP: TLS files checked");
+                }
             }
         });
     }

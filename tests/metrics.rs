@@ -196,7 +196,7 @@ fn assert_low_cardinality(samples: &[Sample]) {
     let decisions = ["allow", "explicit_deny", "implicit_deny", "error"];
     let results = ["activated", "unchanged", "rejected"];
     let listeners = ["grpc_tcp", "grpc_uds", "admin"];
-    let reasons = ["over_limit", "handshake_timeout", "idle_timeout"];
+    let reasons = ["over_limit", "handshake_timeout", "idle_timeout", "tls_handshake_failed"];
     for s in samples.iter().filter(|s| s.name.starts_with("warden_")) {
         let keys: Vec<&str> = s.labels.keys().map(String::as_str).collect();
         let base = s.name.trim_end_matches("_bucket").trim_end_matches("_count").trim_end_matches("_sum");
@@ -204,7 +204,7 @@ fn assert_low_cardinality(samples: &[Sample]) {
             "warden_decision_duration_seconds" if s.name.ends_with("_bucket") => &["decision", "le", "rpc"],
             "warden_decision_duration_seconds" => &["decision", "rpc"],
             "warden_requests_total" => &["code", "rpc"],
-            "warden_bundle_reloads_total" => &["result"],
+            "warden_bundle_reloads_total" | "warden_tls_reloads_total" => &["result"],
             "warden_bundle_info" => &["revision"],
             "warden_build_info" => &["revision", "version"],
             "warden_connections_open" => &["listener"],
@@ -647,6 +647,15 @@ fn issue_10_counters_exist_from_the_start_with_build_info_and_process_metrics() 
             );
         }
         assert_eq!(count(&samples, "warden_bundle_warnings", &[]), 0.0, "a bundle without warnings: {text}");
+        // TLS reloads, even with TLS off: a dashboard or alert needs no special case.
+        for result in ["activated", "rejected"] {
+            assert!(
+                samples.iter().any(|s| s.name == "warden_tls_reloads_total"
+                    && s.labels.get("result").map(String::as_str) == Some(result)
+                    && s.value == 0.0),
+                "warden_tls_reloads_total{{result={result:?}}} exists at 0: {text}"
+            );
+        }
         for name in [
             "warden_bundle_warnings",
             "warden_evaluation_panics_total",

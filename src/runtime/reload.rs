@@ -39,7 +39,7 @@ pub enum Mode {
 }
 
 /// Whether an event is a change: everything but reading (open, read, close after reading).
-fn counts(kind: &notify::EventKind) -> bool {
+pub fn counts(kind: &notify::EventKind) -> bool {
     use notify::event::{AccessKind, AccessMode};
     match kind {
         notify::EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,

@@ -121,7 +121,7 @@ pub trait Accept: Send + Unpin + 'static {
     /// Accepts the next connection.
     fn poll_accept(&mut self, cx: &mut Context<'_>) -> Poll<io::Result<(Self::Raw, Self::Addr)>>;
     /// Makes the served stream of an admitted connection.
-    fn admit(raw: Self::Raw) -> Self::Io;
+    fn admit(&self, raw: Self::Raw) -> Self::Io;
 }
 
 impl Accept for TcpListener {
@@ -133,7 +133,7 @@ impl Accept for TcpListener {
         TcpListener::poll_accept(self, cx)
     }
 
-    fn admit(raw: TcpStream) -> TcpStream {
+    fn admit(&self, raw: TcpStream) -> TcpStream {
         // Without TCP_NODELAY every unary call from grpcio stalls ~40 ms (Nagle + delayed ACK).
         if let Err(e) = raw.set_nodelay(true) {
             tracing::debug!(error = %e, "cannot set TCP_NODELAY");
@@ -156,7 +156,7 @@ impl Accept for UdsListener {
         self.0.poll_accept(cx)
     }
 
-    fn admit(raw: UnixStream) -> AuthorityFix<UnixStream> {
+    fn admit(&self, raw: UnixStream) -> AuthorityFix<UnixStream> {
         AuthorityFix::new(raw)
     }
 }
@@ -209,7 +209,10 @@ impl<L: Accept> Limited<L> {
             match ready!(self.listener.poll_accept(cx)) {
                 Ok((raw, addr)) => match self.permits.clone().try_acquire_owned() {
                     Ok(permit) => {
-                        return Poll::Ready((Guarded::new(L::admit(raw), permit, self.policy, self.name), addr));
+                        return Poll::Ready((
+                            Guarded::new(self.listener.admit(raw), permit, self.policy, self.name),
+                            addr,
+                        ));
                     }
                     Err(_) => {
                         // Dropping the stream closes it: the client sees EOF (or a reset if it already sent).

@@ -36,6 +36,8 @@ pub const DECISION_LOG_DROPPED: &str = "warden_decision_log_dropped_total";
 pub const CONNECTIONS_OPEN: &str = "warden_connections_open";
 /// Connections the server closed {listener, reason}.
 pub const CONNECTIONS_CLOSED: &str = "warden_connections_closed_total";
+/// Reloads of the gRPC listener's TLS files {result}.
+pub const TLS_RELOADS: &str = "warden_tls_reloads_total";
 /// Answers replaced by RESOURCE_EXHAUSTED because the connection held too many unread ones.
 pub const ANSWERS_REFUSED_UNREAD: &str = "warden_answers_refused_unread_total";
 
@@ -45,6 +47,9 @@ pub const BUILD_INFO: &str = "warden_build_info";
 
 /// The results `warden_bundle_reloads_total` can carry; each exists at 0 from the start.
 pub const RELOAD_RESULTS: [&str; 3] = ["activated", "unchanged", "rejected"];
+
+/// The results `warden_tls_reloads_total` can carry; each exists at 0 from the start.
+pub const TLS_RELOAD_RESULTS: [&str; 2] = ["activated", "rejected"];
 
 /// Histogram buckets: 1 µs to 100 ms.
 pub const DECISION_BUCKETS: &[f64] =
@@ -141,7 +146,12 @@ fn describe() {
     metrics::describe_gauge!(CONNECTIONS_OPEN, "Open connections, by listener (grpc_tcp, grpc_uds, admin).");
     metrics::describe_counter!(
         CONNECTIONS_CLOSED,
-        "Connections the server closed, by listener and reason (over_limit: at accept, handshake_timeout, idle_timeout)."
+        "Connections the server closed, by listener and reason (over_limit: at accept, handshake_timeout, \
+         idle_timeout, tls_handshake_failed)."
+    );
+    metrics::describe_counter!(
+        TLS_RELOADS,
+        "Changed TLS files of the gRPC listener, by result (activated; rejected: the previous certificate keeps serving)."
     );
     metrics::describe_counter!(
         ANSWERS_REFUSED_UNREAD,
@@ -154,6 +164,9 @@ fn describe() {
 fn register_at_zero() {
     for r in RELOAD_RESULTS {
         metrics::counter!(BUNDLE_RELOADS, "result" => r).absolute(0);
+    }
+    for r in TLS_RELOAD_RESULTS {
+        metrics::counter!(TLS_RELOADS, "result" => r).absolute(0);
     }
     metrics::counter!(PANICS).absolute(0);
     metrics::counter!(DECISION_LOG_DROPPED).absolute(0);
@@ -306,6 +319,11 @@ pub fn connection_dropped(listener: &'static str) {
 /// Counts a connection the server closed: refused at accept, or timed out.
 pub fn connection_closed(listener: &'static str, reason: &'static str) {
     metrics::counter!(CONNECTIONS_CLOSED, "listener" => listener, "reason" => reason).increment(1);
+}
+
+/// Counts a reload of changed TLS files (`activated` or `rejected`).
+pub fn tls_reload(result: &'static str) {
+    metrics::counter!(TLS_RELOADS, "result" => result).increment(1);
 }
 
 /// Counts an answer replaced by RESOURCE_EXHAUSTED: its connection held too many unread answers.

@@ -27,3 +27,4 @@ mod resource_policies; // bundle resource policies (bucket, KMS key) through the
 mod server; // the real gRPC server on 127.0.0.1:0 and on a Unix socket
 mod state; // the admin state directory: empty bundles, shutdown, kill -9
 mod support; // helpers shared by the modules above
+mod tls; // TLS and mTLS on the gRPC TCP listener: handshakes, refusals, certificate reloads, the handshake deadline
