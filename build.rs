@@ -28,6 +28,32 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .extern_path(".google.protobuf.Timestamp", "::pbjson_types::Timestamp")
         .compile_fds(fds)?;
     pbjson_build::Builder::new().register_descriptors(&descriptor)?.build(&[".warden.v1"])?;
+    envoy_ext_authz(&out)?;
+    Ok(())
+}
+
+/// Envoy's `envoy.service.auth.v3.Authorization` (SPEC §9): the descriptor set for reflection and the
+/// server trait, compiled from the protos vendored under `proto/third_party` (copied from the
+/// `envoy-types` crate, Apache-2.0). Every message type is `envoy-types`' own (extern paths): only the
+/// service is generated here, so that it uses Warden's codec (undecodable bytes: INVALID_ARGUMENT).
+fn envoy_ext_authz(out: &std::path::Path) -> Result<(), Box<dyn std::error::Error>> {
+    let mut compiler = protox::Compiler::new(["proto/third_party"])?;
+    compiler.include_imports(true).include_source_info(true);
+    compiler.open_file("envoy/service/auth/v3/external_auth.proto")?;
+    fs::write(out.join("envoy_ext_authz_descriptor.bin"), compiler.encode_file_descriptor_set())?;
+    let dir = out.join("envoy");
+    fs::create_dir_all(&dir)?;
+    tonic_prost_build::configure()
+        .build_client(false)
+        .build_server(true)
+        .out_dir(&dir)
+        .codec_path("crate::grpc::codec::WardenCodec")
+        .extern_path(".envoy", "::envoy_types::pb::envoy")
+        .extern_path(".google", "::envoy_types::pb::google")
+        .extern_path(".udpa", "::envoy_types::pb::udpa")
+        .extern_path(".validate", "::envoy_types::pb::validate")
+        .extern_path(".xds", "::envoy_types::pb::xds")
+        .compile_fds(compiler.file_descriptor_set())?;
     Ok(())
 }
 

@@ -3,5 +3,6 @@
 pub mod authorize;
 pub mod codec;
 pub mod convert;
+pub mod ext_authz;
 pub mod propagate;
 pub mod status;

@@ -12,6 +12,7 @@ pub use crate::runtime::activation::{AUTHORIZER_SERVICE, ReloadOutcome, Shared, 
 
 use crate::config::{BundleSource, ConnectionLimits, MAX_MESSAGE_BYTES, ServeConfig, flag};
 use crate::grpc::authorize::{AuthorizerService, Evaluator};
+use crate::grpc::ext_authz;
 use crate::proto;
 use crate::runtime::state::StateDir;
 use crate::runtime::store::Store;
@@ -107,14 +108,20 @@ fn router(
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(ext_authz::FILE_DESCRIPTOR_SET)
         .build_v1()
         .context("building reflection v1")?;
     let reflection_v1alpha = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_types::pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(ext_authz::FILE_DESCRIPTOR_SET)
         .build_v1alpha()
         .context("building reflection v1alpha")?;
+    let ext_authz =
+        ext_authz::pb::authorization_server::AuthorizationServer::new(ext_authz::ExtAuthzService::new(svc.clone()))
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES);
     let authorizer = proto::authorizer_server::AuthorizerServer::new(svc)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
@@ -129,7 +136,8 @@ fn router(
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(authorizer))
+        .add_service(authorizer)
+        .add_service(ext_authz))
 }
 
 // === impl Running ===

@@ -7,7 +7,8 @@
 # starts warden on free loopback ports plus a Unix socket, waits for /readyz, then checks through
 # server reflection only (no .proto files): service listing, descriptors, health, an ALLOW and an
 # EXPLICIT_DENY decision, the same ALLOW over the Unix socket (grpc-core sends the socket path as
-# :authority), an INVALID_ARGUMENT, and a clean exit 0 on SIGTERM. One `ok ...`/`FAIL ...` line per
+# :authority), an INVALID_ARGUMENT, Envoy ext_authz v3 Check over both listeners with the
+# xds-protos client (tests/ext_authz_client.py), and a clean exit 0 on SIGTERM. One `ok ...`/`FAIL ...` line per
 # check, a closing `smoke: N passed, N failed` line, and a non-zero exit on any failure.
 set -uo pipefail
 
@@ -111,6 +112,14 @@ rc=${PIPESTATUS[0]}
 tally "$WORK/check.out"
 if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$WORK/check.out"; then
   fail "gRPC checks: client exited $rc without reporting a failure"
+fi
+
+# --- Envoy ext_authz v3 with the xds-protos client (tests/ext_authz_client.py), TCP and Unix socket ---
+timeout -k 5 60 "$PY" "$ROOT/tests/ext_authz_client.py" --tcp "$GRPC" --uds "$SOCK" 2>&1 | tee "$WORK/ext_authz.out"
+rc=${PIPESTATUS[0]}
+tally "$WORK/ext_authz.out"
+if [ "$rc" -ne 0 ] && ! grep -q '^FAIL ' "$WORK/ext_authz.out"; then
+  fail "ext_authz checks: client exited $rc without reporting a failure"
 fi
 
 # --- Graceful shutdown: SIGTERM -> exit 0 within $STOP_SECONDS s ---

@@ -85,7 +85,7 @@ impl AuthorizerService {
         self
     }
 
-    fn active(&self) -> Result<Arc<Active>, Status> {
+    pub(super) fn active(&self) -> Result<Arc<Active>, Status> {
         self.store.load().ok_or_else(status::no_bundle)
     }
 
@@ -150,7 +150,7 @@ impl AuthorizerService {
     }
 
     /// One decision against one snapshot; the error is the gRPC status of this request alone.
-    fn decide(
+    pub(super) fn decide(
         &self,
         active: &Active,
         req: proto::AuthorizeRequest,
@@ -198,14 +198,14 @@ impl AuthorizerService {
         Ok(out)
     }
 
-    fn propagate(
+    pub(super) fn propagate(
         &self,
         active: &Active,
         req: proto::PropagateIdentityRequest,
+        rpc: Rpc,
         request_id: Option<&str>,
     ) -> Result<proto::PropagateIdentityResponse, Status> {
         let started = Instant::now();
-        let rpc = Rpc::PropagateIdentity;
         let target = match &req.target {
             Some(proto::propagate_identity_request::Target::PartnerApp(p)) => p.arn.clone(),
             Some(proto::propagate_identity_request::Target::StudioProfile(p)) => {
@@ -385,7 +385,9 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         request: tonic::Request<proto::PropagateIdentityRequest>,
     ) -> Result<tonic::Response<proto::PropagateIdentityResponse>, Status> {
         let id = request_id(&request);
-        let r = self.active().and_then(|active| self.propagate(&active, request.into_inner(), id.as_deref()));
+        let r = self
+            .active()
+            .and_then(|active| self.propagate(&active, request.into_inner(), Rpc::PropagateIdentity, id.as_deref()));
         finish(id, r)
     }
 

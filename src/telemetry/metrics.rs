@@ -63,6 +63,8 @@ pub enum Rpc {
     Authorize,
     /// PropagateIdentity.
     PropagateIdentity,
+    /// `envoy.service.auth.v3.Authorization/Check` (and the PropagateIdentity step of its routes).
+    ExtAuthzCheck,
 }
 
 impl Rpc {
@@ -71,6 +73,7 @@ impl Rpc {
         match self {
             Rpc::Authorize => "authorize",
             Rpc::PropagateIdentity => "propagate_identity",
+            Rpc::ExtAuthzCheck => "ext_authz_check",
         }
     }
 }

@@ -2,6 +2,7 @@
 //! validated [`Bundle`] with a content revision. Pure: [`from_files`] takes (path, bytes) pairs and
 //! collects every problem, [`revision_of`] digests them. Reading a directory is the runtime's job
 //! (`warden::runtime::files`).
+pub mod ext_authz;
 pub mod fields;
 pub mod load;
 pub mod model;

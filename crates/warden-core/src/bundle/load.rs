@@ -135,6 +135,7 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
     let mut domains = Vec::new();
     let mut ic_docs = Vec::new();
     let mut tests = Vec::new();
+    let mut ext_authz = Vec::new();
     let mut resource_policies = Vec::new();
     let mut json_files = 0usize;
     for (path, bytes) in &files {
@@ -180,6 +181,7 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
             "sagemaker/domains" => domains.push((path.clone(), value)),
             "identity-center" => ic_docs.push((path.clone(), value)),
             "tests" => tests.push((path.clone(), value)),
+            "ext-authz" if name == "routes.json" => ext_authz.push((path.clone(), value)),
             _ => p.push("", "unknown location: see docs/bundle-format.md for the bundle layout"),
         }
     }
@@ -200,6 +202,9 @@ pub fn from_read(mut files: Vec<(String, Vec<u8>)>, reading: Vec<Problem>) -> Re
     sagemaker::read_identity_center(&ic_docs, &mut bundle, &mut problems);
     sagemaker::read_domains(&domains, &mut bundle, &mut problems);
     read_tests(&tests, &mut bundle, &mut problems);
+    for (path, value) in &ext_authz {
+        bundle.ext_authz = super::ext_authz::read_routes(path, value, &mut problems).map(Arc::new);
+    }
     counts.partner_apps = bundle.partner_apps.len();
     counts.domains = bundle.domains.len();
     counts.identity_center_users = bundle.identity_center.users.len();

@@ -324,6 +324,8 @@ pub struct Bundle {
     pub identity_center: IdentityCenter,
     /// The bundle's test cases.
     pub tests: Vec<TestCase>,
+    /// `ext-authz/routes.json`: how Envoy's ext_authz requests map to IAM requests (SPEC §9).
+    pub ext_authz: Option<Arc<super::ext_authz::Routes>>,
     /// Object counts.
     pub counts: Counts,
     /// Constructs AWS accepts but Access Analyzer flags (SPEC §3.1): printed by `validate`, logged and
