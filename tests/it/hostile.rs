@@ -183,28 +183,36 @@ async fn issue_9_colon_heavy_resources_cost_bounded_cpu() {
     .await;
 }
 
-/// Bytes that do not decode were INTERNAL and uncounted; now INVALID_ARGUMENT, counted.
+/// Bytes that do not decode were INTERNAL and uncounted; now INVALID_ARGUMENT, counted — on every
+/// unary method of every service Warden implements (ext_authz `Check` included).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issue_9_undecodable_bytes_are_invalid_argument_and_counted() {
     bounded(async {
         let server = Server::start().await;
-        let count = |m: &[support::Sample]| {
-            sample_sum(m, "warden_requests_total", &[("rpc", "authorize"), ("code", "INVALID_ARGUMENT")])
-        };
-        let before = count(&server.metrics().await);
-        let mut grpc = tonic::client::Grpc::new(server.channel().await);
-        grpc.ready().await.expect("ready");
-        // A raw codec that sends arbitrary bytes as the request message.
-        let codec = RawCodec;
-        let garbage = vec![0xff_u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
-        let s = grpc
-            .unary(tonic::Request::new(garbage), PathAndQuery::from_static("/warden.v1.Authorizer/Authorize"), codec)
-            .await
-            .expect_err("garbage is refused");
-        assert_eq!(s.code(), Code::InvalidArgument, "{s:?}");
-        assert!(s.message().contains("does not decode"), "{s:?}");
-        let after = count(&server.metrics().await);
-        assert!(after >= before + 1.0, "counted: before {before}, after {after}");
+        for (path, rpc) in [
+            ("/warden.v1.Authorizer/Authorize", "authorize"),
+            ("/warden.v1.Authorizer/AuthorizeBatch", "authorize_batch"),
+            ("/warden.v1.Authorizer/PropagateIdentity", "propagate_identity"),
+            ("/envoy.service.auth.v3.Authorization/Check", "ext_authz_check"),
+        ] {
+            let count = |m: &[support::Sample]| {
+                sample_sum(m, "warden_requests_total", &[("rpc", rpc), ("code", "INVALID_ARGUMENT")])
+            };
+            let before = count(&server.metrics().await);
+            let mut grpc = tonic::client::Grpc::new(server.channel().await);
+            grpc.ready().await.expect("ready");
+            // A raw codec that sends arbitrary bytes as the request message.
+            let codec = RawCodec;
+            let garbage = vec![0xff_u8, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01];
+            let s = grpc
+                .unary(tonic::Request::new(garbage), PathAndQuery::from_static(path), codec)
+                .await
+                .expect_err("garbage is refused");
+            assert_eq!(s.code(), Code::InvalidArgument, "{path}: {s:?}");
+            assert!(s.message().contains("does not decode"), "{path}: {s:?}");
+            let after = count(&server.metrics().await);
+            assert!(after >= before + 1.0, "{path} counted: before {before}, after {after}");
+        }
     })
     .await;
 }
