@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod connections;
 pub mod layer;
+pub mod split;
 pub mod tls;
 pub mod uds_authority;
 

@@ -10,7 +10,11 @@
 //!   tonic's codec answers OUT_OF_RANGE, trailers-only, before any handler runs, and no Warden handler
 //!   ever answers OUT_OF_RANGE (`grpc::status` has no constructor for it).
 //! - `x-request-id` is echoed on every answer, including those no handler wrote.
+//! - DATA chunks of 256 B–1 KiB are split into pieces under h2's `CHAIN_THRESHOLD`, so a unary answer
+//!   goes out in one write ([`super::split`]); outside `connections::Tracked`, which keeps counting a
+//!   chunk pending until its last piece is taken.
 use crate::config::MAX_MESSAGE_BYTES;
+use crate::server::split::Split;
 use crate::telemetry::metrics;
 use http_body::{Body, Frame, SizeHint};
 use std::future::Future;
@@ -134,7 +138,7 @@ where
                 return Ok(http::Response::from_parts(parts, body));
             }
             let counted = Counted { inner: body, rpc: Some(rpc) };
-            Ok(http::Response::from_parts(parts, tonic::body::Body::new(counted)))
+            Ok(http::Response::from_parts(parts, tonic::body::Body::new(Split::new(counted))))
         })
     }
 }
