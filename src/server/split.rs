@@ -11,8 +11,8 @@
 //! flight and could not coalesce with other replies at 32 in flight (1.19 `writev` per call against 0.41
 //! for Health/Check, whose 7-byte replies are copied), ≈ 0.70 of Health's throughput. Upstream:
 //! hyperium/h2#902 (the encoder flushes each chained DATA frame on its own) and the open PR
-//! hyperium/h2#903 (several DATA frames per write); h2 master still has the 256 threshold. Research and
-//! measurements: `../shared/research/h2-split-write.md`, `BENCHMARKS.md`.
+//! hyperium/h2#903 (several DATA frames per write); h2 master still has the 256 threshold. Measurements:
+//! `BENCHMARKS.md`.
 //!
 //! **What.** [`Split`] yields every DATA chunk of [`MIN_SPLIT`]..=[`MAX_SPLIT`] bytes as pieces of at
 //! most [`PIECE`] bytes (zero-copy, `Bytes::split_to`). Each piece is under the threshold, so h2 copies it
