@@ -60,6 +60,21 @@ impl AdminMemory {
     /// The memory after activating `bundle`, or one message per app whose admin change is refused
     /// (see [`refusal`]). Apps no longer in the bundle are forgotten.
     pub fn transition(&self, bundle: &Bundle) -> Result<AdminMemory, Vec<String>> {
+        self.transition_after(None, bundle)
+    }
+
+    /// [`AdminMemory::transition`] of a memory that a fleet of replicas shares (`--state
+    /// dynamodb://TABLE`), by the replica that serves `active`. The memory may have been written by
+    /// another replica on another bundle (a rollout is never instantaneous), so a demotion seen by
+    /// any replica must stay remembered: users missing from the new list that the shared memory
+    /// last saw listed are remembered (as in `transition`), and a remembered user on the new list is
+    /// forgotten as remembered only when this replica's own bundle adds them (they were not on the
+    /// list `active` had). A user that another replica demoted while `active` and `bundle` here both
+    /// still list them stays remembered: a root admin here (the bundle decides), an admin wherever
+    /// the demoting bundle serves. With a single writer, `active` lists what the memory last saw
+    /// and this is exactly `transition`. With `active` `None` (nothing activated yet) it is
+    /// `transition`.
+    pub fn transition_after(&self, active: Option<&Bundle>, bundle: &Bundle) -> Result<AdminMemory, Vec<String>> {
         let mut next = AdminMemory { version: VERSION, apps: BTreeMap::new() };
         let mut refused = Vec::new();
         let mut arns: Vec<&String> = bundle.partner_apps.keys().collect();
@@ -75,7 +90,9 @@ impl AdminMemory {
                 Some(prev) if app.app_type == "comet" => {
                     let mut remembered = prev.remembered.clone();
                     remembered.extend(prev.admin_users.iter().filter(|u| !now.contains(u)).cloned());
-                    remembered.retain(|u| !now.contains(u));
+                    // Root admins again, unless this replica already listed them (see above).
+                    let listed_here = active.and_then(|b| b.partner_apps.get(arn)).map(|a| &a.admin_users);
+                    remembered.retain(|u| !now.contains(u) || listed_here.is_some_and(|l| l.contains(u)));
                     AppAdmins { app_type: app.app_type.clone(), admin_users: now, remembered }
                 }
                 Some(prev) => {

@@ -1416,6 +1416,68 @@ fn admins_revoke() {
     assert!(!r.is_remembered(COMET, "carol"));
 }
 
+/// Fleet mode (`--state dynamodb://TABLE`): two replicas on the same base bundle each demote another
+/// user at once. Whichever order their writes land in the shared memory, both demoted users end up
+/// remembered (no replica's demotion is undone by the other's list, which still names the user).
+#[test]
+fn admins_transition_after_keeps_every_replicas_demotion_in_either_order() {
+    let base_bundle = with_admins(COMET, &["alice", "carol", "dave"]);
+    let base = fresh_memory(&base_bundle);
+    let on_a = with_admins(COMET, &["alice", "dave"]); // A demotes carol
+    let on_b = with_admins(COMET, &["alice", "carol"]); // B demotes dave
+    for (first, second) in [(&on_a, &on_b), (&on_b, &on_a)] {
+        let m = base.transition_after(Some(&base_bundle), first).expect("comet may change");
+        let m = m.transition_after(Some(&base_bundle), second).expect("comet may change");
+        assert_eq!(remembered(&m, COMET), ["carol", "dave"], "{m:?}");
+        // The plain (single-writer) transition would have undone the first demotion.
+        let plain = base.transition(first).and_then(|m| m.transition(second)).expect("comet may change");
+        assert_eq!(remembered(&plain, COMET).len(), 1, "{plain:?}");
+    }
+}
+
+/// With one writer, `transition_after` is `transition`: a re-added user is a root admin again and no
+/// longer remembered, a revoke stays revoked, and nothing activated yet is the plain transition.
+#[test]
+fn admins_transition_after_with_one_writer_is_transition() {
+    let steps: [&[&str]; 6] =
+        [&["alice", "carol", "dave"], &["alice"], &["alice", "carol"], &["bob"], &["bob"], &["alice", "bob"]];
+    let mut active = with_admins(COMET, steps[0]);
+    let mut shared = fresh_memory(&active);
+    let mut plain = shared.clone();
+    for step in &steps[1..] {
+        let next = with_admins(COMET, step);
+        shared = shared.transition_after(Some(&active), &next).expect("comet may change");
+        plain = plain.transition(&next).expect("comet may change");
+        assert_eq!(shared, plain, "after {step:?}");
+        active = next;
+    }
+    assert_eq!(remembered(&shared, COMET), ["carol", "dave"]);
+    let revoked = shared.revoke(COMET, "carol").expect("remembered");
+    let again = revoked.transition_after(Some(&active), &active).expect("unchanged");
+    assert!(!again.is_remembered(COMET, "carol"), "a revoke stays revoked");
+    let (start, next) = (fresh_memory(&with_admins(COMET, &["alice", "carol"])), with_admins(COMET, &["carol"]));
+    assert_eq!(start.transition_after(None, &next), start.transition(&next));
+}
+
+/// A replica that catches up with a bundle another replica already recorded does not demote again:
+/// an operator's revoke in between is not undone.
+#[test]
+fn admins_transition_after_a_slower_replica_does_not_undo_a_revoke() {
+    let v1 = with_admins(COMET, &["alice", "carol"]);
+    let v2 = with_admins(COMET, &["alice"]);
+    let shared = fresh_memory(&v1).transition_after(Some(&v1), &v2).expect("comet may change");
+    assert!(shared.is_remembered(COMET, "carol"));
+    let shared = shared.revoke(COMET, "carol").expect("remembered");
+    // Replica B was still on v1 and now activates v2.
+    let shared = shared.transition_after(Some(&v1), &v2).expect("unchanged list");
+    assert!(!shared.is_remembered(COMET, "carol"), "{shared:?}");
+    // A fiddler change is refused against the shared memory, whatever the replica served before.
+    let f1 = with_admins(FIDDLER, &["bob"]);
+    let refused =
+        fresh_memory(&f1).transition_after(Some(&f1), &with_admins(FIDDLER, &["carol"])).expect_err("fiddler");
+    assert!(refused[0].contains("Fiddler"), "{refused:?}");
+}
+
 #[test]
 fn admins_memory_round_trips_as_json() {
     let m = fresh_memory(&with_admins(COMET, &["alice", "carol"]));
