@@ -1,4 +1,5 @@
-//! The command line (`warden serve | validate | eval | test | healthcheck | admins | completions | man`):
+//! The command line (`warden serve | validate | eval | test | healthcheck | admins | state | completions |
+//! man`):
 //! clap parsing, then the offline tools on the pure engine. Exit codes: 0 success, 1 a check failed
 //! (invalid bundle, failing tests, a case answered `Error`, bad input file, a server that is not
 //! SERVING), 64 bad usage, 141 standard output closed early (`warden … | head`: the convention of a
@@ -8,6 +9,7 @@
 //! through `writeln!` and the error reaches [`main`] (`clippy::print_stdout` is denied below).
 #![deny(clippy::print_stdout)]
 mod bundle_tests;
+mod fleet;
 mod healthcheck;
 mod report;
 
@@ -55,8 +57,13 @@ enum AdminsCommand {
         #[arg(long, default_value = crate::config::DEFAULT_ADMIN_LISTEN)]
         admin_addr: String,
         /// The file with the server's admin bearer token (`serve --admin-token-file`).
-        #[arg(long)]
-        token_file: String,
+        #[arg(long, required_unless_present = "state")]
+        token_file: Option<String>,
+        /// Revoke in the table a fleet shares (`dynamodb://TABLE`, as `serve --state`) instead of through
+        /// a server: every replica applies it at its next poll. Needs AWS credentials allowed to read and
+        /// write the table.
+        #[arg(long, value_name = "URL", conflicts_with_all = ["admin_addr", "token_file"])]
+        state: Option<String>,
         /// Partner app ARN.
         #[arg(long)]
         app: String,
@@ -69,10 +76,25 @@ enum AdminsCommand {
         /// The server's admin listener.
         #[arg(long, default_value = crate::config::DEFAULT_ADMIN_LISTEN)]
         admin_addr: String,
+        /// Read the table a fleet shares (`dynamodb://TABLE`, as `serve --state`) instead of a server.
+        #[arg(long, value_name = "URL", conflicts_with = "admin_addr")]
+        state: Option<String>,
     },
 }
 
 #[derive(Debug, Subcommand)]
+enum StateCommand {
+    /// Create the DynamoDB table a fleet shares its admin state in (partition key `pk`, string;
+    /// on-demand capacity) and wait until it is active; a table that exists with that key schema is
+    /// fine. Uses the standard AWS credential chain and `AWS_ENDPOINT_URL`.
+    CreateTable {
+        /// `dynamodb://TABLE`, as `serve --state` takes it.
+        url: String,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process; `serve` has many flags")]
 enum Command {
     /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
     Serve {
@@ -97,6 +119,15 @@ enum Command {
         /// Persist remembered partner-app admins here (the server locks it; atomic writes).
         #[arg(long)]
         state_dir: Option<String>,
+        /// Keep remembered partner-app admins in a DynamoDB table every replica of a fleet shares,
+        /// `dynamodb://TABLE` (conditional writes; needs a build with the cargo feature `aws`; not with
+        /// `--state-dir`). The table must exist: `warden state create-table dynamodb://TABLE`.
+        #[arg(long, value_name = "URL")]
+        state: Option<String>,
+        /// Read the shared state (`--state`) every MS milliseconds for changes other replicas made
+        /// (default 1000: a revoke on one replica is applied by every other within about a second).
+        #[arg(long, value_name = "MS")]
+        state_poll_interval: Option<u64>,
         /// File holding the bearer token that mutating admin calls (`POST /v1/admins/revoke`) must
         /// send; without it, admin mutations are off (403). Reads stay open.
         #[arg(long)]
@@ -142,10 +173,15 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         tls_client_ca: Option<String>,
     },
-    /// Manage the remembered admins of a running server.
+    /// Manage the remembered admins of a running server (or of a fleet's table).
     Admins {
         #[command(subcommand)]
         command: AdminsCommand,
+    },
+    /// The admin state a fleet shares (`serve --state dynamodb://TABLE`).
+    State {
+        #[command(subcommand)]
+        command: StateCommand,
     },
     /// Load and check a bundle exactly as `serve` would; print every problem as `path: field: message`.
     Validate {
@@ -155,6 +191,10 @@ enum Command {
         /// admin-list change `serve` would refuse fails here first. Read only: no lock, no write.
         #[arg(long, value_name = "DIR")]
         state_dir: Option<PathBuf>,
+        /// Also check the bundle against the admin state a fleet shares (`serve --state
+        /// dynamodb://TABLE`; read only). Needs AWS credentials allowed `dynamodb:GetItem` on the table.
+        #[arg(long, value_name = "URL", conflicts_with = "state_dir")]
+        state: Option<String>,
         /// Treat warnings (constructs AWS accepts but IAM Access Analyzer flags) as problems: exit 1
         /// when there is any.
         #[arg(long)]
@@ -268,6 +308,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
             admin_listen,
             shutdown_grace_ms,
             state_dir,
+            state,
+            state_poll_interval,
             admin_token_file,
             uds_mode,
             cache_capacity,
@@ -298,6 +340,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     )
                 })
                 .and_then(|c| c.with_state_dir(state_dir.as_deref()))
+                .and_then(|c| c.with_state(state.as_deref(), state_poll_interval))
                 .and_then(|c| c.with_admin(admin_token_file.as_deref(), Some(&uds_mode)))
                 .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
                 .and_then(|c| c.with_cache_max_bytes(cache_max_bytes))
@@ -317,15 +360,22 @@ fn run(cli: Cli) -> Result<ExitCode> {
             }
             serve(config, worker_threads, log_format)
         }
-        Command::Validate { dir, state_dir, strict } => validate(dir.as_deref(), state_dir.as_deref(), strict),
+        Command::Validate { dir, state_dir, state, strict } => {
+            validate(dir.as_deref(), state_dir.as_deref(), state.as_deref(), strict)
+        }
         Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
         Command::Eval { propagate: Some(p), bundle, .. } => eval_propagate(&p, bundle.as_deref()),
-        Command::Admins { command: AdminsCommand::Revoke { admin_addr, token_file, app, user } } => {
-            admins_revoke(&admin_addr, &token_file, &app, &user)
+        Command::Admins { command: AdminsCommand::Revoke { state: Some(url), app, user, .. } } => {
+            fleet::revoke(&url, &app, &user)
         }
-        Command::Admins { command: AdminsCommand::List { admin_addr } } => {
+        Command::Admins { command: AdminsCommand::Revoke { admin_addr, token_file, app, user, .. } } => {
+            admins_revoke(&admin_addr, token_file.as_deref().unwrap_or_default(), &app, &user)
+        }
+        Command::Admins { command: AdminsCommand::List { state: Some(url), .. } } => fleet::list(&url),
+        Command::Admins { command: AdminsCommand::List { admin_addr, .. } } => {
             admin_http(&admin_addr, "GET", "/v1/admins", None, None)
         }
+        Command::State { command: StateCommand::CreateTable { url } } => fleet::create_table(&url),
         Command::Eval { cases: Some(c), .. } => eval_cases(&c),
         Command::Eval { .. } => bail!("give `--request FILE` or `--cases FILE`"),
         Command::Test { dir, format, run } => test(dir.as_deref(), format, run.as_deref()),
@@ -446,7 +496,7 @@ fn strict_problems(w: &warden_core::policy::Warnings) -> Vec<Problem> {
 /// `warden validate [DIR] [--state-dir DIR] [--strict]`: the checks of a reload, without the embedded
 /// fall-back of the offline tools: with no DIR, `policies/` in the working directory must exist.
 /// Warnings are printed and do not fail the bundle, unless `strict`.
-fn validate(dir: Option<&Path>, state_dir: Option<&Path>, strict: bool) -> Result<ExitCode> {
+fn validate(dir: Option<&Path>, state_dir: Option<&Path>, state: Option<&str>, strict: bool) -> Result<ExitCode> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None if Path::new(DEFAULT_BUNDLE).is_dir() => PathBuf::from(DEFAULT_BUNDLE),
@@ -460,13 +510,17 @@ fn validate(dir: Option<&Path>, state_dir: Option<&Path>, strict: bool) -> Resul
             return Ok(ExitCode::from(1));
         }
     };
-    // The state first: a state directory that cannot be read is an error whatever the bundle.
-    let memory = match state_dir.map(crate::runtime::state::read_only).transpose() {
-        Ok(m) => m,
-        Err(e) => {
+    // The state first: a state directory or table that cannot be read is an error whatever the bundle.
+    let memory = match (state_dir.map(crate::runtime::state::read_only).transpose(), state) {
+        (Err(e), _) => {
             eprintln!("warden: {e:#}");
             return Ok(ExitCode::from(1));
         }
+        (Ok(m), None) => m,
+        (Ok(_), Some(url)) => match fleet::read_memory(url) {
+            Ok(m) => Some(m),
+            Err(code) => return Ok(code),
+        },
     };
     let src = dir.display().to_string();
     let checked = crate::runtime::files::read_dir(&dir).map(|b| {

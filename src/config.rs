@@ -18,6 +18,10 @@ pub mod flag {
     pub const SHUTDOWN_GRACE: &str = "--shutdown-grace-ms";
     /// Where remembered state is kept.
     pub const STATE_DIR: &str = "--state-dir";
+    /// Remembered state shared by a fleet (`dynamodb://TABLE`).
+    pub const STATE: &str = "--state";
+    /// How often a fleet replica reads the shared state.
+    pub const STATE_POLL_INTERVAL: &str = "--state-poll-interval";
     /// Decision cache size.
     pub const CACHE_CAPACITY: &str = "--cache-capacity";
     /// Decision cache byte budget.
@@ -112,6 +116,11 @@ pub struct ServeConfig {
     pub shutdown_grace: Duration,
     /// Where remembered partner-app admins are persisted (`None`: in memory only).
     pub state_dir: Option<PathBuf>,
+    /// The DynamoDB table that holds the admin state a fleet shares (`--state dynamodb://TABLE`;
+    /// never together with `state_dir`).
+    pub state_table: Option<String>,
+    /// How often the shared state is read for changes made by other replicas (`--state-poll-interval`).
+    pub state_poll_interval: Duration,
     /// Decisions cached per bundle (0: no cache).
     pub cache_capacity: usize,
     /// What the decisions cached per bundle may cost together, in bytes (0: no cache).
@@ -267,6 +276,32 @@ impl ServeConfig {
             Some(d) => Some(PathBuf::from(d)),
             None => None,
         };
+        Ok(self)
+    }
+
+    /// Sets `--state` (`dynamodb://TABLE`, needs the cargo feature `aws`; not with `--state-dir`) and
+    /// `--state-poll-interval` (milliseconds, only with `--state`).
+    pub fn with_state(mut self, url: Option<&str>, poll_interval_ms: Option<u64>) -> Result<ServeConfig, ConfigError> {
+        let err = |flag, message: String| ConfigError { flag, message };
+        self.state_table = match url {
+            None => None,
+            Some(url) => Some(state_table(url)?),
+        };
+        if self.state_table.is_some() && self.state_dir.is_some() {
+            return Err(err(
+                flag::STATE,
+                "cannot be used with --state-dir: the admin state is one replica's directory or one fleet's table,                  not both"
+                    .into(),
+            ));
+        }
+        match poll_interval_ms {
+            None => {}
+            Some(_) if self.state_table.is_none() => {
+                return Err(err(flag::STATE_POLL_INTERVAL, "is only for --state dynamodb://TABLE".into()));
+            }
+            Some(ms) if (100..=60_000).contains(&ms) => self.state_poll_interval = Duration::from_millis(ms),
+            Some(ms) => return Err(err(flag::STATE_POLL_INTERVAL, format!("{ms} ms is outside 100–60000"))),
+        }
         Ok(self)
     }
 
@@ -442,6 +477,8 @@ impl ServeConfig {
             admin_listen,
             shutdown_grace,
             state_dir: None,
+            state_table: None,
+            state_poll_interval: DEFAULT_STATE_POLL_INTERVAL,
             cache_capacity: DEFAULT_CACHE_CAPACITY,
             admin_token: None,
             uds_mode: DEFAULT_UDS_MODE,
@@ -452,6 +489,32 @@ impl ServeConfig {
             tls: None,
         })
     }
+}
+
+/// How often a replica reads the shared admin state by default (`--state-poll-interval`): a revoke on
+/// one replica reaches every other within this plus one read (SPEC §10: within 2 s).
+pub const DEFAULT_STATE_POLL_INTERVAL: Duration = Duration::from_millis(1000);
+
+/// The table a `--state` URL names: `dynamodb://TABLE`, TABLE a DynamoDB table name (3–255 of
+/// `a-z A-Z 0-9 _ - .`). Fleet mode needs the cargo feature `aws`: without it, the error says so.
+pub fn state_table(url: &str) -> Result<String, ConfigError> {
+    let err = |message: String| ConfigError { flag: flag::STATE, message };
+    let Some(table) = url.strip_prefix("dynamodb://") else {
+        return Err(err(format!("`{url}` is not `dynamodb://TABLE` (the only shared state store)")));
+    };
+    let valid = (3..=255).contains(&table.len())
+        && table.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+    if !valid {
+        return Err(err(format!(
+            "`{table}` is not a DynamoDB table name (3–255 characters of a-z, A-Z, 0-9, `_`, `-`, `.`)"
+        )));
+    }
+    if !cfg!(feature = "aws") {
+        return Err(err(format!(
+            "`{url}` needs fleet mode, and this warden was built without the cargo feature `aws` (build it with              `cargo build --release --features aws`)"
+        )));
+    }
+    Ok(table.to_owned())
 }
 
 /// Where the log goes.
@@ -504,6 +567,43 @@ mod tests {
         let e = c.with_cache_max_bytes(Some(MAX_CACHE_MAX_BYTES + 1)).unwrap_err();
         assert_eq!(e.flag, "--cache-max-bytes");
         assert!(e.to_string().contains("68719476737"), "{e}");
+    }
+
+    #[test]
+    fn state_flags_name_the_flag_and_the_rule() {
+        let c = ServeConfig::from_flags(Some("policies"), None, None, None, None).unwrap();
+        assert_eq!((c.state_table.as_deref(), c.state_poll_interval), (None, Duration::from_secs(1)));
+        for (url, says) in [
+            ("s3://bucket", "is not `dynamodb://TABLE`"),
+            ("dynamodb://", "is not a DynamoDB table name"),
+            ("dynamodb://ab", "is not a DynamoDB table name"),
+            ("dynamodb://a/b", "is not a DynamoDB table name"),
+            ("dynamodb://warden state", "is not a DynamoDB table name"),
+        ] {
+            let e = c.clone().with_state(Some(url), None).unwrap_err();
+            assert_eq!(e.flag, "--state", "{url}");
+            assert!(e.to_string().contains(says), "{url}: {e}");
+        }
+        let e = c.clone().with_state(None, Some(500)).unwrap_err();
+        assert_eq!(e.flag, "--state-poll-interval");
+        assert!(e.to_string().contains("only for --state"), "{e}");
+        let r = c.clone().with_state(Some("dynamodb://warden-state_1.prod"), Some(500));
+        if cfg!(feature = "aws") {
+            let s = r.unwrap();
+            assert_eq!(s.state_table.as_deref(), Some("warden-state_1.prod"));
+            assert_eq!(s.state_poll_interval, Duration::from_millis(500));
+            let e = s.clone().with_state(Some("dynamodb://t12"), Some(50)).unwrap_err();
+            assert_eq!(e.flag, "--state-poll-interval");
+            assert!(e.to_string().contains("50 ms is outside 100–60000"), "{e}");
+            let e = c.with_state_dir(Some("/var/lib/warden")).unwrap().with_state(Some("dynamodb://t12"), None);
+            let e = e.unwrap_err();
+            assert_eq!(e.flag, "--state");
+            assert!(e.to_string().contains("cannot be used with --state-dir"), "{e}");
+        } else {
+            let e = r.unwrap_err();
+            assert_eq!(e.flag, "--state");
+            assert!(e.to_string().contains("built without the cargo feature `aws`"), "{e}");
+        }
     }
 
     #[test]

@@ -15,7 +15,8 @@ use crate::config::{BundleSource, ConnectionLimits, MAX_MESSAGE_BYTES, ServeConf
 use crate::grpc::authorize::{AuthorizerService, Evaluator};
 use crate::grpc::ext_authz;
 use crate::proto;
-use crate::runtime::state::StateDir;
+use crate::runtime::state::fleet::Table;
+use crate::runtime::state::{StateDir, StateStore};
 use crate::runtime::store::Store;
 use crate::telemetry::metrics;
 use anyhow::{Context as _, Result};
@@ -68,8 +69,52 @@ pub struct Running {
     tasks: Vec<JoinHandle<Result<()>>>,
     reloader: Option<JoinHandle<()>>,
     tls_watcher: Option<JoinHandle<()>>,
+    state_poller: Option<JoinHandle<()>>,
     log_task: Option<JoinHandle<()>>,
     grace: Duration,
+}
+
+/// Opens the admin state `config` names: the state directory (locked), or the fleet's table
+/// (`--state dynamodb://TABLE`), read once now, so a table that is missing or unreachable at start is
+/// an error naming the flag, the table and the cause. Returns the store and the memory it holds.
+async fn open_state(config: &ServeConfig) -> Result<(Option<StateStore>, AdminMemory)> {
+    if let Some(table) = &config.state_table {
+        return open_table(table).await;
+    }
+    match config.state_dir.clone() {
+        Some(d) => {
+            let (s, m) = tokio::task::spawn_blocking(move || {
+                let s = StateDir::open(&d)?;
+                let m = s.load()?;
+                anyhow::Ok((s, m))
+            })
+            .await
+            .context("opening the state directory")??;
+            Ok((Some(StateStore::Dir(Arc::new(s))), m))
+        }
+        None => Ok((None, AdminMemory::default())),
+    }
+}
+
+#[cfg(feature = "aws")]
+async fn open_table(table: &str) -> Result<(Option<StateStore>, AdminMemory)> {
+    let t = crate::runtime::state::dynamodb::DynamoTable::connect(table)
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {e}", flag::STATE))?;
+    let read = t
+        .read()
+        .await
+        .map_err(|e| anyhow::anyhow!("{}: {}: cannot read the admin state at start: {e}", flag::STATE, t.name()))?;
+    tracing::info!(table = t.name(), version = read.version, "shared admin state read");
+    Ok((Some(StateStore::Table(Arc::new(t))), read.memory))
+}
+
+#[cfg(not(feature = "aws"))]
+async fn open_table(table: &str) -> Result<(Option<StateStore>, AdminMemory)> {
+    anyhow::bail!(
+        "{}: `dynamodb://{table}` needs fleet mode, and this warden was built without the cargo feature `aws`",
+        flag::STATE
+    )
 }
 
 /// The layers around every gRPC service: [`layer::WireLayer`] outside [`connections::TrackLayer`].
@@ -146,22 +191,32 @@ fn router(
 impl Running {
     /// Binds every listener and starts serving; the bundle loads in the background.
     pub async fn start(config: &ServeConfig, options: Options) -> Result<Running> {
+        Running::start_with(config, options, None).await
+    }
+
+    /// [`Running::start`] with the fleet's shared state in `table` (whatever `config` says about the
+    /// state): how tests run the fleet logic on a table of their own.
+    pub async fn start_with_table(config: &ServeConfig, options: Options, table: Arc<dyn Table>) -> Result<Running> {
+        Running::start_with(config, options, Some(table)).await
+    }
+
+    async fn start_with(config: &ServeConfig, options: Options, table: Option<Arc<dyn Table>>) -> Result<Running> {
         let handle = metrics::install();
         if let Some(h) = handle.clone() {
             tokio::spawn(metrics::upkeep(h));
         }
-        let (state, initial_admins) = match config.state_dir.clone() {
-            Some(d) => {
-                let (s, m) = tokio::task::spawn_blocking(move || {
-                    let s = StateDir::open(&d)?;
-                    let m = s.load()?;
-                    anyhow::Ok((s, m))
-                })
-                .await
-                .context("opening the state directory")??;
-                (Some(s), m)
+        let (state, initial_admins) = match table {
+            Some(t) => {
+                let read = t.read().await.map_err(|e| {
+                    anyhow::anyhow!("{}: {}: cannot read the admin state at start: {e}", flag::STATE, t.name())
+                })?;
+                (Some(StateStore::Table(t)), read.memory)
             }
-            None => (None, AdminMemory::default()),
+            None => open_state(config).await?,
+        };
+        let poll_table = match &state {
+            Some(StateStore::Table(t)) => Some(t.clone()),
+            _ => None,
         };
         let store = Arc::new(Store::with_cache_limits(config.cache_capacity, config.cache_max_bytes));
         let (health, health_svc) = tonic_health::server::health_reporter();
@@ -285,6 +340,8 @@ impl Running {
             }
             _ => None,
         };
+        let state_poller =
+            poll_table.map(|t| crate::runtime::state_poll::spawn(shared.clone(), t, config.state_poll_interval));
         let (first_tx, first_load) = watch::channel(None);
         if options.load_bundle {
             let shared = shared.clone();
@@ -306,6 +363,7 @@ impl Running {
             tasks,
             reloader,
             tls_watcher,
+            state_poller,
             log_task,
             grace: config.shutdown_grace,
         })
@@ -326,6 +384,10 @@ impl Running {
         if let Some(w) = self.tls_watcher {
             w.abort();
             let _ = w.await;
+        }
+        if let Some(p) = self.state_poller {
+            p.abort();
+            let _ = p.await;
         }
         let _ = self.shutdown.send(true);
         let all = async {

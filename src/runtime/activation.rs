@@ -3,11 +3,13 @@
 //! server both drive it; it imports neither.
 use crate::config::BundleSource;
 use crate::runtime::files;
-use crate::runtime::state::StateDir;
+use crate::runtime::state::fleet::{self, UpdateError};
+use crate::runtime::state::{StateDir, StateStore};
 use crate::runtime::store::Store;
 use crate::telemetry::metrics;
 use anyhow::Result;
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 use warden_core::bundle;
@@ -109,7 +111,7 @@ pub enum AdminChangeError {
     /// Shutdown has begun: nothing changes any more.
     #[error("the server is shutting down: nothing was changed")]
     ShuttingDown,
-    /// The state directory could not be written; nothing changed.
+    /// The state directory or table could not be read or written; nothing changed.
     #[error("the admin state could not be saved, nothing changed: {0}")]
     State(String),
 }
@@ -144,6 +146,22 @@ pub struct Shared {
     serial: tokio::sync::Mutex<Serial>,
     /// Admin memory from the state directory, used until the first activation.
     pub initial_admins: AdminMemory,
+    /// Admin-state changes this server made and swapped in (reloads, revokes): a poll of the shared
+    /// state applies what it read only if none happened since the read began (it might be older).
+    commits: AtomicU64,
+    /// Held around each such swap and around applying a poll (never across an await).
+    commit_lock: Mutex<()>,
+    /// The last reload failed because the shared state could not be read or written: the next
+    /// successful poll reloads again (a watched directory sends no new event for the same content).
+    state_retry: AtomicBool,
+}
+
+/// Why the admin memory for a new bundle could not be computed or saved.
+enum NextAdmins {
+    /// The bundle changes admins that cannot change (SPEC §5.5).
+    Refused(Vec<String>),
+    /// The state could not be read or written.
+    State(String),
 }
 
 /// What reloads and admin changes share, behind the serial lock.
@@ -153,8 +171,9 @@ struct Serial {
     /// activation (the admin state it was checked against changed) and by `unchanged` (the content
     /// on disk went back to the active one, so a later rejection is news again).
     last_rejected: Option<String>,
-    /// The state directory, if any (dropped when shutdown begins, which releases its lock).
-    state: Option<Arc<StateDir>>,
+    /// The state directory or table, if any (dropped when shutdown begins, which releases the
+    /// directory's lock).
+    state: Option<StateStore>,
     /// Set when shutdown begins: from then on reloads and admin changes change nothing.
     shutting_down: bool,
 }
@@ -185,13 +204,18 @@ fn log_warnings(w: &warden_core::policy::Warnings, source: &str) {
     }
 }
 
-/// Writes the admin state, fsync'd, on a blocking thread; returns once it is on disk.
-async fn save_state(state: Option<Arc<StateDir>>, admins: &AdminMemory) -> Result<()> {
-    let Some(state) = state else { return Ok(()) };
+/// Writes the admin state, fsync'd, on a blocking thread; returns once it is on disk. A failure is
+/// counted (`warden_state_errors_total{op="write"}`).
+async fn save_state(state: Arc<StateDir>, admins: &AdminMemory) -> Result<()> {
     let admins = admins.clone();
-    tokio::task::spawn_blocking(move || state.save(&admins))
+    let saved = tokio::task::spawn_blocking(move || state.save(&admins))
         .await
-        .map_err(|e| anyhow::anyhow!("the state write task failed: {e}"))?
+        .map_err(|e| anyhow::anyhow!("the state write task failed: {e}"))
+        .and_then(|r| r);
+    if saved.is_err() {
+        metrics::state_error("write");
+    }
+    saved
 }
 
 impl Shared {
@@ -200,20 +224,94 @@ impl Shared {
         store: Arc<Store>,
         health: HealthReporter,
         source: BundleSource,
-        state: Option<StateDir>,
+        state: Option<StateStore>,
         initial_admins: AdminMemory,
     ) -> Shared {
         Shared {
             store,
             health,
             source,
-            serial: tokio::sync::Mutex::new(Serial {
-                last_rejected: None,
-                state: state.map(Arc::new),
-                shutting_down: false,
-            }),
+            serial: tokio::sync::Mutex::new(Serial { last_rejected: None, state, shutting_down: false }),
             initial_admins,
+            commits: AtomicU64::new(0),
+            commit_lock: Mutex::new(()),
+            state_retry: AtomicBool::new(false),
         }
+    }
+
+    /// The admin memory for `bundle` and, in fleet mode, its version in the table: computed from the
+    /// state (the table's newest record; else the active memory, or the state directory's before the
+    /// first activation) and saved, before anything is activated.
+    async fn next_admins(
+        &self,
+        state: Option<&StateStore>,
+        current: Option<&crate::runtime::store::Active>,
+        bundle: &bundle::Bundle,
+    ) -> Result<(AdminMemory, Option<u64>), NextAdmins> {
+        match state {
+            Some(StateStore::Table(table)) => {
+                // A replica that has served nothing yet adds nobody to a list: it may be a late
+                // starter on an older bundle, and must not undo a demotion the fleet has recorded.
+                let active = current.map_or(bundle, |a| &*a.bundle);
+                let change = |v: &fleet::Versioned| v.memory.transition_after(Some(active), bundle);
+                match fleet::update(&**table, fleet::RETRY, &bundle.revision, change).await {
+                    Ok(u) => {
+                        if u.written {
+                            tracing::info!(
+                                table = table.name(),
+                                version = u.version,
+                                conflicts = u.conflicts,
+                                "shared admin state written"
+                            );
+                        }
+                        Ok((u.memory, Some(u.version)))
+                    }
+                    Err(UpdateError::Refused(refused)) => Err(NextAdmins::Refused(refused)),
+                    Err(e) => {
+                        self.state_retry.store(true, Ordering::SeqCst);
+                        Err(NextAdmins::State(format!("{e}; the bundle is not activated (retried at the next poll)")))
+                    }
+                }
+            }
+            Some(StateStore::Dir(dir)) => {
+                let base = current.map_or_else(|| self.initial_admins.clone(), |a| (*a.admins).clone());
+                let admins = base.transition(bundle).map_err(NextAdmins::Refused)?;
+                save_state(dir.clone(), &admins).await.map_err(|e| NextAdmins::State(format!("{e:#}")))?;
+                Ok((admins, None))
+            }
+            None => {
+                let base = current.map_or_else(|| self.initial_admins.clone(), |a| (*a.admins).clone());
+                base.transition(bundle).map(|m| (m, None)).map_err(NextAdmins::Refused)
+            }
+        }
+    }
+
+    /// How many admin-state changes this server has swapped in (see [`Shared::apply_polled`]).
+    pub fn commits(&self) -> u64 {
+        self.commits.load(Ordering::SeqCst)
+    }
+
+    /// Whether the last reload failed on the shared state (and clears it): the poll then reloads.
+    pub fn take_state_retry(&self) -> bool {
+        self.state_retry.swap(false, Ordering::SeqCst)
+    }
+
+    /// Applies the shared state a poll read, unless this server swapped in a change of its own since
+    /// the read began (`commits_before`, from [`Shared::commits`]): what was read may then be older
+    /// than what is active, and the next poll reads again. Returns whether the active memory changed.
+    /// Nothing is applied before the first activation (the first reload reads the table itself).
+    pub fn apply_polled(&self, read: fleet::Versioned, commits_before: u64) -> bool {
+        let _commit = self.commit_lock.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.commits.load(Ordering::SeqCst) != commits_before {
+            return false;
+        }
+        let Some(active) = self.store.load() else { return false };
+        metrics::state_version(read.version);
+        if *active.admins == read.memory {
+            return false;
+        }
+        tracing::info!(version = read.version, "admin state changed by another replica: applied");
+        self.store.set_admins(read.memory)
     }
 
     /// Reads the bundle off the request path and compares its revision before compiling anything:
@@ -227,6 +325,7 @@ impl Shared {
         if serial.shutting_down {
             return ReloadOutcome::ShuttingDown;
         }
+        self.state_retry.store(false, Ordering::SeqCst);
         let current = self.store.load();
         let src = self.source.clone();
         let active = current.as_ref().map(|a| a.bundle.revision.clone());
@@ -261,25 +360,30 @@ impl Shared {
             }
             Err(e) => return self.reject("rejected", vec![format!("bundle load task failed: {e}")]),
         };
-        let base = current.as_ref().map_or_else(|| self.initial_admins.clone(), |a| (*a.admins).clone());
-        let admins = match base.transition(&bundle) {
-            Ok(m) => m,
-            Err(refused) => {
+        let state = serial.state.clone();
+        let (admins, version) = match self.next_admins(state.as_ref(), current.as_deref(), &bundle).await {
+            Ok(next) => next,
+            Err(NextAdmins::Refused(refused)) => {
                 serial.last_rejected = Some(key);
                 if let ReloadOutcome::Rejected(r) = self.reject("rejected", refused) {
                     return ReloadOutcome::AdminChangeRefused(r);
                 }
                 return ReloadOutcome::AdminChangeRefused(Vec::new());
             }
+            // Not remembered as rejected: the content is fine, the disk or the table may recover.
+            Err(NextAdmins::State(e)) => return self.reject("rejected", vec![e]),
         };
-        if let Err(e) = save_state(serial.state.clone(), &admins).await {
-            // Not remembered as rejected: the content is fine, the disk may recover.
-            return self.reject("rejected", vec![format!("{e:#}")]);
-        }
         serial.last_rejected = None;
         log_warnings(&bundle.warnings, &source_name(&self.source));
         let warnings = bundle.warnings.total();
-        let (act, old) = self.store.activate(Arc::from(bundle), admins, source_name(&self.source));
+        let (act, old) = {
+            let _commit = self.commit_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            self.store.activate(Arc::from(bundle), admins, source_name(&self.source))
+        };
+        if let Some(v) = version {
+            metrics::state_version(v);
+        }
         // Freeing a large bundle takes a while: not on a runtime worker.
         if let Some(old) = old {
             tokio::task::spawn_blocking(move || drop(old));
@@ -325,10 +429,33 @@ impl Shared {
             return Err(AdminChangeError::ShuttingDown);
         }
         let Some(active) = self.store.load() else { return Err(AdminChangeError::NoBundle) };
-        let next = active.admins.revoke(app, user)?;
-        save_state(serial.state.clone(), &next).await.map_err(|e| AdminChangeError::State(format!("{e:#}")))?;
-        self.store.set_admins(next);
-        tracing::info!(app, user, "remembered admin revoked");
+        let (next, version) = match serial.state.clone() {
+            Some(StateStore::Table(table)) => {
+                // Against the table's newest record, not this replica's copy of it.
+                let u = fleet::update(&*table, fleet::RETRY, "revoke", |v| v.memory.revoke(app, user)).await.map_err(
+                    |e| match e {
+                        UpdateError::Refused(r) => AdminChangeError::Revoke(r),
+                        e => AdminChangeError::State(e.to_string()),
+                    },
+                )?;
+                (u.memory, Some(u.version))
+            }
+            Some(StateStore::Dir(dir)) => {
+                let next = active.admins.revoke(app, user)?;
+                save_state(dir, &next).await.map_err(|e| AdminChangeError::State(format!("{e:#}")))?;
+                (next, None)
+            }
+            None => (active.admins.revoke(app, user)?, None),
+        };
+        {
+            let _commit = self.commit_lock.lock().unwrap_or_else(PoisonError::into_inner);
+            self.commits.fetch_add(1, Ordering::SeqCst);
+            self.store.set_admins(next);
+        }
+        if let Some(v) = version {
+            metrics::state_version(v);
+        }
+        tracing::info!(app, user, version, "remembered admin revoked");
         Ok(())
     }
 }

@@ -2,11 +2,36 @@
 //! admins). The running server is its only writer (an exclusive lock on `state-dir/lock`); writes
 //! are atomic (temporary file, fsync, rename, fsync of the directory); a corrupt file is reported,
 //! never silently emptied. `read_only` reads it without the lock, for `validate --state-dir`.
+//! A fleet shares the same memory in a table instead (`--state dynamodb://TABLE`): [`fleet`] holds the
+//! optimistic-concurrency logic, `dynamodb` (cargo feature `aws`) the table.
+#[cfg(feature = "aws")]
+pub mod dynamodb;
+pub mod fleet;
+
 use anyhow::{Context as _, Result, bail};
 use std::fs::{self, File, OpenOptions};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use warden_core::identity::AdminMemory;
+
+/// Where a server keeps its admin state.
+#[derive(Clone)]
+pub enum StateStore {
+    /// `--state-dir`: one replica's own directory.
+    Dir(Arc<StateDir>),
+    /// `--state dynamodb://TABLE`: one record shared by every replica of a fleet.
+    Table(Arc<dyn fleet::Table>),
+}
+
+impl std::fmt::Debug for StateStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StateStore::Dir(d) => f.debug_tuple("Dir").field(d).finish(),
+            StateStore::Table(t) => f.debug_tuple("Table").field(&t.name()).finish(),
+        }
+    }
+}
 
 /// The admin state file inside the state directory.
 pub const ADMINS_FILE: &str = "admins.json";

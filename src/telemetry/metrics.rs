@@ -40,6 +40,12 @@ pub const CONNECTIONS_CLOSED: &str = "warden_connections_closed_total";
 pub const TLS_RELOADS: &str = "warden_tls_reloads_total";
 /// Answers replaced by RESOURCE_EXHAUSTED because the connection held too many unread ones.
 pub const ANSWERS_REFUSED_UNREAD: &str = "warden_answers_refused_unread_total";
+/// Failures to read or write the admin state {op}: the state directory, or the table a fleet shares.
+pub const STATE_ERRORS: &str = "warden_state_errors_total";
+/// Conditional writes of the shared admin state that another replica beat (each one recomputed).
+pub const STATE_CONFLICTS: &str = "warden_state_conflicts_total";
+/// The version of the shared admin state this replica serves (fleet mode only).
+pub const STATE_VERSION: &str = "warden_state_version";
 
 /// Histogram buckets: 1 µs to 100 ms.
 /// Gauge `warden_build_info{version, revision}` = 1.
@@ -47,6 +53,11 @@ pub const BUILD_INFO: &str = "warden_build_info";
 
 /// The results `warden_bundle_reloads_total` can carry; each exists at 0 from the start.
 pub const RELOAD_RESULTS: [&str; 3] = ["activated", "unchanged", "rejected"];
+
+/// The operations `warden_state_errors_total` counts, each at 0 from the start: `read` (the state
+/// read for a reload or a revoke), `write` (writing it; for a table also a write that lost to other
+/// replicas every time), `poll` (fleet mode's periodic read).
+pub const STATE_OPS: [&str; 3] = ["read", "write", "poll"];
 
 /// The results `warden_tls_reloads_total` can carry; each exists at 0 from the start.
 pub const TLS_RELOAD_RESULTS: [&str; 2] = ["activated", "rejected"];
@@ -157,6 +168,16 @@ fn describe() {
         "Changed TLS files of the gRPC listener, by result (activated; rejected: the previous certificate keeps serving)."
     );
     metrics::describe_counter!(
+        STATE_ERRORS,
+        "Failures to read or write the admin state (state directory or shared table), by op (read, write, poll); \
+         the last known state keeps serving."
+    );
+    metrics::describe_counter!(
+        STATE_CONFLICTS,
+        "Writes of the shared admin state that another replica changed first; each was computed again."
+    );
+    metrics::describe_gauge!(STATE_VERSION, "The version of the shared admin state this replica serves (fleet mode).");
+    metrics::describe_counter!(
         ANSWERS_REFUSED_UNREAD,
         "Answers replaced by RESOURCE_EXHAUSTED because their connection already held too many unread ones."
     );
@@ -172,6 +193,10 @@ fn register_at_zero() {
         metrics::counter!(TLS_RELOADS, "result" => r).absolute(0);
     }
     metrics::counter!(PANICS).absolute(0);
+    for op in STATE_OPS {
+        metrics::counter!(STATE_ERRORS, "op" => op).absolute(0);
+    }
+    metrics::counter!(STATE_CONFLICTS).absolute(0);
     metrics::counter!(DECISION_LOG_DROPPED).absolute(0);
     metrics::counter!(CACHE_HITS).absolute(0);
     metrics::counter!(CACHE_MISSES).absolute(0);
@@ -332,4 +357,19 @@ pub fn tls_reload(result: &'static str) {
 /// Counts an answer replaced by RESOURCE_EXHAUSTED: its connection held too many unread answers.
 pub fn answer_refused_unread() {
     metrics::counter!(ANSWERS_REFUSED_UNREAD).increment(1);
+}
+
+/// Counts a failure to read or write the admin state (`op`: one of [`STATE_OPS`]).
+pub fn state_error(op: &'static str) {
+    metrics::counter!(STATE_ERRORS, "op" => op).increment(1);
+}
+
+/// Counts a conditional write of the shared admin state that another replica beat.
+pub fn state_conflict() {
+    metrics::counter!(STATE_CONFLICTS).increment(1);
+}
+
+/// Sets the version of the shared admin state this replica serves.
+pub fn state_version(version: u64) {
+    metrics::gauge!(STATE_VERSION).set(version as f64);
 }
