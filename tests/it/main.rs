@@ -18,6 +18,9 @@ mod decision_log; // the decision log when writes fail: whole lines only, drops 
 mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded generated corpus
 mod differential_managed; // decisions vs iam-simulate on requests generated from every AWS managed policy
 mod ext_authz; // Envoy ext_authz v3 Check through the real server: allow with propagated headers, 403, 400, no route, reflection
+#[cfg(feature = "aws")]
+mod fleet_state; // --state dynamodb://TABLE: two real replicas on one table in the emulator
+mod fleet_table; // the fleet's shared-state logic in the real server, on a table in memory (no AWS)
 mod healthcheck; // `warden healthcheck` against the real server: SERVING, NOT_SERVING, unknown, unreachable
 mod hostile; // attacks on the request path: each one bounded, refused or denied, never allowed
 mod layering; // the pure modules stay pure
