@@ -11,7 +11,7 @@
 //! admin lists; a memory that outgrows it is refused with an error, never cut.
 use crate::runtime::state::fleet::{BoxFuture, Table, TableError, Versioned};
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::error::{DisplayErrorContext, ProvideErrorMetadata as _, SdkError};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata as _, SdkError};
 use aws_sdk_dynamodb::operation::put_item::PutItemError;
 use aws_sdk_dynamodb::types::AttributeValue;
 use std::time::Duration;
@@ -60,10 +60,21 @@ pub struct Item {
     pub updated_at: Option<String>,
 }
 
-/// Formats an SDK error with its whole chain of causes (the service code and message, or the
-/// connection error).
-fn cause<E: std::error::Error>(e: &E) -> String {
-    format!("{}", DisplayErrorContext(e))
+/// Formats an SDK error with its chain of causes, each once (`service error: ResourceNotFoundException:
+/// Requested resource not found`, `dispatch failure: io error: …: Connection refused (os error 111)`),
+/// without the SDK's debug dump of the raw response.
+fn cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next = Some(e);
+    while let Some(err) = next {
+        let text = err.to_string();
+        // A wrapper often repeats its source's text: keep what is new.
+        if !parts.last().is_some_and(|p| p.ends_with(&text)) {
+            parts.push(text);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
 }
 
 impl DynamoTable {
