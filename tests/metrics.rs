@@ -209,6 +209,7 @@ fn assert_low_cardinality(samples: &[Sample]) {
             "warden_build_info" => &["revision", "version"],
             "warden_connections_open" => &["listener"],
             "warden_connections_closed_total" => &["listener", "reason"],
+            "warden_state_errors_total" => &["op"],
             _ => &[],
         };
         assert_eq!(keys, expected, "labels of {s:?}");
@@ -219,6 +220,7 @@ fn assert_low_cardinality(samples: &[Sample]) {
                 "result" => results.contains(&v.as_str()),
                 "listener" => listeners.contains(&v.as_str()),
                 "reason" => reasons.contains(&v.as_str()),
+                "op" => ["read", "write", "poll"].contains(&v.as_str()),
                 "code" => !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
                 "revision" if s.name == "warden_build_info" => !v.is_empty(),
                 "revision" => support::is_revision(v),
@@ -656,7 +658,17 @@ fn issue_10_counters_exist_from_the_start_with_build_info_and_process_metrics() 
                 "warden_tls_reloads_total{{result={result:?}}} exists at 0: {text}"
             );
         }
+        // Admin state failures, even without a state: an alert on them needs no special case.
+        for op in ["read", "write", "poll"] {
+            assert!(
+                samples.iter().any(|s| s.name == "warden_state_errors_total"
+                    && s.labels.get("op").map(String::as_str) == Some(op)
+                    && s.value == 0.0),
+                "warden_state_errors_total{{op={op:?}}} exists at 0: {text}"
+            );
+        }
         for name in [
+            "warden_state_conflicts_total",
             "warden_bundle_warnings",
             "warden_evaluation_panics_total",
             "warden_decision_log_dropped_total",
