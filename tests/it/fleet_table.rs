@@ -156,3 +156,19 @@ async fn another_replicas_write_is_applied_at_the_next_poll() {
     })
     .await;
 }
+
+/// Without the cargo feature `aws`, fleet mode is refused at once as a usage error that says so.
+#[cfg(not(feature = "aws"))]
+#[test]
+fn without_the_aws_feature_fleet_mode_is_a_usage_error_that_says_so() {
+    for args in [
+        &["serve", "--demo", "--state", "dynamodb://warden-state"][..],
+        &["state", "create-table", "dynamodb://warden-state"][..],
+        &["admins", "list", "--state", "dynamodb://warden-state"][..],
+    ] {
+        let out = crate::support::warden(args);
+        assert_eq!(out.code, 64, "{args:?}: {}", out.dump());
+        assert!(out.stderr.contains("--state: `dynamodb://warden-state` needs fleet mode"), "{}", out.dump());
+        assert!(out.stderr.contains("built without the cargo feature `aws`"), "{}", out.dump());
+    }
+}

@@ -307,3 +307,48 @@ impl Table for DynamoTable {
         Box::pin(self.write_item(read_version, memory, revision))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use warden_core::identity::admins::AppAdmins;
+
+    /// A table whose client points nowhere: only what happens before a request can be tested.
+    fn offline(table: &str) -> DynamoTable {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version_latest()
+            .region(aws_sdk_dynamodb::config::Region::new("us-east-1"))
+            .endpoint_url("http://127.0.0.1:9")
+            .build();
+        DynamoTable { client: Client::from_conf(config), table: table.to_owned(), name: format!("{SCHEME}{table}") }
+    }
+
+    #[tokio::test]
+    async fn a_memory_over_the_item_limit_is_refused_before_any_request() {
+        let mut m = AdminMemory { version: warden_core::identity::admins::VERSION, ..AdminMemory::default() };
+        for i in 0..4_000 {
+            m.apps.insert(
+                format!("arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-{i:012}"),
+                AppAdmins {
+                    app_type: "comet".into(),
+                    admin_users: (0..5).map(|u| format!("admin-{u}-with-a-longer-name")).collect(),
+                    remembered: (0..5).map(|u| format!("former-{u}-with-a-longer-name")).collect(),
+                },
+            );
+        }
+        let size = serde_json::to_string(&m).map(|s| s.len()).unwrap_or_default();
+        assert!(size > MAX_ADMINS_BYTES, "{size}");
+        let e = offline("warden-state").write(3, &m, "sha256:x").await.unwrap_err();
+        let TableError::Failed(text) = e else { panic!("{e:?}") };
+        assert!(text.contains(&format!("the admin state is {size} bytes")), "{text}");
+        assert!(text.contains("400 KB per item") && text.contains("`warden-state`"), "{text}");
+        assert!(text.contains("nothing was written"), "{text}");
+        // Under the limit the same table would send the request (and fail to connect here).
+        let small = AdminMemory { version: warden_core::identity::admins::VERSION, ..AdminMemory::default() };
+        let e = offline("warden-state").write(3, &small, "sha256:x").await.unwrap_err();
+        assert!(
+            matches!(&e, TableError::Failed(t) if t.starts_with("PutItem on table `warden-state` failed")),
+            "{e:?}"
+        );
+    }
+}
