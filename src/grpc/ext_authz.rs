@@ -542,3 +542,120 @@ impl pb::authorization_server::Authorization for ExtAuthzService {
         self.check_inner(request.into_inner(), id).map(tonic::Response::new)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cell::Cell;
+
+    /// Steps that allow or deny everything and count what they were asked.
+    struct Fake {
+        decision: proto::Decision,
+        authorized: Cell<usize>,
+        ids: Cell<usize>,
+    }
+
+    impl Steps for Fake {
+        fn authorize(&self, req: proto::AuthorizeRequest) -> Result<proto::AuthorizeResponse, Status> {
+            self.authorized.set(self.authorized.get() + 1);
+            if req.principal.as_ref().is_some_and(|p| !p.arn.starts_with("arn:")) {
+                return Err(Status::invalid_argument("invalid request: principal.arn: not an ARN"));
+            }
+            Ok(proto::AuthorizeResponse {
+                decision: self.decision as i32,
+                decision_id: "engine-id".into(),
+                ..proto::AuthorizeResponse::default()
+            })
+        }
+
+        fn propagate(&self, _: proto::PropagateIdentityRequest) -> Result<proto::PropagateIdentityResponse, Status> {
+            Err(Status::internal("not used by these routes"))
+        }
+
+        fn decision_id(&self) -> String {
+            self.ids.set(self.ids.get() + 1);
+            format!("id-{}", self.ids.get())
+        }
+    }
+
+    fn routes(unmatched: &str) -> Routes {
+        let file = serde_json::json!({"region": "us-east-1", "account": "111122223333", "unmatched": unmatched,
+            "routes": [{"name": "get", "match": {"path_template": "/b/{key}", "methods": ["GET"]},
+                        "principal": {"header": "x-p"}, "action": "s3:GetObject",
+                        "resource": "arn:aws:s3:::b/{key}"}]});
+        let files = vec![(warden_core::bundle::ext_authz::ROUTES_FILE.to_owned(), file.to_string().into_bytes())];
+        let bundle = warden_core::bundle::from_files(files).unwrap();
+        (*bundle.ext_authz.unwrap()).clone()
+    }
+
+    fn http(method: &str, path: &str, principal: Option<&str>) -> CheckHttp {
+        let mut headers = HashMap::new();
+        if let Some(p) = principal {
+            headers.insert("x-p".to_owned(), p.to_owned());
+        }
+        CheckHttp { method: method.into(), host: "h".into(), path: path.into(), headers, ..CheckHttp::default() }
+    }
+
+    fn fake(decision: proto::Decision) -> Fake {
+        Fake { decision, authorized: Cell::new(0), ids: Cell::new(0) }
+    }
+
+    #[test]
+    fn unmatched_answers_as_configured_each_with_its_own_decision_id() {
+        for (unmatched, code, status) in
+            [("deny", Code::PermissionDenied, 403), ("not_found", Code::NotFound, 404), ("allow", Code::Ok, 200)]
+        {
+            let steps = fake(proto::Decision::Allow);
+            let c = check(Some(&routes(unmatched)), "rev", &http("GET", "/other", Some("arn:x")), &steps).unwrap();
+            assert_eq!((c.outcome, c.code, c.http_status), (Outcome::NoRoute, code, status), "{unmatched}");
+            assert_eq!(c.decision_id, "id-1");
+            assert_eq!(c.headers().get(DECISION_ID_HEADER).map(String::as_str), Some("id-1"), "{unmatched}");
+            assert_eq!(steps.authorized.get(), 0, "no route: nothing is evaluated");
+            assert_eq!(c.route, None);
+        }
+        // No routes file at all: 403.
+        let c = check(None, "rev", &http("GET", "/b/k", None), &fake(proto::Decision::Allow)).unwrap();
+        assert_eq!((c.outcome, c.http_status), (Outcome::NoRoute, 403));
+    }
+
+    #[test]
+    fn each_outcome_has_its_status_label_and_route() {
+        let r = routes("deny");
+        let steps = fake(proto::Decision::Allow);
+        let c =
+            check(Some(&r), "rev", &http("GET", "/b/k?x=1", Some("arn:aws:iam::111122223333:user/a")), &steps).unwrap();
+        assert_eq!((c.outcome.label(), c.http_status, c.decision_id.as_str()), ("allow", 200, "engine-id"));
+        assert_eq!(c.resource, "arn:aws:s3:::b/k");
+        assert_eq!(c.route.as_deref(), Some("get"));
+
+        let c = check(Some(&r), "rev", &http("GET", "/b/k", Some("x")), &steps).unwrap();
+        assert_eq!((c.outcome.label(), c.http_status, c.code), ("bad_request", 400, Code::InvalidArgument));
+        assert!(c.message.as_deref().is_some_and(|m| m.contains("not an ARN")), "{c:?}");
+        assert_eq!(c.route.as_deref(), Some("get"));
+        assert_eq!(c.decision_id, "id-1", "a 400 gets an id of its own");
+
+        let c = check(Some(&r), "rev", &http("GET", "/b/k", None), &steps).unwrap();
+        assert_eq!((c.outcome.label(), c.http_status), ("bad_request", 400));
+        assert_eq!(c.route.as_deref(), Some("get"), "the route whose principal is missing");
+
+        for (d, label) in
+            [(proto::Decision::ImplicitDeny, "implicit_deny"), (proto::Decision::ExplicitDeny, "explicit_deny")]
+        {
+            let c = check(Some(&r), "rev", &http("GET", "/b/k", Some("arn:aws:iam::1:user/a")), &fake(d)).unwrap();
+            assert_eq!((c.outcome.label(), c.http_status, c.code), (label, 403, Code::PermissionDenied));
+            let Some(HttpResponse::DeniedResponse(denied)) = &c.response.http_response else { panic!("{c:?}") };
+            let body: serde_json::Value = serde_json::from_str(&denied.body).unwrap();
+            assert_eq!(body["decision_id"], "engine-id");
+            assert_eq!(body["route"], "get");
+        }
+    }
+
+    #[test]
+    fn the_log_view_drops_the_query_and_is_bounded() {
+        let h = http("GET", &format!("/b/{}?token=secret", "k".repeat(5000)), None);
+        let v = h.log_view(Some("get".into()), Some(403));
+        assert!(!v.path.contains("secret"));
+        assert_eq!(v.path.chars().count(), decision_log::MAX_PATH_CHARS + 1);
+        assert!(v.path.ends_with('…'));
+    }
+}
