@@ -18,6 +18,8 @@
 #   ROUNDS=2          A/B rounds per concurrency
 #   DURATION=10 WARMUP=2
 #   REQUESTS="allow_presign cerbos_call_same_team"   bench/requests/<name>.json, AuthorizeRequest proto JSON
+#   CHECKS="check_open"  bench/requests/<name>.json, an Envoy ext_authz CheckRequest described for
+#                     examples/bench_check_request; run as envoy.service.auth.v3.Authorization/Check
 #   PORT=50151 ADMIN_PORT=50152   loopback ports
 #   WARDEN_BIN=       use this binary instead of building target/release/warden (e.g. a patched build)
 #   NO_BUILD=0        1: do not run cargo build (use the existing target/release binaries)
@@ -45,6 +47,7 @@ ROUNDS="${ROUNDS:-2}"
 DURATION="${DURATION:-10}"
 WARMUP="${WARMUP:-2}"
 REQUESTS="${REQUESTS:-allow_presign cerbos_call_same_team}"
+CHECKS="${CHECKS-check_open}"
 PORT="${PORT:-50151}"
 ADMIN_PORT="${ADMIN_PORT:-50152}"
 NO_BUILD="${NO_BUILD:-0}"
@@ -81,13 +84,15 @@ fi
 
 # --- build --------------------------------------------------------------------------------------------
 if [[ $NO_BUILD != 1 ]]; then
-  log "cargo build --release --bin warden --example bench_request"
-  cargo build --release --bin warden --example bench_request 2>&1 | tail -2 >&2
+  log "cargo build --release --bin warden --example bench_request --example bench_check_request"
+  cargo build --release --bin warden --example bench_request --example bench_check_request 2>&1 | tail -2 >&2
 fi
 BIN="${WARDEN_BIN:-$ROOT/target/release/warden}"
 [[ -x $BIN ]] || die "no warden binary at $BIN"
 REQBIN="$ROOT/target/release/examples/bench_request"
 [[ -x $REQBIN ]] || die "no $REQBIN (cargo build --release --example bench_request)"
+CHECKBIN="$ROOT/target/release/examples/bench_check_request"
+[[ -z $CHECKS || -x $CHECKBIN ]] || die "no $CHECKBIN (cargo build --release --example bench_check_request)"
 
 RUN_ID="$(date -u +%Y%m%dT%H%M%SZ)${LABEL:+-${LABEL// /_}}"
 OUT="$ROOT/bench/results/$RUN_ID"
@@ -106,6 +111,12 @@ for r in $REQUESTS; do
   log "request $r: $(stat -c %s "$OUT/$r.bin") bytes protobuf, offline decision $dec"
   echo "$r $dec" >> "$OUT/requests_offline_decision.txt"
 done
+for r in $CHECKS; do
+  j="$ROOT/bench/requests/$r.json"
+  [[ -r $j ]] || die "no request file $j"
+  "$CHECKBIN" "$j" > "$OUT/$r.bin"
+  log "check request $r: $(stat -c %s "$OUT/$r.bin") bytes protobuf (its answer is read from the metrics after the runs)"
+done
 
 {
   echo "run_id: $RUN_ID"
@@ -115,7 +126,7 @@ done
   echo "binary: ${WARDEN_BIN:-target/release/warden} sha256 $(sha256sum "$BIN" | cut -c1-16) built $(date -u -r "${WARDEN_BIN:-$ROOT/target/release/warden}" +%FT%TZ)"
   echo "h2load: $(h2load --version | head -1)"
   echo "layout: server taskset -c 0, client taskset -c 1, nice $NICE, 1 connection, -m = in flight, WARMUP=$WARMUP s, DURATION=$DURATION s, ROUNDS=$ROUNDS, CONCS='$CONCS'"
-  echo "requests: health(empty) $REQUESTS"
+  echo "requests: health(empty) $REQUESTS; ext_authz checks: ${CHECKS:-none}"
 } | tee "$OUT/env.txt" >&2
 
 port_busy() { ss -ltnH "sport = :$1" 2>/dev/null | grep -q .; }
@@ -251,6 +262,9 @@ for c in $CONCS; do
     for r in $REQUESTS; do
       run_ab "$c" "$round" "authorize_$r" /warden.v1.Authorizer/Authorize "$OUT/$r.bin"
     done
+    for r in $CHECKS; do
+      run_ab "$c" "$round" "$r" /envoy.service.auth.v3.Authorization/Check "$OUT/$r.bin"
+    done
   done
   read -r rss hwm < <(mem)
   echo "after_c$c rss_mib=$rss hwm_mib=$hwm" >> "$OUT/memory.txt"
@@ -313,7 +327,7 @@ awk -F'\t' -v rss_idle="$RSS_IDLE" -v hwm_end="$HWM_END" -v rss_end="$RSS_END" '
     if (!(k in lo) || $4 + 0 < lo[k]) lo[k] = $4 + 0; if (!(k in hi) || $4 + 0 > hi[k]) hi[k] = $4 + 0
     if ($13 + 0 > maxbusy) maxbusy = $13 + 0 }
   END {
-    print "| in flight | call | calls/s median (all runs: min–max) | p50 µs | p99 µs | server CPU µs/call | server core-0 use | runs used | Authorize / Health |"
+    print "| in flight | call | calls/s median (all runs: min–max) | p50 µs | p99 µs | server CPU µs/call | server core-0 use | runs used | call / Health |"
     print "|---|---|---|---|---|---|---|---|---|"
     for (i = 1; i <= nc; i++) { c = cs[i]
       hk = ((c SUBSEP "health") in clean) ? "c" SUBSEP c SUBSEP "health" : "a" SUBSEP c SUBSEP "health"

@@ -54,16 +54,25 @@ def checks(stub, where):
         assert body["decision"] == "IMPLICIT_DENY" and body["decision_id"], body
         return f"403 {body['decision']} (decision {body['decision_id']})"
 
+    def decision_id(r):
+        """The id of a denial: the body's `decision_id`, also in the `x-warden-decision-id` header."""
+        body = json.loads(r.denied_response.body)
+        h = {o.header.key: o.header.value for o in r.denied_response.headers}
+        assert body.get("decision_id") and h.get("x-warden-decision-id") == body["decision_id"], (body, h)
+        return body
+
     def bad():
         r = stub.Check(request({}), timeout=TIMEOUT)
         assert r.status.code == grpc.StatusCode.INVALID_ARGUMENT.value[0], r.status
         assert r.denied_response.status.code == 400, r.denied_response
-        return f"400 {json.loads(r.denied_response.body)['message']}"
+        body = decision_id(r)
+        return f"400 {body['message']} (decision {body['decision_id']})"
 
     def unmatched():
         r = stub.Check(request({"x-amzn-principal-arn": BOB}, path="/nowhere"), timeout=TIMEOUT)
         assert r.denied_response.status.code == 403, r
-        return "403 " + json.loads(r.denied_response.body)["decision"]
+        body = decision_id(r)
+        return f"403 {body['decision']} (decision {body['decision_id']})"
 
     failed = 0
     for name, fn in (("allow", allow), ("deny", deny), ("malformed", bad), ("no route", unmatched)):

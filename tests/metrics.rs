@@ -422,6 +422,7 @@ fn record(i: u32) -> Record {
         latency_us: 1,
         cached: false,
         propagation: None,
+        http: None,
     }
 }
 

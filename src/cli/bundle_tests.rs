@@ -1,7 +1,14 @@
-//! `warden test`: runs a bundle's own test cases through the same conversion and engine as `serve`.
-use crate::grpc::convert;
+//! `warden test`: runs a bundle's own test cases through the same conversion and engine as `serve`;
+//! `ext_authz` cases through the same routes and `Check` answers ([`crate::grpc::ext_authz::check`]).
+use crate::grpc::ext_authz::{self, CheckHttp, Steps};
+use crate::grpc::{convert, status};
 use crate::proto;
+use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
+use envoy_types::pb::envoy::service::auth::v3::{AttributeContext, CheckRequest};
 use serde_json::Value;
+use std::collections::HashMap;
+use tonic::Status;
 use tonic_types::StatusExt as _;
 use warden_core::bundle::{Bundle, TestCase};
 use warden_core::engine;
@@ -91,6 +98,9 @@ impl NameFilter {
 }
 
 fn run_case(bundle: &Bundle, case: &TestCase, now_ms: i64) -> Result<(), String> {
+    if let Some(req) = case.body.get("ext_authz") {
+        return run_ext_authz(bundle, case, req, now_ms);
+    }
     let Some(req) = case.body.get("authorize") else {
         return run_propagate(bundle, case, now_ms);
     };
@@ -272,4 +282,114 @@ fn check_determining(expect: &Value, got: &[proto::StatementRef], errs: &mut Vec
     if want != have {
         errs.push(format!("determining {have:?}, expected {want:?}"));
     }
+}
+
+/// The steps of a `Check` offline: the engine without a cache, decision ids empty.
+struct Offline<'a> {
+    bundle: &'a Bundle,
+    admins: warden_core::identity::AdminMemory,
+    now_ms: i64,
+}
+
+impl Steps for Offline<'_> {
+    fn authorize(&self, req: proto::AuthorizeRequest) -> Result<proto::AuthorizeResponse, Status> {
+        let req = convert::request_from_proto(req, self.now_ms).map_err(|e| status::invalid_argument(&e))?;
+        let resp = engine::authorize(self.bundle, &req);
+        Ok(convert::response_to_proto(&resp, &self.bundle.revision, false, String::new()))
+    }
+
+    fn propagate(&self, req: proto::PropagateIdentityRequest) -> Result<proto::PropagateIdentityResponse, Status> {
+        let req =
+            crate::grpc::propagate::request_from_proto(req, self.now_ms).map_err(|e| status::invalid_argument(&e))?;
+        match warden_core::identity::propagate(self.bundle, &self.admins, &req, &engine::authorize) {
+            Ok(o) => Ok(crate::grpc::propagate::outcome_to_proto(&o, &self.bundle.revision, String::new())),
+            Err(e) => Err(status::error_to_status(&e, "", &self.bundle.revision)),
+        }
+    }
+
+    fn decision_id(&self) -> String {
+        String::new()
+    }
+}
+
+/// The `CheckRequest` Envoy would send for a case's `ext_authz` request (validated with the bundle).
+fn check_request(req: &Value) -> CheckRequest {
+    let s = |v: Option<&Value>| v.and_then(Value::as_str).unwrap_or("").to_owned();
+    let headers: HashMap<String, String> = req
+        .get("headers")
+        .and_then(Value::as_object)
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_owned()))
+        .collect();
+    let peer = req.get("peer");
+    let address = s(peer.and_then(|p| p.get("address")));
+    CheckRequest {
+        attributes: Some(AttributeContext {
+            source: Some(Peer {
+                address: (!address.is_empty()).then(|| Address {
+                    address: Some(address::Address::SocketAddress(SocketAddress {
+                        address,
+                        ..SocketAddress::default()
+                    })),
+                }),
+                principal: s(peer.and_then(|p| p.get("principal"))),
+                ..Peer::default()
+            }),
+            request: Some(Request {
+                http: Some(HttpRequest {
+                    method: s(req.get("method")),
+                    host: s(req.get("host")),
+                    path: s(req.get("path")),
+                    headers,
+                    ..HttpRequest::default()
+                }),
+                ..Request::default()
+            }),
+            ..AttributeContext::default()
+        }),
+    }
+}
+
+/// An `ext_authz` case: the request through the routes and the same `Check` as `serve`; `expect`
+/// gives the outcome (`decision`) and optionally the HTTP `status`, the `route`, `headers` the
+/// answer sets (a value, or null: absent), `message_contains` and `determining`.
+fn run_ext_authz(bundle: &Bundle, case: &TestCase, req: &Value, now_ms: i64) -> Result<(), String> {
+    let http = CheckHttp::of(check_request(req));
+    let steps = Offline { bundle, admins: admins_for(bundle, case)?, now_ms };
+    let c = ext_authz::check(bundle.ext_authz.as_deref(), &bundle.revision, &http, &steps)
+        .map_err(|s| format!("Check failed: {} {}", crate::telemetry::metrics::code_name(s.code()), s.message()))?;
+    let expect = case.body.get("expect").cloned().unwrap_or(Value::Null);
+    let mut errs = Vec::new();
+    let message = c.response.status.as_ref().map(|s| s.message.clone()).unwrap_or_default();
+    let want = expect.get("decision").and_then(Value::as_str).unwrap_or("");
+    if c.outcome.as_str() != want {
+        let why = if message.is_empty() { String::new() } else { format!(" ({message})") };
+        errs.push(format!("decision {}{why}, expected {want}", c.outcome.as_str()));
+    }
+    if let Some(want) = expect.get("status").and_then(Value::as_u64)
+        && u64::from(c.http_status) != want
+    {
+        errs.push(format!("HTTP status {}, expected {want}", c.http_status));
+    }
+    if let Some(want) = expect.get("route").and_then(Value::as_str)
+        && c.route.as_deref() != Some(want)
+    {
+        errs.push(format!("route {:?}, expected `{want}`", c.route));
+    }
+    let headers = c.headers();
+    for (k, want) in expect.get("headers").and_then(Value::as_object).into_iter().flatten() {
+        let got = headers.get(k).map(String::as_str);
+        if got != want.as_str() {
+            let shown = |v: Option<&str>| v.map_or_else(|| "absent".to_owned(), |v| format!("`{v}`"));
+            errs.push(format!("header `{k}` {}, expected {}", shown(got), shown(want.as_str())));
+        }
+    }
+    if let Some(m) = expect.get("message_contains").and_then(Value::as_str)
+        && !message.contains(m)
+    {
+        errs.push(format!("message `{message}` does not contain `{m}`"));
+    }
+    check_determining(&expect, &c.determining, &mut errs);
+    if errs.is_empty() { Ok(()) } else { Err(errs.join("; ")) }
 }

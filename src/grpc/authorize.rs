@@ -53,6 +53,21 @@ fn now_ms() -> i64 {
         .unwrap_or(0)
 }
 
+/// Microseconds since `started`, for the decision log.
+pub(super) fn latency_us(started: Instant) -> u64 {
+    u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX)
+}
+
+/// The label value of a decision as the wire carries it.
+pub fn proto_decision_label(d: proto::Decision) -> &'static str {
+    match d {
+        proto::Decision::Allow => "allow",
+        proto::Decision::ExplicitDeny => "explicit_deny",
+        // `Unspecified` is never answered; counted as the deny it would be.
+        proto::Decision::ImplicitDeny | proto::Decision::Unspecified => "implicit_deny",
+    }
+}
+
 /// The label value of a decision.
 pub fn decision_label(d: Decision) -> &'static str {
     match d {
@@ -115,20 +130,12 @@ impl AuthorizerService {
             decision,
             code: metrics::code_name(code),
             message,
-            determining: determining
-                .iter()
-                .map(|s| {
-                    if s.sid.starts_with('#') {
-                        format!("{}{}", s.policy, s.sid)
-                    } else {
-                        format!("{}#{}", s.policy, s.sid)
-                    }
-                })
-                .collect(),
+            determining: determining_strings(determining),
             revision: revision.to_owned(),
-            latency_us: u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX),
+            latency_us: latency_us(started),
             cached,
             propagation: ctx.propagation,
+            http: None,
         });
     }
 
@@ -149,6 +156,45 @@ impl AuthorizerService {
         s
     }
 
+    /// A new decision id (also for answers that are not decisions of the engine, such as an
+    /// ext_authz request no route matches).
+    pub(super) fn next_decision_id(&self) -> String {
+        self.ids.next()
+    }
+
+    /// Whether decisions are logged (`--decision-log`).
+    pub(super) fn logs(&self) -> bool {
+        self.log.is_some()
+    }
+
+    /// Writes `r` to the decision log, if there is one.
+    pub(super) fn log_record(&self, r: Record) {
+        if let Some(log) = &self.log {
+            log.log(r);
+        }
+    }
+
+    /// One Authorize decision against one snapshot, neither timed into
+    /// `warden_decision_duration_seconds` nor logged (the caller does both): the answer, or the
+    /// status of this request alone. A panic is counted (`warden_evaluation_panics_total`) and INTERNAL.
+    pub(super) fn evaluate(
+        &self,
+        active: &Active,
+        req: proto::AuthorizeRequest,
+    ) -> Result<proto::AuthorizeResponse, Status> {
+        let bundle = &*active.bundle;
+        let req = convert::request_from_proto(req, now_ms()).map_err(|e| status::invalid_argument(&e))?;
+        let evaluator = self.evaluator;
+        let evaluated =
+            std::panic::catch_unwind(AssertUnwindSafe(|| active.cache.get_or_evaluate(bundle, &req, evaluator)));
+        let Ok((resp, cached)) = evaluated else {
+            metrics::panic();
+            tracing::error!(target: "warden::decision", principal = %req.principal, action = %req.action, "evaluation panicked; answered INTERNAL");
+            return Err(status::internal_panic());
+        };
+        Ok(convert::response_to_proto(&resp, &bundle.revision, cached, self.ids.next()))
+    }
+
     /// One decision against one snapshot; the error is the gRPC status of this request alone.
     pub(super) fn decide(
         &self,
@@ -165,37 +211,90 @@ impl AuthorizerService {
             resource: req.resource.clone(),
             propagation: None,
         };
+        let revision = &active.bundle.revision;
+        match self.evaluate(active, req) {
+            Ok(out) => {
+                let label = proto_decision_label(out.decision());
+                metrics::decision(rpc, label, started.elapsed());
+                self.record(
+                    ctx,
+                    rpc,
+                    label,
+                    Code::Ok,
+                    None,
+                    &out.determining,
+                    revision,
+                    started,
+                    out.cached,
+                    out.decision_id.clone(),
+                );
+                Ok(out)
+            }
+            Err(s) => {
+                // A panic is a decision (an error); an invalid request is not (SPEC §6, docs/metrics.md).
+                if s.code() == Code::Internal {
+                    metrics::decision(rpc, "error", started.elapsed());
+                }
+                Err(self.fail(ctx, rpc, s, revision, started))
+            }
+        }
+    }
+
+    /// One PropagateIdentity answer against one snapshot, neither timed into
+    /// `warden_decision_duration_seconds` nor logged (the caller does both).
+    pub(super) fn propagate_unlogged(
+        &self,
+        active: &Active,
+        req: proto::PropagateIdentityRequest,
+    ) -> Result<proto::PropagateIdentityResponse, Refused> {
         let bundle = &*active.bundle;
-        let req = match convert::request_from_proto(req, now_ms()) {
+        let req = match super::propagate::request_from_proto(req, now_ms()) {
             Ok(r) => r,
             Err(e) => {
-                return Err(self.fail(ctx, rpc, status::invalid_argument(&e), &bundle.revision, started));
+                return Err(Refused {
+                    status: status::invalid_argument(&e),
+                    label: None,
+                    decision_id: self.ids.next(),
+                    determining: Vec::new(),
+                    failed_check: None,
+                });
             }
         };
         let evaluator = self.evaluator;
-        let evaluated =
-            std::panic::catch_unwind(AssertUnwindSafe(|| active.cache.get_or_evaluate(bundle, &req, evaluator)));
-        let Ok((resp, cached)) = evaluated else {
+        // The authorization steps use the snapshot's decision cache too.
+        let authorize = |b: &Bundle, r: &Request| (*active.cache.get_or_evaluate(b, r, evaluator).0).clone();
+        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
+            warden_core::identity::propagate(bundle, &active.admins, &req, &authorize)
+        }));
+        let Ok(result) = result else {
             metrics::panic();
-            metrics::decision(rpc, "error", started.elapsed());
-            tracing::error!(target: "warden::decision", principal = %req.principal, action = %req.action, "evaluation panicked; answered INTERNAL");
-            return Err(self.fail(ctx, rpc, status::internal_panic(), &bundle.revision, started));
+            return Err(Refused {
+                status: status::internal_panic(),
+                label: Some("error"),
+                decision_id: self.ids.next(),
+                determining: Vec::new(),
+                failed_check: None,
+            });
         };
-        metrics::decision(rpc, decision_label(resp.decision), started.elapsed());
-        let out = convert::response_to_proto(&resp, &bundle.revision, cached, self.ids.next());
-        self.record(
-            ctx,
-            rpc,
-            decision_label(resp.decision),
-            Code::Ok,
-            None,
-            &out.determining,
-            &bundle.revision,
-            started,
-            cached,
-            out.decision_id.clone(),
-        );
-        Ok(out)
+        match result {
+            Ok(o) => Ok(super::propagate::outcome_to_proto(&o, &bundle.revision, self.ids.next())),
+            Err(e) => {
+                let label = match e.decision.as_ref().map(|d| d.decision) {
+                    Some(Decision::ExplicitDeny) => "explicit_deny",
+                    Some(Decision::ImplicitDeny) => "implicit_deny",
+                    _ => "error",
+                };
+                let decision_id = self.ids.next();
+                let status = super::status::error_to_status(&e, &decision_id, &bundle.revision);
+                Err(Refused {
+                    status,
+                    label: Some(label),
+                    decision_id,
+                    determining: convert::determining_refs(&e.determining),
+                    failed_check: e.check.map(|c| c.as_str().to_owned()),
+                })
+            }
+        }
     }
 
     pub(super) fn propagate(
@@ -234,32 +333,12 @@ impl AuthorizerService {
                 ..decision_log::Propagation::default()
             }),
         };
-        let bundle = &*active.bundle;
-        let req = match super::propagate::request_from_proto(req, now_ms()) {
-            Ok(r) => r,
-            Err(e) => {
-                return Err(self.fail(ctx, rpc, status::invalid_argument(&e), &bundle.revision, started));
-            }
-        };
-        let evaluator = self.evaluator;
-        // The authorization steps use the snapshot's decision cache too.
-        let authorize = |b: &Bundle, r: &Request| (*active.cache.get_or_evaluate(b, r, evaluator).0).clone();
-        let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
-            warden_core::identity::propagate(bundle, &active.admins, &req, &authorize)
-        }));
-        let Ok(result) = result else {
-            metrics::panic();
-            metrics::decision(rpc, "error", started.elapsed());
-            return Err(self.fail(ctx, rpc, status::internal_panic(), &bundle.revision, started));
-        };
-        match result {
-            Ok(o) => {
+        let revision = &active.bundle.revision;
+        match self.propagate_unlogged(active, req) {
+            Ok(out) => {
                 metrics::decision(rpc, "allow", started.elapsed());
-                let out = super::propagate::outcome_to_proto(&o, &bundle.revision, self.ids.next());
                 if let Some(p) = ctx.propagation.as_mut() {
-                    p.user_name = o.user_name.clone();
-                    p.source = (out.source != 0).then(|| out.source().as_str_name());
-                    p.admin_role = (out.admin_role != 0).then(|| out.admin_role().as_str_name());
+                    fill_propagation(p, &out);
                 }
                 self.record(
                     ctx,
@@ -268,42 +347,76 @@ impl AuthorizerService {
                     Code::Ok,
                     None,
                     &out.determining,
-                    &bundle.revision,
+                    revision,
                     started,
                     false,
                     out.decision_id.clone(),
                 );
                 Ok(out)
             }
-            Err(e) => {
-                let label = match e.decision.as_ref().map(|d| d.decision) {
-                    Some(Decision::ExplicitDeny) => "explicit_deny",
-                    Some(Decision::ImplicitDeny) => "implicit_deny",
-                    _ => "error",
-                };
-                metrics::decision(rpc, label, started.elapsed());
-                let decision_id = self.ids.next();
-                let s = super::status::error_to_status(&e, &decision_id, &bundle.revision);
-                let det = convert::determining_refs(&e.determining);
+            Err(r) => {
+                // An invalid request is not a decision: logged, not timed.
+                if let Some(label) = r.label {
+                    metrics::decision(rpc, label, started.elapsed());
+                }
                 if let Some(p) = ctx.propagation.as_mut() {
-                    p.failed_check = e.check.map(warden_core::identity::Check::as_str);
+                    p.failed_check = r.failed_check;
                 }
                 self.record(
                     ctx,
                     rpc,
-                    label,
-                    s.code(),
-                    Some(s.message().to_owned()),
-                    &det,
-                    &bundle.revision,
+                    r.label.unwrap_or("error"),
+                    r.status.code(),
+                    Some(r.status.message().to_owned()),
+                    &r.determining,
+                    revision,
                     started,
                     false,
-                    decision_id,
+                    r.decision_id,
                 );
-                Err(s)
+                Err(r.status)
             }
         }
     }
+}
+
+/// A PropagateIdentity that did not answer: its status and what the decision log records of it.
+pub(super) struct Refused {
+    /// The gRPC status of the call.
+    pub status: Status,
+    /// The `decision` label (`explicit_deny`, `implicit_deny`, `error`); `None` for an invalid request,
+    /// which is not a decision.
+    pub label: Option<&'static str>,
+    /// The id of this answer (also in the status's details, for denials).
+    pub decision_id: String,
+    /// The determining statements of a denial.
+    pub determining: Vec<proto::StatementRef>,
+    /// The check that failed (`AUTHORIZE`, `PARTNER_APP_IDENTITY`, …).
+    pub failed_check: Option<String>,
+}
+
+/// Fills the decision-log `propagation` of an answer.
+pub(super) fn fill_propagation(p: &mut decision_log::Propagation, out: &proto::PropagateIdentityResponse) {
+    p.user_name = Some(out.user_name.clone()).filter(|u| !u.is_empty());
+    p.source = (out.source != 0).then(|| out.source().as_str_name());
+    p.admin_role = (out.admin_role != 0).then(|| out.admin_role().as_str_name());
+}
+
+/// Determining statements as the decision log writes them: `policy#sid` (`policy#0` for a statement
+/// without a Sid, whose id already starts with `#`).
+pub(super) fn determining_strings(determining: &[proto::StatementRef]) -> Vec<String> {
+    determining
+        .iter()
+        .map(
+            |s| {
+                if s.sid.starts_with('#') {
+                    format!("{}{}", s.policy, s.sid)
+                } else {
+                    format!("{}#{}", s.policy, s.sid)
+                }
+            },
+        )
+        .collect()
 }
 
 fn finish<T>(request_id: Option<String>, r: Result<T, Status>) -> Result<tonic::Response<T>, Status> {

@@ -74,7 +74,8 @@ pub enum Rpc {
     Authorize,
     /// PropagateIdentity.
     PropagateIdentity,
-    /// `envoy.service.auth.v3.Authorization/Check` (and the PropagateIdentity step of its routes).
+    /// `envoy.service.auth.v3.Authorization/Check`: each `Check` once, labelled by its outcome (its
+    /// Authorize and PropagateIdentity steps are not timed under their own rpc).
     ExtAuthzCheck,
 }
 

@@ -219,7 +219,7 @@ async fn issue_9_undecodable_bytes_are_invalid_argument_and_counted() {
 
 /// Sends and receives raw bytes.
 #[derive(Debug, Clone, Copy)]
-struct RawCodec;
+pub(crate) struct RawCodec;
 
 impl tonic::codec::Codec for RawCodec {
     type Encode = Vec<u8>;

@@ -17,7 +17,7 @@ mod core_wire; // the pure core against the wire conversion and the embedded bun
 mod decision_log; // the decision log when writes fail: whole lines only, drops counted, one warning
 mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded generated corpus
 mod differential_managed; // decisions vs iam-simulate on requests generated from every AWS managed policy
-mod ext_authz; // Envoy ext_authz v3 Check through the real server: allow with propagated headers, 403, 400, no route, reflection
+mod ext_authz; // Envoy ext_authz v3 Check through the real server: allow with propagated headers, 403, 400, no route, reflection; its decision-log lines and metrics; routes reloading
 #[cfg(feature = "aws")]
 mod fleet_state; // --state dynamodb://TABLE: two real replicas on one table in the emulator
 mod fleet_table; // the fleet's shared-state logic in the real server, on a table in memory (no AWS)

@@ -163,8 +163,13 @@ pub struct Mapped {
 pub enum MapOutcome {
     /// A route matched.
     Mapped(Mapped),
-    /// A route matched but the request is malformed (400): the message names what is wrong.
-    BadRequest(String),
+    /// A route matched but the request is malformed (400).
+    BadRequest {
+        /// The route's name.
+        route: String,
+        /// What is wrong.
+        message: String,
+    },
     /// No route matched.
     Unmatched(Unmatched),
 }
@@ -230,7 +235,10 @@ fn parse_path_template(t: &str) -> Result<Vec<Segment>, String> {
     Ok(out)
 }
 
-fn parse_template(t: &str, known: &[&str]) -> Result<Template, String> {
+/// Parses a template; `known`: the placeholders it may use (`None`: the route's path could not be read,
+/// so which are known is unknown and only the syntax is checked — an unknown placeholder then would be a
+/// consequence of that problem, not a second one).
+fn parse_template(t: &str, known: Option<&[&str]>) -> Result<Template, String> {
     let mut parts = Vec::new();
     let mut rest = t;
     while let Some(open) = rest.find('{') {
@@ -246,7 +254,9 @@ fn parse_template(t: &str, known: &[&str]) -> Result<Template, String> {
             return Err(format!("`{t}` has an unmatched `{{`"));
         };
         let (name, tail) = after.split_at(close);
-        if !known.contains(&name) {
+        if let Some(known) = known
+            && !known.contains(&name)
+        {
             let hint = hint::nearest(name, known.iter().copied())
                 .map(|m| format!(": did you mean `{{{m}}}`?"))
                 .unwrap_or_default();
@@ -356,14 +366,17 @@ fn read_route(v: &Value, at: &str, p: &mut Problems<'_>) -> Option<Route> {
             }
         }
     }
-    let template =
-        |key: &str, field: &str, t: &str, known: &[&str], p: &mut Problems<'_>| match parse_template(t, known) {
-            Ok(t) => Some(t),
-            Err(e) => {
-                p.push(field.to_owned(), format!("`{key}`: {e}"));
-                None
-            }
-        };
+    let path_read = path.is_some();
+    let template = |key: &str, field: &str, t: &str, known: &[&str], p: &mut Problems<'_>| match parse_template(
+        t,
+        path_read.then_some(known),
+    ) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            p.push(field.to_owned(), format!("`{key}`: {e}"));
+            None
+        }
+    };
     let resource = str_field(o, "resource", at, true, p)
         .and_then(|r| template("resource", &format!("{at}/resource"), &r, &known, p))
         .unwrap_or(Template(Vec::new()));
@@ -474,6 +487,10 @@ fn read_match(
     let mut methods = Vec::new();
     match m.get("methods") {
         None => {}
+        Some(Value::Array(list)) if list.is_empty() => p.push(
+            format!("{mat}/methods"),
+            "an empty `methods` list would match no request: leave `methods` out to match every method",
+        ),
         Some(Value::Array(list)) => {
             for (i, v) in list.iter().enumerate() {
                 match v.as_str() {
@@ -611,7 +628,10 @@ impl Routes {
             let (principal_arn, session_tags) = match &r.principal {
                 PrincipalSource::Header { name, tag_prefix } => {
                     let Some(arn) = header(name).filter(|v| !v.is_empty()) else {
-                        return MapOutcome::BadRequest(format!("missing principal header `{name}`"));
+                        return MapOutcome::BadRequest {
+                            route: r.name.clone(),
+                            message: format!("missing principal header `{name}`"),
+                        };
                     };
                     let mut tags: Vec<(String, String)> = req
                         .headers
@@ -625,9 +645,10 @@ impl Routes {
                 }
                 PrincipalSource::PeerCertificateUriSan => {
                     if req.peer_principal.is_empty() {
-                        return MapOutcome::BadRequest(
-                            "no verified peer certificate principal (attributes.source.principal)".to_owned(),
-                        );
+                        return MapOutcome::BadRequest {
+                            route: r.name.clone(),
+                            message: "no verified peer certificate principal (attributes.source.principal)".to_owned(),
+                        };
                     }
                     (req.peer_principal.to_owned(), Vec::new())
                 }

@@ -102,9 +102,17 @@ fn a_missing_principal_is_a_bad_request() {
     let r = sample();
     let h = headers(&[]);
     let req = HttpRequest { method: "GET", host: "gw", path: "/apps/a/api/x", headers: Some(&h), ..Default::default() };
-    assert_eq!(r.map(&req), MapOutcome::BadRequest("missing principal header `x-amzn-principal-arn`".into()));
+    assert_eq!(
+        r.map(&req),
+        MapOutcome::BadRequest {
+            route: "api".into(),
+            message: "missing principal header `x-amzn-principal-arn`".into()
+        }
+    );
     let req = HttpRequest { method: "GET", host: "gw.example.com", path: "/admin/", ..Default::default() };
-    assert!(matches!(r.map(&req), MapOutcome::BadRequest(m) if m.contains("peer certificate")));
+    assert!(
+        matches!(r.map(&req), MapOutcome::BadRequest { route, message } if route == "admin" && message.contains("peer certificate"))
+    );
 }
 
 #[test]
@@ -187,10 +195,10 @@ fn validation_errors_name_the_file_the_pointer_and_a_hint() {
 
 #[test]
 fn template_expansion_and_prefix_routes_know_only_region_and_account() {
-    let t = parse_template("a/{x}-{region}", &["x", "region"]).unwrap();
+    let t = parse_template("a/{x}-{region}", Some(&["x", "region"])).unwrap();
     assert_eq!(t.expand(&[("x", "1"), ("region", "r")]), "a/1-r");
-    assert!(parse_template("a/{x", &["x"]).is_err());
-    assert!(parse_template("a/x}", &["x"]).is_err());
+    assert!(parse_template("a/{x", Some(&["x"])).is_err());
+    assert!(parse_template("a/x}", Some(&["x"])).is_err());
     let mut r = base_route();
     r["match"] = json!({"path_prefix": "/apps/"});
     assert!(route_errors(r).iter().any(|m| m.contains("unknown placeholder `{app}`")));
@@ -214,4 +222,35 @@ fn a_bundle_reads_its_routes_file() {
     let bad = vec![(ROUTES_FILE.to_owned(), br#"{"region": "us-east-1", "account": "111122223333"}"#.to_vec())];
     let e = crate::bundle::from_files(bad).unwrap_err();
     assert!(e.iter().any(|p| p.file == ROUTES_FILE && p.message.contains("missing `routes`")), "{e:?}");
+}
+
+#[test]
+fn an_empty_methods_list_is_refused_not_read_as_any_method() {
+    let mut v = json!({"region": "us-east-1", "account": "111122223333", "routes": [
+        {"name": "r", "match": {"path_prefix": "/", "methods": []},
+         "principal": {"header": "x-p"}, "action": "s3:GetObject", "resource": "arn:aws:s3:::b/*"}]});
+    let e = routes(v.clone()).unwrap_err();
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert!(e[0].contains("/routes/0/match/methods") && e[0].contains("leave `methods` out"), "{e:?}");
+    v["routes"][0]["match"]["methods"] = json!(["GET"]);
+    assert!(routes(v).is_ok());
+}
+
+#[test]
+fn a_template_is_not_blamed_for_a_path_template_that_did_not_parse() {
+    let v = json!({"region": "us-east-1", "account": "111122223333", "routes": [
+        {"name": "r", "match": {"path_template": "/apps/{app}/{app}"},
+         "principal": {"header": "x-p"}, "action": "sagemaker:DescribePartnerApp",
+         "resource": "arn:aws:sagemaker:{region}:{account}:partner-app/{app}"}]});
+    let e = routes(v).unwrap_err();
+    assert_eq!(e.len(), 1, "one root cause, no consequence: {e:?}");
+    assert!(e[0].contains("/routes/0/match/path_template"), "{e:?}");
+    // The syntax of the other templates is still checked.
+    let v = json!({"region": "us-east-1", "account": "111122223333", "routes": [
+        {"name": "r", "match": {"path_template": "apps/{app}"},
+         "principal": {"header": "x-p"}, "action": "sagemaker:DescribePartnerApp",
+         "resource": "arn:aws:sagemaker:{region}:{account}:partner-app/{app"}]});
+    let e = routes(v).unwrap_err();
+    assert_eq!(e.len(), 2, "{e:?}");
+    assert!(e.iter().any(|m| m.contains("/routes/0/resource") && m.contains("unmatched `{`")), "{e:?}");
 }

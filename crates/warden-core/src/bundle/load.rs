@@ -5,6 +5,7 @@ use super::fields::{bool_field, list_field, object, object_field, str_field, str
 use super::model::{Bundle, Counts, Role, Tags, TestCase, User};
 use super::schema::{self, Layout, Place, Shape};
 use super::{resource, sagemaker};
+use crate::policy::error::ptr_token;
 use crate::policy::{
     Layer, Policy, PolicyKind, Problem, ProblemList, Problems, StatementIndex, arn, document_value, json,
 };
@@ -792,9 +793,16 @@ fn read_tests(files: &[(String, Value)], bundle: &mut Bundle, problems: &mut Pro
 
 fn check_case(o: &Map<String, Value>, at: &str, place: Place<'_>, p: &mut Problems<'_>) {
     schema::check(o, at, &schema::TEST_CASE, place, p);
-    let kinds = ["authorize", "propagate"].iter().filter(|k| o.contains_key(**k)).count();
+    let kinds = ["authorize", "propagate", "ext_authz"].iter().filter(|k| o.contains_key(**k)).count();
     if kinds != 1 {
-        p.missing(at, &["authorize", "propagate"], "a test case needs exactly one of `authorize` or `propagate`");
+        p.missing(
+            at,
+            &["authorize", "propagate", "ext_authz"],
+            "a test case needs exactly one of `authorize`, `propagate` or `ext_authz`",
+        );
+    }
+    if o.contains_key("ext_authz") {
+        check_ext_authz_request(o, at, place, p);
     }
     let _ = str_field(o, "description", at, false, p);
     for (f, r) in list_field(o, "remembered_admins", at, p) {
@@ -822,6 +830,15 @@ fn check_case(o: &Map<String, Value>, at: &str, place: Place<'_>, p: &mut Proble
                     format!("{expect_at}/decision"),
                     format!("`decision` must be `ALLOW`, `EXPLICIT_DENY` or `IMPLICIT_DENY`{why}"),
                 );
+            }
+        }
+    }
+    if o.contains_key("ext_authz") {
+        check_ext_authz_expect(expect, &expect_at, p);
+    } else {
+        for key in EXT_AUTHZ_EXPECT_ONLY {
+            if expect.contains_key(key) {
+                p.push(format!("{expect_at}/{key}"), format!("`{key}` is only for `ext_authz` cases"));
             }
         }
     }
@@ -869,6 +886,104 @@ fn check_case(o: &Map<String, Value>, at: &str, place: Place<'_>, p: &mut Proble
         }
     }
     let _ = bool_field(expect, "cached", &expect_at, false, p);
+}
+
+/// The `expect` keys only an `ext_authz` case reads.
+const EXT_AUTHZ_EXPECT_ONLY: [&str; 3] = ["status", "route", "headers"];
+/// The `expect` keys an `ext_authz` case reads.
+const EXT_AUTHZ_EXPECT: [&str; 6] = ["decision", "status", "route", "headers", "message_contains", "determining"];
+/// The outcomes of an ext_authz `Check` (the `decision` of its JSON body).
+const EXT_AUTHZ_DECISIONS: [&str; 6] =
+    ["ALLOW", "EXPLICIT_DENY", "IMPLICIT_DENY", "PROPAGATION_DENIED", "BAD_REQUEST", "NO_ROUTE"];
+/// The HTTP statuses a `Check` answers with.
+const EXT_AUTHZ_STATUSES: [u64; 4] = [200, 400, 403, 404];
+
+/// `ext_authz` of a test case: `{method, path, host?, headers?, peer?: {address?, principal?}}`.
+fn check_ext_authz_request(o: &Map<String, Value>, at: &str, place: Place<'_>, p: &mut Problems<'_>) {
+    let at = format!("{at}/ext_authz");
+    let Some(req) = o.get("ext_authz").and_then(|v| object(v, &at, "`ext_authz`", p)) else {
+        return;
+    };
+    schema::check(req, &at, &schema::TEST_EXT_AUTHZ, place, p);
+    if let Some(m) = str_field(req, "method", &at, true, p)
+        && (m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()))
+    {
+        p.push(format!("{at}/method"), format!("`{m}` is not an upper-case HTTP method such as `GET`"));
+    }
+    if let Some(path) = str_field(req, "path", &at, true, p)
+        && !path.starts_with('/')
+    {
+        p.push(format!("{at}/path"), format!("`{path}` must start with `/`"));
+    }
+    let _ = str_field(req, "host", &at, false, p);
+    if let Some(h) = object_field(req, "headers", &at, p) {
+        for (k, v) in h {
+            let f = format!("{at}/headers/{}", ptr_token(k));
+            if k.is_empty() || k.bytes().any(|b| b.is_ascii_uppercase()) {
+                p.push(f.clone(), format!("header name `{k}` must be lower case, as Envoy sends it"));
+            }
+            if !v.is_string() {
+                p.push(f, "header values are strings");
+            }
+        }
+    }
+    if let Some(peer) = object_field(req, "peer", &at, p) {
+        let pat = format!("{at}/peer");
+        schema::check(peer, &pat, &schema::TEST_PEER, place, p);
+        let _ = str_field(peer, "address", &pat, false, p);
+        let _ = str_field(peer, "principal", &pat, false, p);
+    }
+}
+
+/// `expect` of an `ext_authz` case: `decision` (required), `status`, `route`, `headers`,
+/// `message_contains`, `determining`. Keys that other kinds of cases compare are refused, never
+/// ignored.
+fn check_ext_authz_expect(expect: &Map<String, Value>, at: &str, p: &mut Problems<'_>) {
+    for key in expect.keys() {
+        // (`errorInfo` has its own problem: it is only for `propagate` cases.)
+        if !EXT_AUTHZ_EXPECT.contains(&key.as_str())
+            && key != "errorInfo"
+            && schema::TEST_EXPECT.read.contains(&key.as_str())
+        {
+            p.push(
+                format!("{at}/{}", ptr_token(key)),
+                format!(
+                    "`{key}` is not compared for an `ext_authz` case (it compares {})",
+                    EXT_AUTHZ_EXPECT.join(", ")
+                ),
+            );
+        }
+    }
+    match expect.get("decision").and_then(Value::as_str) {
+        Some(d) if EXT_AUTHZ_DECISIONS.contains(&d) => {}
+        _ => {
+            let why = p.because_of(at, &["decision"]);
+            p.push(
+                format!("{at}/decision"),
+                format!("`decision` of an `ext_authz` case must be one of {}{why}", EXT_AUTHZ_DECISIONS.join(", ")),
+            );
+        }
+    }
+    match expect.get("status") {
+        None => {}
+        Some(v) if v.as_u64().is_some_and(|n| EXT_AUTHZ_STATUSES.contains(&n)) => {}
+        Some(v) => p.push(
+            format!("{at}/status"),
+            format!("`status` {v} is not an HTTP status a Check answers (200, 400, 403, 404)"),
+        ),
+    }
+    let _ = str_field(expect, "route", at, false, p);
+    let _ = str_field(expect, "message_contains", at, false, p);
+    if let Some(h) = object_field(expect, "headers", at, p) {
+        for (k, v) in h {
+            if !(v.is_string() || v.is_null()) {
+                p.push(
+                    format!("{at}/headers/{}", ptr_token(k)),
+                    "an expected header is a string (its value) or null (absent)",
+                );
+            }
+        }
+    }
 }
 
 /// The checks a determining statement of a `propagate` case may name.

@@ -458,12 +458,20 @@ pub static IDENTITY_CENTER_LAYOUT: Layout = &[
 /// A test file.
 pub static TEST_FILE: Shape = Shape { what: "a test file", read: &["cases"], aws: &[] };
 
-/// A test case (`authorize` and `propagate` are proto JSON, checked field by field when run).
+/// A test case (`authorize` and `propagate` are proto JSON, checked field by field when run;
+/// `ext_authz` is an HTTP request as Envoy describes it).
 pub static TEST_CASE: Shape = Shape {
     what: "a test case",
-    read: &["name", "description", "authorize", "propagate", "remembered_admins", "expect"],
+    read: &["name", "description", "authorize", "propagate", "ext_authz", "remembered_admins", "expect"],
     aws: &[],
 };
+
+/// `ext_authz` of a test case: the HTTP request of an Envoy `Check`.
+pub static TEST_EXT_AUTHZ: Shape =
+    Shape { what: "an ext_authz request", read: &["method", "path", "host", "headers", "peer"], aws: &[] };
+
+/// `ext_authz.peer` of a test case: `attributes.source` of the `Check`.
+pub static TEST_PEER: Shape = Shape { what: "a peer", read: &["address", "principal"], aws: &[] };
 
 /// `expect` of a test case: what `warden test` compares.
 pub static TEST_EXPECT: Shape = Shape {
@@ -485,6 +493,9 @@ pub static TEST_EXPECT: Shape = Shape {
         "effectiveMaxRuntimeSeconds",
         "onBehalfOfUserId",
         "cached",
+        "status",
+        "route",
+        "headers",
     ],
     aws: &[],
 };
@@ -507,6 +518,8 @@ pub static TEST_LAYOUT: Layout = &[
     ("/cases/*/expect/determining/*", &TEST_DETERMINING),
     ("/cases/*/expect/errorInfo", &TEST_ERROR_INFO),
     ("/cases/*/remembered_admins/*", &TEST_REMEMBERED),
+    ("/cases/*/ext_authz", &TEST_EXT_AUTHZ),
+    ("/cases/*/ext_authz/peer", &TEST_PEER),
 ];
 
 /// Where the shapes of a layout sit: the layout, and the pointer of its root in the file (`""` for the
