@@ -209,6 +209,7 @@ fn assert_low_cardinality(samples: &[Sample]) {
             "warden_build_info" => &["revision", "version"],
             "warden_connections_open" => &["listener"],
             "warden_connections_closed_total" => &["listener", "reason"],
+            "warden_bundle_sync_failures_total" => &["reason"],
             _ => &[],
         };
         assert_eq!(keys, expected, "labels of {s:?}");
@@ -218,6 +219,9 @@ fn assert_low_cardinality(samples: &[Sample]) {
                 "decision" => decisions.contains(&v.as_str()),
                 "result" => results.contains(&v.as_str()),
                 "listener" => listeners.contains(&v.as_str()),
+                "reason" if s.name == "warden_bundle_sync_failures_total" => {
+                    warden::telemetry::metrics::SYNC_FAILURE_REASONS.contains(&v.as_str())
+                }
                 "reason" => reasons.contains(&v.as_str()),
                 "code" => !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
                 "revision" if s.name == "warden_build_info" => !v.is_empty(),
@@ -659,6 +663,7 @@ fn issue_10_counters_exist_from_the_start_with_build_info_and_process_metrics() 
         for name in [
             "warden_bundle_warnings",
             "warden_evaluation_panics_total",
+            "warden_bundle_signature_failures_total",
             "warden_decision_log_dropped_total",
             "warden_cache_hits_total",
             "warden_cache_misses_total",
