@@ -182,7 +182,7 @@ fn check_listing(listing: &Listing, url: &str) -> Result<(), SyncError> {
         {
             return fail(
                 Reason::InvalidKey,
-                format!("`{}` is both an object and a folder (of `{}`): not a bundle tree", o.key, other),
+                format!("`{}` is both an object and a folder (of `{other}`): not a bundle tree", o.key),
             );
         }
     }

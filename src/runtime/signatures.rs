@@ -72,7 +72,13 @@ pub fn sha256(bytes: &[u8]) -> [u8; 32] {
 }
 
 fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    let digit = |d: u8| char::from_digit(u32::from(d), 16).unwrap_or('0');
+    let mut out = String::with_capacity(2 * bytes.len());
+    for b in bytes {
+        out.push(digit(b >> 4));
+        out.push(digit(b & 0xf));
+    }
+    out
 }
 
 fn unhex32(s: &str) -> Option<[u8; 32]> {
@@ -215,9 +221,12 @@ fn problem(file: &str, field: &str, message: impl Into<String>) -> Problem {
     Problem { file: file.to_owned(), field: field.to_owned(), message: message.into() }
 }
 
+/// A parsed `.signatures.json`: the manifest, its (path, digest) entries, the signature.
+type Parsed = (Manifest, Vec<(String, [u8; 32])>, Signature);
+
 /// Parses `.signatures.json` and checks its own shape: version, algorithm, sorted unique paths, hex
 /// digests, a 64-byte signature. Returns the entries and the signature.
-fn parse(bytes: &[u8]) -> Result<(Manifest, Vec<(String, [u8; 32])>, Signature), Vec<Problem>> {
+fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Problem>> {
     let m: Manifest = serde_json::from_slice(bytes)
         .map_err(|e| vec![problem(FILE, "", format!("malformed (see `warden bundle sign`): {e}"))])?;
     let mut problems = Vec::new();
