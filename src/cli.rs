@@ -101,6 +101,7 @@ enum BundleCommand {
 }
 
 #[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process; boxing `serve`'s flags buys nothing")]
 enum Command {
     /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
     Serve {

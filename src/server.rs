@@ -167,8 +167,8 @@ impl Running {
         let (health, health_svc) = tonic_health::server::health_reporter();
         // HealthReporter starts with "" SERVING: readiness follows the bundle, so say NOT_SERVING now.
         set_health(&health, ServingStatus::NotServing).await;
-        let verify_keys = crate::runtime::signatures::load_verify_keys(&config.bundle_verify_keys)
-            .map_err(anyhow::Error::msg)?;
+        let verify_keys =
+            crate::runtime::signatures::load_verify_keys(&config.bundle_verify_keys).map_err(anyhow::Error::msg)?;
         let shared = Shared::new(store.clone(), health.clone(), config.bundle.clone(), state, initial_admins)
             .with_verify_keys(verify_keys);
         #[cfg(feature = "aws")]

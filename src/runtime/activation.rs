@@ -6,11 +6,11 @@
 use crate::config::BundleSource;
 use crate::runtime::files;
 use crate::runtime::signatures::{self, VerifyKey};
-use std::path::PathBuf;
 use crate::runtime::state::StateDir;
 use crate::runtime::store::Store;
 use crate::telemetry::metrics;
 use anyhow::Result;
+use std::path::PathBuf;
 use std::sync::Arc;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;

@@ -208,14 +208,22 @@ where
     let status = e.raw_response().map(|r| r.status().as_u16());
     let reason = match (&e, e.code(), status) {
         (SdkError::TimeoutError(_) | SdkError::DispatchFailure(_), _, _) => Reason::Unreachable,
-        (_, Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests"), _)
+        (
+            _,
+            Some("SlowDown" | "Throttling" | "ThrottlingException" | "RequestLimitExceeded" | "TooManyRequests"),
+            _,
+        )
         | (_, _, Some(429 | 503)) => Reason::Throttled,
         (_, Some("NoSuchBucket"), _) => Reason::NoBucket,
         (_, Some("NoSuchKey" | "PreconditionFailed"), _) | (_, _, Some(404 | 412)) => Reason::Changed,
         (
             _,
             Some(
-                "AccessDenied" | "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken" | "InvalidToken"
+                "AccessDenied"
+                | "InvalidAccessKeyId"
+                | "SignatureDoesNotMatch"
+                | "ExpiredToken"
+                | "InvalidToken"
                 | "AllAccessDisabled",
             ),
             _,
@@ -373,17 +381,17 @@ impl Syncer {
         let (s, d) = (staging.clone(), done.clone());
         let settled = tokio::task::spawn_blocking(move || -> std::io::Result<Result<u64, SyncError>> {
             match built {
-            Ok(n) => {
-                std::fs::rename(&s, &d)?;
-                if let Some(p) = previous {
-                    let _ = std::fs::remove_dir_all(p);
+                Ok(n) => {
+                    std::fs::rename(&s, &d)?;
+                    if let Some(p) = previous {
+                        let _ = std::fs::remove_dir_all(p);
+                    }
+                    Ok(Ok(n))
                 }
-                Ok(Ok(n))
-            }
-            Err(e) => {
-                let _ = std::fs::remove_dir_all(&s);
-                Ok(Err(e))
-            }
+                Err(e) => {
+                    let _ = std::fs::remove_dir_all(&s);
+                    Ok(Err(e))
+                }
             }
         })
         .await
@@ -431,9 +439,10 @@ impl Syncer {
                     });
                 }
                 let key = o.key().unwrap_or_default();
-                let size = o.size().and_then(|s| u64::try_from(s).ok()).ok_or_else(|| {
-                    invalid(key, "has no size in the listing".into())
-                })?;
+                let size = o
+                    .size()
+                    .and_then(|s| u64::try_from(s).ok())
+                    .ok_or_else(|| invalid(key, "has no size in the listing".into()))?;
                 let Some(path) = bundle_path(key, &self.source.prefix, size).map_err(|rule| invalid(key, rule))? else {
                     continue;
                 };
@@ -451,9 +460,10 @@ impl Syncer {
     /// last good tree, changed ones downloaded. Returns how many were downloaded.
     async fn build(&self, staging: &Path, listing: &Listing) -> Result<u64, SyncError> {
         let (reuse, mut fetch): (Vec<_>, Vec<_>) = listing.iter().partition(|(path, o)| {
-            self.current.as_ref().and_then(|t| t.objects.get(*path)).is_some_and(|old| {
-                same_etag(&old.etag, &o.etag) && old.size == o.size
-            })
+            self.current
+                .as_ref()
+                .and_then(|t| t.objects.get(*path))
+                .is_some_and(|old| same_etag(&old.etag, &o.etag) && old.size == o.size)
         });
         let reuse: Vec<(String, u64)> = reuse.into_iter().map(|(p, o)| (p.clone(), o.size)).collect();
         let previous = self.current.as_ref().map(|t| t.dir.clone());
@@ -474,7 +484,8 @@ impl Syncer {
         loop {
             while tasks.len() < PARALLEL_DOWNLOADS {
                 let Some((path, o)) = queue.next() else { break };
-                let (client, bucket, url, o) = (self.client.clone(), self.source.bucket.clone(), self.url.clone(), o.clone());
+                let (client, bucket, url, o) =
+                    (self.client.clone(), self.source.bucket.clone(), self.url.clone(), o.clone());
                 let dest = staging.join(path);
                 tasks.spawn(async move {
                     let bytes = download(&client, &bucket, &o, &url).await?;
@@ -580,7 +591,10 @@ async fn download(client: &aws_sdk_s3::Client, bucket: &str, o: &Object, url: &s
         if (bytes.len() as u64).saturating_add(chunk.len() as u64) > o.size {
             return Err(fail(
                 Reason::Bounds,
-                format!("{what}: more bytes than the {} listed: cut off (the object changed, or the answer lies)", o.size),
+                format!(
+                    "{what}: more bytes than the {} listed: cut off (the object changed, or the answer lies)",
+                    o.size
+                ),
             ));
         }
         bytes.extend_from_slice(&chunk);

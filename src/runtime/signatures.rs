@@ -191,7 +191,7 @@ pub fn verifying_key_from_pem(text: &str) -> Result<VerifyingKey, KeyError> {
 
 /// The private key as PKCS#8 PEM and its public key as SubjectPublicKeyInfo PEM.
 pub fn key_pair_pem(key: &SigningKey) -> Result<(String, String), KeyError> {
-    let le = ed25519_dalek::pkcs8::LineEnding::LF;
+    let le = ed25519_dalek::pkcs8::spki::der::pem::LineEnding::LF;
     let private = key.to_pkcs8_pem(le).map_err(|e| KeyError(format!("cannot encode the private key: {e}")))?;
     let public = key
         .verifying_key()
@@ -210,8 +210,8 @@ pub fn load_verify_keys(paths: &[PathBuf]) -> Result<Vec<VerifyKey>, String> {
                 .and_then(|b| {
                     String::from_utf8(b).map_err(|_| format!("--bundle-verify-key: `{}` is not PEM text", p.display()))
                 })?;
-            let key = verifying_key_from_pem(&text)
-                .map_err(|e| format!("--bundle-verify-key: `{}` {e}", p.display()))?;
+            let key =
+                verifying_key_from_pem(&text).map_err(|e| format!("--bundle-verify-key: `{}` {e}", p.display()))?;
             Ok(VerifyKey { path: p.clone(), key })
         })
         .collect()
@@ -231,7 +231,11 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Problem>> {
         .map_err(|e| vec![problem(FILE, "", format!("malformed (see `warden bundle sign`): {e}"))])?;
     let mut problems = Vec::new();
     if m.version != VERSION {
-        problems.push(problem(FILE, "/version", format!("version {} is not the one this warden reads ({VERSION})", m.version)));
+        problems.push(problem(
+            FILE,
+            "/version",
+            format!("version {} is not the one this warden reads ({VERSION})", m.version),
+        ));
     }
     if m.algorithm != ALGORITHM {
         problems.push(problem(FILE, "/algorithm", format!("`{}` is not `{ALGORITHM}`", m.algorithm)));
@@ -242,9 +246,7 @@ fn parse(bytes: &[u8]) -> Result<Parsed, Vec<Problem>> {
             Some(d) => entries.push((e.path.clone(), d)),
             None => problems.push(problem(FILE, &format!("/files/{i}/sha256"), "not 64 lower-case hex digits")),
         }
-        if i > 0
-            && m.files.get(i - 1).is_some_and(|prev| prev.path.as_bytes() >= e.path.as_bytes())
-        {
+        if i > 0 && m.files.get(i - 1).is_some_and(|prev| prev.path.as_bytes() >= e.path.as_bytes()) {
             problems.push(problem(
                 FILE,
                 &format!("/files/{i}/path"),
@@ -437,8 +439,10 @@ mod tests {
         assert!(wrong_key[0].to_string().contains("/signature: the signature does not verify"), "{}", wrong_key[0]);
         assert!(wrong_key[0].message.contains(&key_id(&other.verifying_key())), "{}", wrong_key[0]);
         // Any one of several keys (rotation).
-        assert!(check(&files, Some(&sign(&files, &other).to_json()), &[keys[0].clone(), vkey(other.verifying_key())])
-            .is_empty());
+        assert!(
+            check(&files, Some(&sign(&files, &other).to_json()), &[keys[0].clone(), vkey(other.verifying_key())])
+                .is_empty()
+        );
 
         let mut extra = files.clone();
         extra.push(("iam/users/mallory.json".to_owned(), b"{}".to_vec()));
@@ -478,7 +482,10 @@ mod tests {
             (br#"{"version":1,"algorithm":"ed25519","files":[],"signature":"","extra":1}"#, "unknown field"),
             (br#"{"version":2,"algorithm":"ed25519","files":[],"signature":""}"#, "/version"),
             (br#"{"version":1,"algorithm":"rsa","files":[],"signature":""}"#, "/algorithm"),
-            (br#"{"version":1,"algorithm":"ed25519","files":[{"path":"a","sha256":"XY"}],"signature":""}"#, "/files/0/sha256"),
+            (
+                br#"{"version":1,"algorithm":"ed25519","files":[{"path":"a","sha256":"XY"}],"signature":""}"#,
+                "/files/0/sha256",
+            ),
             (br#"{"version":1,"algorithm":"ed25519","files":[],"signature":"AAAA"}"#, "/signature"),
         ];
         for (bytes, says) in cases {
@@ -495,8 +502,12 @@ mod tests {
     }
 
     fn arb_files() -> impl Strategy<Value = Vec<(String, Vec<u8>)>> {
-        proptest::collection::btree_map("[a-z]{1,3}(/[a-zA-Z0-9._-]{1,4}){0,2}", proptest::collection::vec(any::<u8>(), 0..40), 0..8)
-            .prop_map(|m| m.into_iter().collect())
+        proptest::collection::btree_map(
+            "[a-z]{1,3}(/[a-zA-Z0-9._-]{1,4}){0,2}",
+            proptest::collection::vec(any::<u8>(), 0..40),
+            0..8,
+        )
+        .prop_map(|m| m.into_iter().collect())
     }
 
     proptest! {

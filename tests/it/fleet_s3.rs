@@ -99,7 +99,11 @@ fn s3_client(moto: &Moto) -> aws_sdk_s3::Client {
 }
 
 async fn create_bucket(s3: &aws_sdk_s3::Client) {
-    s3.create_bucket().bucket(BUCKET).send().await.unwrap_or_else(|e| panic!("create bucket: {}", DisplayErrorContext(&e)));
+    s3.create_bucket()
+        .bucket(BUCKET)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("create bucket: {}", DisplayErrorContext(&e)));
 }
 
 /// Puts `bytes` at `PREFIX + path`.
@@ -140,10 +144,11 @@ impl Replica {
     /// default, a directory of the process under the temporary directory).
     async fn start(tmp: &Path, name: &'static str, env: &[(&str, String)], own_cache: bool, extra: &[&str]) -> Replica {
         let cache = tmp.join(format!("{name}-cache"));
-        let mut args: Vec<String> = ["serve", "--bundle", URL, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
+        let mut args: Vec<String> =
+            ["serve", "--bundle", URL, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0"]
+                .iter()
+                .map(|s| (*s).to_owned())
+                .collect();
         args.extend(["--poll-interval".to_owned(), POLL.as_millis().to_string()]);
         if own_cache {
             args.extend(["--bundle-cache-dir".to_owned(), cache.display().to_string()]);
@@ -184,7 +189,8 @@ impl Replica {
     async fn holds(&mut self, want: Decision, revision: &str, hold: Duration) {
         let started = Instant::now();
         while started.elapsed() < hold {
-            let r = self.client.authorize(presign()).await.unwrap_or_else(|s| panic!("{}: {s:?}", self.name)).into_inner();
+            let r =
+                self.client.authorize(presign()).await.unwrap_or_else(|s| panic!("{}: {s:?}", self.name)).into_inner();
             assert_eq!(
                 (decision(&r), r.bundle_revision.as_str()),
                 (want, revision),
@@ -209,7 +215,12 @@ impl Replica {
             if v >= at_least {
                 return v;
             }
-            assert!(started.elapsed() < WAIT, "replica {}: {name}{labels:?} = {v} after {WAIT:?}\n{}", self.name, self.child.log());
+            assert!(
+                started.elapsed() < WAIT,
+                "replica {}: {name}{labels:?} = {v} after {WAIT:?}\n{}",
+                self.name,
+                self.child.log()
+            );
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
     }
@@ -234,7 +245,13 @@ async fn two_replicas_serve_the_bucket_and_follow_each_change_within_one_poll_fe
         assert_eq!(allow, Decision::Allow, "the premise: the default bundle allows the presign");
         upload(&s3, &files).await;
         // Folder markers and hidden keys are not bundle files, and are not downloaded.
-        s3.put_object().bucket(BUCKET).key(format!("{PREFIX}iam/")).body(ByteStream::from_static(b"")).send().await.unwrap();
+        s3.put_object()
+            .bucket(BUCKET)
+            .key(format!("{PREFIX}iam/"))
+            .body(ByteStream::from_static(b""))
+            .send()
+            .await
+            .unwrap();
         put(&s3, ".git/HEAD", b"ref: refs/heads/main\n".to_vec()).await;
         let tmp = support::temp_dir();
         let env = moto.env();
@@ -354,7 +371,11 @@ async fn a_half_written_prefix_or_a_bad_signature_never_activates_on_either_repl
         for r in [&mut a, &mut b] {
             r.holds(Decision::Allow, &r0, 3 * POLL).await;
             let e = r.last_error().await;
-            assert!(e.contains(".signatures.json: /signature: the signature does not verify"), "replica {}: {e}", r.name);
+            assert!(
+                e.contains(".signatures.json: /signature: the signature does not verify"),
+                "replica {}: {e}",
+                r.name
+            );
             assert!(e.contains(&signatures::key_id(&other.verifying_key())), "names the signing key: {e}");
             assert_eq!(r.metric(SIGNATURE_FAILURES, &[]).await, 2.0, "replica {}", r.name);
         }
@@ -444,7 +465,10 @@ async fn the_emulator_killed_mid_run_leaves_both_replicas_serving_their_last_goo
             r.holds(Decision::Allow, &r0, 2 * POLL).await;
             let st = status(&mut r.client).await;
             assert_eq!(st.revision, r0);
-            assert!(st.last_reload_error.starts_with("sync failed: s3://fleet/team/bundle/: ListObjectsV2 failed"), "{st:#?}");
+            assert!(
+                st.last_reload_error.starts_with("sync failed: s3://fleet/team/bundle/: ListObjectsV2 failed"),
+                "{st:#?}"
+            );
             assert_eq!(support::http_get(r.admin, "/readyz").await.status, 200, "replica {} stays ready", r.name);
             assert!(r.child.log().contains("S3 bundle sync failed; the active bundle keeps serving"));
             assert!(r.child.child.try_wait().unwrap().is_none(), "replica {} still runs", r.name);

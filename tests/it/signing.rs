@@ -2,8 +2,8 @@
 //! --bundle-verify-key`, keys made by OpenSSL, and a directory bundle served with
 //! `--bundle-verify-key` (only signed content activates; the last good bundle keeps serving).
 use crate::reload::{
-    Sidecar, WAIT, alice_get, alice_json, authorize, bounded, bundle_in_temp, decision, first_answer_from,
-    revision_of, status, write_then_rename,
+    Sidecar, WAIT, alice_get, alice_json, authorize, bounded, bundle_in_temp, decision, first_answer_from, revision_of,
+    status, write_then_rename,
 };
 use crate::support::{self, warden};
 use std::os::unix::fs::PermissionsExt as _;
@@ -34,7 +34,8 @@ fn keygen_sign_and_validate_refuse_every_change_naming_the_file_and_the_rule() {
     let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o600, "the private key is private");
     assert!(std::fs::read_to_string(&public).unwrap().starts_with("-----BEGIN PUBLIC KEY-----"));
-    let again = warden(["bundle", "keygen", "--key", &key, "--public-key", &tmp.path().join("x").display().to_string()]);
+    let again =
+        warden(["bundle", "keygen", "--key", &key, "--public-key", &tmp.path().join("x").display().to_string()]);
     assert_eq!(again.code, 1, "{}", again.dump());
     assert!(again.stderr.contains("already exists: not overwritten"), "{}", again.dump());
 
@@ -114,9 +115,10 @@ async fn a_directory_bundle_with_a_verify_key_activates_only_signed_content() {
         sign_dir(bundle.path(), &key);
         let public = bundle.path().parent().unwrap().join("pub.pem");
         std::fs::write(&public, signatures::key_pair_pem(&key).unwrap().1).unwrap();
-        let config = ServeConfig::from_flags(Some(utf8(bundle.path())), Some("127.0.0.1:0"), None, Some("off"), Some(5_000))
-            .and_then(|c| c.with_bundle_checks(&[utf8(&public).to_owned()], None))
-            .unwrap();
+        let config =
+            ServeConfig::from_flags(Some(utf8(bundle.path())), Some("127.0.0.1:0"), None, Some("off"), Some(5_000))
+                .and_then(|c| c.with_bundle_checks(&[utf8(&public).to_owned()], None))
+                .unwrap();
         let server = Sidecar::start_with(&config).await;
         let mut client = server.client().await;
         let r0 = revision_of(&[("iam/users/alice.json", &allow)]);
