@@ -111,7 +111,9 @@ impl S3Bundle {
             )));
         }
         let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
-        if !prefix.is_empty() && prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
+        if (!prefix.is_empty() || rest.ends_with("//"))
+            && prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        {
             return Err(err(format!("the prefix `{prefix}` in `{v}` has an empty, `.` or `..` segment")));
         }
         let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };

@@ -399,11 +399,19 @@ async fn a_half_written_prefix_or_a_bad_signature_never_activates_on_either_repl
             assert_eq!(r.last_error().await, "");
         }
 
-        // 5. `.signatures.json` deleted: a verify key requires it.
+        // 5. `.signatures.json` deleted: the active content was verified when it was activated, and it
+        // has not changed; it keeps serving. Any change from now on needs a signed list.
         delete(&s3, signatures::FILE).await;
         for r in [&mut a, &mut b] {
             r.holds(Decision::ExplicitDeny, &r1, 3 * POLL).await;
-            assert!(r.last_error().await.contains(".signatures.json: /: missing"), "replica {}", r.name);
+            assert_eq!(r.last_error().await, "", "replica {}", r.name);
+        }
+        delete(&s3, DENY_SCP).await;
+        for r in [&mut a, &mut b] {
+            r.holds(Decision::ExplicitDeny, &r1, 3 * POLL).await;
+            let e = r.last_error().await;
+            assert!(e.contains(".signatures.json: /: missing: with --bundle-verify-key"), "replica {}: {e}", r.name);
+            assert_eq!(r.metric(SIGNATURE_FAILURES, &[]).await, 4.0, "replica {}", r.name);
         }
     })
     .await;
