@@ -306,6 +306,16 @@ async fn two_replicas_serve_the_bucket_and_follow_each_change_within_one_poll_fe
         let cached = warden::runtime::files::read_files(&only_tree(&tmp.path().join("a-cache"))).unwrap().0;
         assert_eq!(cached.len(), files.len());
         assert!(!only_tree(&tmp.path().join("a-cache")).join(".git").exists());
+        // Replica b's default cache directory is its own, under the temporary directory, removed when
+        // it exits.
+        let pid = b.child.child.id();
+        let default_cache = std::env::temp_dir().join(format!("warden-bundle-cache-{pid}"));
+        assert_eq!(warden::runtime::files::read_files(&only_tree(&default_cache)).unwrap().0.len(), files.len());
+        let term = std::process::Command::new("kill").args(["-TERM", &pid.to_string()]).status().unwrap();
+        assert!(term.success());
+        let exit = b.child.exit_within(WAIT).await.expect("replica b exits after SIGTERM");
+        assert!(exit.success(), "{exit}\n{}", b.child.log());
+        assert!(!default_cache.exists(), "{} is left behind", default_cache.display());
     })
     .await;
 }
