@@ -451,6 +451,14 @@ impl Syncer {
             }
             match (page.is_truncated(), page.next_continuation_token()) {
                 (Some(true), Some(t)) => token = Some(t.to_owned()),
+                // A listing cut short is never taken for the whole prefix (a missing Deny is a stale ALLOW).
+                (Some(true), None) => {
+                    return Err(SyncError {
+                        reason: Reason::Unreachable,
+                        url: self.url.clone(),
+                        message: "ListObjectsV2 answered a truncated page without a continuation token".to_owned(),
+                    });
+                }
                 _ => return Ok(listing),
             }
         }

@@ -558,3 +558,31 @@ async fn a_key_leaving_the_cache_dir_or_an_object_over_the_limit_is_refused_befo
     })
     .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_prefix_of_more_than_one_page_is_listed_whole() {
+    bounded(async {
+        let moto = Moto::start();
+        let s3 = s3_client(&moto);
+        create_bucket(&s3).await;
+        // 1,200 notes (read, hashed into the revision, never parsed) and the bundle: more than the
+        // 1,000 keys of one ListObjectsV2 page, the bundle's own files on the second page.
+        let mut files = default_files();
+        files.extend((0..1200).map(|i| (format!("aaa-notes/n{i:04}.md"), format!("note {i}\n").into_bytes())));
+        let mut puts = tokio::task::JoinSet::new();
+        for chunk in files.chunks(files.len().div_ceil(16)) {
+            let (s3, chunk) = (s3.clone(), chunk.to_vec());
+            puts.spawn(async move { upload(&s3, &chunk).await });
+        }
+        while let Some(done) = puts.join_next().await {
+            done.unwrap();
+        }
+        let (r0, allow) = offline(&files);
+        assert_eq!(allow, Decision::Allow);
+        let tmp = support::temp_dir();
+        let mut a = Replica::start(tmp.path(), "a", &moto.env(), true, &[]).await;
+        a.answers(Decision::Allow, &r0, Instant::now(), WAIT).await;
+        assert_eq!(a.metric(DOWNLOADS, &[]).await, files.len() as f64);
+    })
+    .await;
+}
