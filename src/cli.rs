@@ -1,4 +1,4 @@
-//! The command line (`warden serve | validate | eval | test | healthcheck | admins | state | completions |
+//! The command line (`warden serve | validate | eval | test | healthcheck | admins | state | bundle | completions |
 //! man`):
 //! clap parsing, then the offline tools on the pure engine. Exit codes: 0 success, 1 a check failed
 //! (invalid bundle, failing tests, a case answered `Error`, bad input file, a server that is not
@@ -30,6 +30,9 @@ macro_rules! say {
         writeln!(std::io::stdout().lock(), $($t)*)
     };
 }
+
+// After `say!`: textual macro scope.
+mod signing;
 
 /// Exit code when standard output was closed under us (128 + SIGPIPE, as a shell reports a process
 /// that SIGPIPE ended).
@@ -94,13 +97,49 @@ enum StateCommand {
 }
 
 #[derive(Debug, Subcommand)]
-#[expect(clippy::large_enum_variant, reason = "parsed once per process; `serve` has many flags")]
+enum BundleCommand {
+    /// Write DIR/.signatures.json: the sha256 of every bundle file and an Ed25519 signature over them
+    /// (see docs/fleet.md). Upload it last: a replica activates a prefix only once the files match it.
+    Sign {
+        /// The private key: PKCS#8 PEM, as `openssl genpkey -algorithm ed25519` (or `bundle keygen`)
+        /// writes it.
+        #[arg(long, value_name = "KEY.pem")]
+        key: PathBuf,
+        /// The bundle directory.
+        dir: PathBuf,
+    },
+    /// Make an Ed25519 key pair: the private key for `bundle sign` (PKCS#8 PEM, mode 0600) and the
+    /// public key for `serve --bundle-verify-key` (PEM). Existing files are never overwritten.
+    Keygen {
+        /// Where to write the private key.
+        #[arg(long, value_name = "FILE")]
+        key: PathBuf,
+        /// Where to write the public key.
+        #[arg(long, value_name = "FILE")]
+        public_key: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+#[expect(clippy::large_enum_variant, reason = "parsed once per process; boxing `serve`'s flags buys nothing")]
 enum Command {
     /// Run the sidecar: gRPC (warden.v1.Authorizer, health, reflection) and the admin HTTP listener.
     Serve {
-        /// Bundle directory (default: `policies` in the working directory, which must then exist).
-        #[arg(long)]
+        /// Bundle directory (default: `policies` in the working directory, which must then exist), or
+        /// `s3://BUCKET/PREFIX` (a build with the cargo feature `aws`): the prefix is synced into
+        /// `--bundle-cache-dir` every `--poll-interval` (default 10 s), only changed objects fetched.
+        #[arg(long, value_name = "DIR|s3://BUCKET/PREFIX")]
         bundle: Option<String>,
+        /// Activate a bundle only when its `.signatures.json` verifies with this Ed25519 public key
+        /// (PEM, `openssl pkey -pubout`) and its files match it exactly. Repeat for several keys (any
+        /// one verifies: key rotation).
+        #[arg(long, value_name = "PUB.pem")]
+        bundle_verify_key: Vec<String>,
+        /// Where an S3 bundle is synced (locked: one server per directory). Default:
+        /// `STATE_DIR/bundle-cache` with `--state-dir`, else a directory of this process under the
+        /// system's temporary directory, removed at exit.
+        #[arg(long, value_name = "DIR")]
+        bundle_cache_dir: Option<String>,
         /// Serve the example bundle compiled into the binary (a demo: no directory is read or watched).
         #[arg(long, conflicts_with = "bundle")]
         demo: bool,
@@ -142,7 +181,8 @@ enum Command {
         /// counted whole (default 32 MiB; 0 disables the cache); decisions not hit lately are evicted.
         #[arg(long, value_name = "BYTES")]
         cache_max_bytes: Option<usize>,
-        /// Re-read the bundle directory every MS milliseconds instead of watching it (EFS, NFS).
+        /// Re-read the bundle directory every MS milliseconds instead of watching it (EFS, NFS); for
+        /// an S3 bundle, sync it every MS milliseconds (default 10000, at least 1000).
         #[arg(long, value_name = "MS")]
         poll_interval: Option<u64>,
         /// Write one JSON line per decision to PATH (appended) or `-` (stdout).
@@ -173,6 +213,11 @@ enum Command {
         #[arg(long, value_name = "FILE")]
         tls_client_ca: Option<String>,
     },
+    /// Sign bundles (`bundle sign`) and make signing keys (`bundle keygen`).
+    Bundle {
+        #[command(subcommand)]
+        command: BundleCommand,
+    },
     /// Manage the remembered admins of a running server (or of a fleet's table).
     Admins {
         #[command(subcommand)]
@@ -199,6 +244,11 @@ enum Command {
         /// when there is any.
         #[arg(long)]
         strict: bool,
+        /// Require the bundle's `.signatures.json` to verify with this public key (PEM), as `serve
+        /// --bundle-verify-key` does; repeatable. Without it a `.signatures.json` that is present is
+        /// still checked against the files.
+        #[arg(long, value_name = "PUB.pem")]
+        bundle_verify_key: Vec<PathBuf>,
     },
     /// Answer requests offline: one AuthorizeRequest (proto JSON), or JSON Lines of cases.
     Eval {
@@ -302,6 +352,8 @@ fn run(cli: Cli) -> Result<ExitCode> {
     match cli.command {
         Command::Serve {
             bundle,
+            bundle_verify_key,
+            bundle_cache_dir,
             demo,
             listen,
             uds,
@@ -327,7 +379,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
             let source = if demo {
                 Ok(crate::config::BundleSource::Embedded)
             } else {
-                crate::config::bundle_dir(bundle.as_deref()).map(crate::config::BundleSource::Dir)
+                crate::config::bundle_source(bundle.as_deref())
             };
             let config = match source
                 .and_then(|source| {
@@ -343,6 +395,7 @@ fn run(cli: Cli) -> Result<ExitCode> {
                 .and_then(|c| c.with_state(state.as_deref(), state_poll_interval))
                 .and_then(|c| c.with_admin(admin_token_file.as_deref(), Some(&uds_mode)))
                 .and_then(|c| c.with_runtime(cache_capacity, poll_interval, decision_log.as_deref()))
+                .and_then(|c| c.with_bundle_checks(&bundle_verify_key, bundle_cache_dir.as_deref()))
                 .and_then(|c| c.with_cache_max_bytes(cache_max_bytes))
                 .and_then(|c| c.with_connections(max_connections, idle_timeout))
                 .and_then(|c| c.with_tls(tls_cert.as_deref(), tls_key.as_deref(), tls_client_ca.as_deref()))
@@ -354,15 +407,29 @@ fn run(cli: Cli) -> Result<ExitCode> {
                     return Ok(ExitCode::from(64));
                 }
             };
+            // The keys are read again at start; a bad key file is a usage error, found here first.
+            if let Err(e) = crate::runtime::signatures::load_verify_keys(&config.bundle_verify_keys) {
+                eprintln!("warden: {e}");
+                return Ok(ExitCode::from(64));
+            }
             if worker_threads == Some(0) {
                 eprintln!("warden: --worker-threads: must be at least 1");
                 return Ok(ExitCode::from(64));
             }
             serve(config, worker_threads, log_format)
         }
-        Command::Validate { dir, state_dir, state, strict } => {
-            validate(dir.as_deref(), state_dir.as_deref(), state.as_deref(), strict)
+        Command::Validate { dir, state_dir, state, strict, bundle_verify_key } => {
+            let keys = match crate::runtime::signatures::load_verify_keys(&bundle_verify_key) {
+                Ok(k) => k,
+                Err(e) => {
+                    eprintln!("warden: {e}");
+                    return Ok(ExitCode::from(64));
+                }
+            };
+            validate(dir.as_deref(), state_dir.as_deref(), state.as_deref(), strict, &keys)
         }
+        Command::Bundle { command: BundleCommand::Sign { key, dir } } => signing::sign(&key, &dir),
+        Command::Bundle { command: BundleCommand::Keygen { key, public_key } } => signing::keygen(&key, &public_key),
         Command::Eval { request: Some(r), bundle, .. } => eval_request(&r, bundle.as_deref()),
         Command::Eval { propagate: Some(p), bundle, .. } => eval_propagate(&p, bundle.as_deref()),
         Command::Admins { command: AdminsCommand::Revoke { state: Some(url), app, user, .. } } => {
@@ -493,10 +560,16 @@ fn strict_problems(w: &warden_core::policy::Warnings) -> Vec<Problem> {
     out
 }
 
-/// `warden validate [DIR] [--state-dir DIR] [--strict]`: the checks of a reload, without the embedded
-/// fall-back of the offline tools: with no DIR, `policies/` in the working directory must exist.
-/// Warnings are printed and do not fail the bundle, unless `strict`.
-fn validate(dir: Option<&Path>, state_dir: Option<&Path>, state: Option<&str>, strict: bool) -> Result<ExitCode> {
+/// `warden validate [DIR] [--state-dir DIR | --state URL] [--strict] [--bundle-verify-key PUB.pem]`: the checks of a
+/// reload, without the embedded fall-back of the offline tools: with no DIR, `policies/` in the
+/// working directory must exist. Warnings are printed and do not fail the bundle, unless `strict`.
+fn validate(
+    dir: Option<&Path>,
+    state_dir: Option<&Path>,
+    state: Option<&str>,
+    strict: bool,
+    keys: &[crate::runtime::signatures::VerifyKey],
+) -> Result<ExitCode> {
     let dir = match dir {
         Some(d) => d.to_path_buf(),
         None if Path::new(DEFAULT_BUNDLE).is_dir() => PathBuf::from(DEFAULT_BUNDLE),
@@ -522,6 +595,12 @@ fn validate(dir: Option<&Path>, state_dir: Option<&Path>, state: Option<&str>, s
             Err(code) => return Ok(code),
         },
     };
+    // As a reload: nothing is built from files that their `.signatures.json` (or the keys) refuse.
+    let refused = crate::runtime::signatures::check_dir(&dir, keys);
+    if !refused.is_empty() {
+        print_problems(&refused);
+        return Ok(ExitCode::from(1));
+    }
     let src = dir.display().to_string();
     let checked = crate::runtime::files::read_dir(&dir).map(|b| {
         // What a reload would still refuse: an empty bundle, and (against the server's state) an

@@ -6,8 +6,12 @@ use std::time::Duration;
 
 /// Flag names, as the user types them.
 pub mod flag {
-    /// Bundle directory.
+    /// Bundle directory, or `s3://BUCKET/PREFIX`.
     pub const BUNDLE: &str = "--bundle";
+    /// Public keys a bundle's `.signatures.json` must verify with.
+    pub const BUNDLE_VERIFY_KEY: &str = "--bundle-verify-key";
+    /// Where an S3 bundle is synced to.
+    pub const BUNDLE_CACHE_DIR: &str = "--bundle-cache-dir";
     /// gRPC TCP listen address.
     pub const LISTEN: &str = "--listen";
     /// gRPC Unix socket path.
@@ -72,7 +76,81 @@ pub enum BundleSource {
     Dir(PathBuf),
     /// The example bundle compiled into the binary (`serve --demo` only: never a silent fall-back).
     Embedded,
+    /// A prefix of an S3 bucket, synced into a local cache directory (cargo feature `aws`).
+    S3(S3Bundle),
 }
+
+/// `--bundle s3://BUCKET/PREFIX`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct S3Bundle {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix: empty (the whole bucket) or ending in `/`.
+    pub prefix: String,
+}
+
+impl S3Bundle {
+    /// `s3://BUCKET/PREFIX`, as logged and reported.
+    pub fn url(&self) -> String {
+        format!("s3://{}/{}", self.bucket, self.prefix)
+    }
+
+    /// Parses `s3://BUCKET[/PREFIX]`: a bucket name as S3 allows it (3–63 lower-case letters, digits,
+    /// `.` and `-`, starting and ending with a letter or digit), and a prefix without empty, `.` or
+    /// `..` segments (a trailing `/` is implied: `s3://b/team` means the keys under `team/`).
+    pub fn parse(v: &str) -> Result<S3Bundle, ConfigError> {
+        let err = |message: String| ConfigError { flag: flag::BUNDLE, message };
+        let rest = v.strip_prefix("s3://").ok_or_else(|| err(format!("`{v}` does not start with `s3://`")))?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        let ok_char = |c: char| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '.' || c == '-';
+        let edge = |c: Option<char>| c.is_some_and(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !(3..=63).contains(&bucket.len())
+            || !bucket.chars().all(ok_char)
+            || !edge(bucket.chars().next())
+            || !edge(bucket.chars().last())
+        {
+            return Err(err(format!(
+                "`{bucket}` in `{v}` is not an S3 bucket name (3 to 63 lower-case letters, digits, `.` and `-`, \
+                 starting and ending with a letter or digit): give `s3://BUCKET/PREFIX`"
+            )));
+        }
+        let prefix = prefix.strip_suffix('/').unwrap_or(prefix);
+        if (!prefix.is_empty() || rest.ends_with("//"))
+            && prefix.split('/').any(|s| s.is_empty() || s == "." || s == "..")
+        {
+            return Err(err(format!("the prefix `{prefix}` in `{v}` has an empty, `.` or `..` segment")));
+        }
+        let prefix = if prefix.is_empty() { String::new() } else { format!("{prefix}/") };
+        Ok(S3Bundle { bucket: bucket.to_owned(), prefix })
+    }
+}
+
+/// The bundle source `--bundle` names: `s3://BUCKET/PREFIX` (with the cargo feature `aws`), or a
+/// directory (see [`bundle_dir`]).
+pub fn bundle_source(flag_value: Option<&str>) -> Result<BundleSource, ConfigError> {
+    match flag_value {
+        Some(v) if v.starts_with("s3://") => {
+            let s3 = S3Bundle::parse(v)?;
+            if cfg!(feature = "aws") {
+                Ok(BundleSource::S3(s3))
+            } else {
+                Err(ConfigError {
+                    flag: flag::BUNDLE,
+                    message: format!(
+                        "`{v}`: bundles from S3 need fleet mode, and this binary was built without the cargo feature \
+                         `aws`: build it with `cargo build --release --features aws`"
+                    ),
+                })
+            }
+        }
+        v => bundle_dir(v).map(BundleSource::Dir),
+    }
+}
+
+/// The shortest `--poll-interval` of an S3 bundle: each poll is a `ListObjectsV2` by every replica.
+pub const MIN_S3_POLL_INTERVAL: Duration = Duration::from_secs(1);
+/// The default `--poll-interval` of an S3 bundle (SPEC §10).
+pub const DEFAULT_S3_POLL_INTERVAL: Duration = Duration::from_secs(10);
 
 /// The bundle directory used when none is named: `policies/` in the working directory.
 pub const DEFAULT_BUNDLE_DIR: &str = "policies";
@@ -138,6 +216,12 @@ pub struct ServeConfig {
     /// TLS on the gRPC TCP listener (`None`: plaintext). The Unix socket and the admin listener stay
     /// plaintext.
     pub tls: Option<TlsFiles>,
+    /// `--bundle-verify-key` (repeatable): a bundle activates only when its `.signatures.json`
+    /// verifies with one of these public keys (PEM), read at start.
+    pub bundle_verify_keys: Vec<PathBuf>,
+    /// `--bundle-cache-dir`: where an S3 bundle is synced (`None`: `STATE_DIR/bundle-cache` with
+    /// `--state-dir`, else a directory of this process under the system's temporary directory).
+    pub bundle_cache_dir: Option<PathBuf>,
 }
 
 /// The files of TLS on the gRPC TCP listener, read at start and again whenever they change
@@ -340,6 +424,49 @@ impl ServeConfig {
         Ok(self)
     }
 
+    /// Sets `--bundle-verify-key` and `--bundle-cache-dir`, and checks them (and `--poll-interval`)
+    /// against the bundle source: call it after [`ServeConfig::with_runtime`]. The key files are
+    /// read by `runtime::signatures::load_verify_keys`.
+    pub fn with_bundle_checks(
+        mut self,
+        verify_keys: &[String],
+        cache_dir: Option<&str>,
+    ) -> Result<ServeConfig, ConfigError> {
+        let err = |flag, message: String| ConfigError { flag, message };
+        if verify_keys.iter().any(String::is_empty) {
+            return Err(err(flag::BUNDLE_VERIFY_KEY, "must not be empty".into()));
+        }
+        if !verify_keys.is_empty() && self.bundle == BundleSource::Embedded {
+            return Err(err(
+                flag::BUNDLE_VERIFY_KEY,
+                "does not apply to `--demo` (the embedded example bundle is not signed)".into(),
+            ));
+        }
+        self.bundle_verify_keys = verify_keys.iter().map(PathBuf::from).collect();
+        self.bundle_cache_dir = match cache_dir {
+            None => None,
+            Some("") => return Err(err(flag::BUNDLE_CACHE_DIR, "must not be empty".into())),
+            Some(_) if !matches!(self.bundle, BundleSource::S3(_)) => {
+                return Err(err(flag::BUNDLE_CACHE_DIR, "is only for `--bundle s3://BUCKET/PREFIX`".into()));
+            }
+            Some(d) => Some(PathBuf::from(d)),
+        };
+        if matches!(self.bundle, BundleSource::S3(_))
+            && let Some(every) = self.poll_interval
+            && every < MIN_S3_POLL_INTERVAL
+        {
+            return Err(err(
+                flag::POLL_INTERVAL,
+                format!(
+                    "{} ms is under the {} ms minimum of an S3 bundle (each poll lists the prefix, on every replica)",
+                    every.as_millis(),
+                    MIN_S3_POLL_INTERVAL.as_millis()
+                ),
+            ));
+        }
+        Ok(self)
+    }
+
     /// Sets `--cache-max-bytes`.
     pub fn with_cache_max_bytes(mut self, max_bytes: Option<usize>) -> Result<ServeConfig, ConfigError> {
         if let Some(b) = max_bytes {
@@ -424,8 +551,8 @@ impl ServeConfig {
         Ok(self)
     }
 
-    /// Validates raw flag values; the bundle is the directory `--bundle` names, or `policies/`
-    /// (see [`bundle_dir`]).
+    /// Validates raw flag values; the bundle is what `--bundle` names (see [`bundle_source`]), or
+    /// `policies/` (see [`bundle_dir`]).
     pub fn from_flags(
         bundle: Option<&str>,
         listen: Option<&str>,
@@ -433,7 +560,7 @@ impl ServeConfig {
         admin_listen: Option<&str>,
         shutdown_grace_ms: Option<u64>,
     ) -> Result<ServeConfig, ConfigError> {
-        let bundle = BundleSource::Dir(bundle_dir(bundle)?);
+        let bundle = bundle_source(bundle)?;
         ServeConfig::from_source(bundle, listen, uds, admin_listen, shutdown_grace_ms)
     }
 
@@ -487,6 +614,8 @@ impl ServeConfig {
             decision_log: None,
             connections: ConnectionLimits::default(),
             tls: None,
+            bundle_verify_keys: Vec::new(),
+            bundle_cache_dir: None,
         })
     }
 }
@@ -621,6 +750,65 @@ mod tests {
         let e = c.with_connections(None, Some(999)).unwrap_err();
         assert_eq!(e.flag, "--idle-timeout");
         assert!(e.to_string().contains("999 ms"), "{e}");
+    }
+
+    #[test]
+    fn s3_urls_name_a_bucket_and_a_prefix() {
+        for (url, bucket, prefix) in [
+            ("s3://my-bucket/team/bundle", "my-bucket", "team/bundle/"),
+            ("s3://my-bucket/team/bundle/", "my-bucket", "team/bundle/"),
+            ("s3://my.bucket.1", "my.bucket.1", ""),
+            ("s3://abc/", "abc", ""),
+        ] {
+            let s = S3Bundle::parse(url).unwrap();
+            assert_eq!((s.bucket.as_str(), s.prefix.as_str()), (bucket, prefix), "{url}");
+        }
+        for (url, says) in [
+            ("s3://", "is not an S3 bucket name"),
+            ("s3://ab/x", "is not an S3 bucket name"),
+            ("s3://My-Bucket/x", "is not an S3 bucket name"),
+            ("s3://-bucket/x", "is not an S3 bucket name"),
+            ("s3://bucket_1/x", "is not an S3 bucket name"),
+            ("s3://bucket/a//b", "empty, `.` or `..` segment"),
+            ("s3://bucket/a/../b", "empty, `.` or `..` segment"),
+            ("s3://bucket//", "empty, `.` or `..` segment"),
+        ] {
+            let e = S3Bundle::parse(url).unwrap_err();
+            assert_eq!(e.flag, "--bundle");
+            assert!(e.to_string().contains(says), "{url}: {e}");
+        }
+        let source = bundle_source(Some("s3://bucket/p"));
+        if cfg!(feature = "aws") {
+            assert_eq!(source.unwrap(), BundleSource::S3(S3Bundle { bucket: "bucket".into(), prefix: "p/".into() }));
+        } else {
+            let e = source.unwrap_err();
+            assert!(e.to_string().contains("built without the cargo feature `aws`"), "{e}");
+            assert!(e.to_string().contains("--features aws"), "{e}");
+        }
+        assert_eq!(bundle_source(Some("some/dir")).unwrap(), BundleSource::Dir("some/dir".into()));
+    }
+
+    #[test]
+    fn bundle_check_flags_fit_the_source() {
+        let dir = ServeConfig::from_flags(Some("policies"), None, None, None, None).unwrap();
+        let c = dir.clone().with_bundle_checks(&["a.pem".into(), "b.pem".into()], None).unwrap();
+        assert_eq!(c.bundle_verify_keys, vec![PathBuf::from("a.pem"), PathBuf::from("b.pem")]);
+        let e = dir.clone().with_bundle_checks(&[], Some("/tmp/c")).unwrap_err();
+        assert_eq!(e.flag, "--bundle-cache-dir");
+        let e = dir.with_bundle_checks(&[String::new()], None).unwrap_err();
+        assert_eq!(e.flag, "--bundle-verify-key");
+        let demo = ServeConfig::from_source(BundleSource::Embedded, None, None, None, None).unwrap();
+        let e = demo.with_bundle_checks(&["a.pem".into()], None).unwrap_err();
+        assert!(e.to_string().contains("--demo"), "{e}");
+        let s3 = BundleSource::S3(S3Bundle { bucket: "bucket".into(), prefix: String::new() });
+        let s3 = ServeConfig::from_source(s3, None, None, None, None).unwrap();
+        let c = s3.clone().with_bundle_checks(&[], Some("/var/cache/warden")).unwrap();
+        assert_eq!(c.bundle_cache_dir, Some(PathBuf::from("/var/cache/warden")));
+        let fast = s3.clone().with_runtime(None, Some(500), None).unwrap();
+        let e = fast.with_bundle_checks(&[], None).unwrap_err();
+        assert_eq!(e.flag, "--poll-interval");
+        assert!(e.to_string().contains("500 ms is under the 1000 ms minimum"), "{e}");
+        assert!(s3.with_runtime(None, Some(1_000), None).unwrap().with_bundle_checks(&[], None).is_ok());
     }
 
     #[test]

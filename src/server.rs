@@ -222,7 +222,16 @@ impl Running {
         let (health, health_svc) = tonic_health::server::health_reporter();
         // HealthReporter starts with "" SERVING: readiness follows the bundle, so say NOT_SERVING now.
         set_health(&health, ServingStatus::NotServing).await;
-        let shared = Arc::new(Shared::new(store.clone(), health.clone(), config.bundle.clone(), state, initial_admins));
+        let verify_keys =
+            crate::runtime::signatures::load_verify_keys(&config.bundle_verify_keys).map_err(anyhow::Error::msg)?;
+        let shared = Shared::new(store.clone(), health.clone(), config.bundle.clone(), state, initial_admins)
+            .with_verify_keys(verify_keys);
+        #[cfg(feature = "aws")]
+        let shared = match &config.bundle {
+            BundleSource::S3(s3) => shared.with_s3(first_sync(config, s3, options.load_bundle).await?),
+            _ => shared,
+        };
+        let shared = Arc::new(shared);
         let mut svc = AuthorizerService::new(store.clone(), options.evaluator);
         let mut log_task = None;
         if let Some(target) = &config.decision_log {
@@ -338,6 +347,10 @@ impl Running {
                     .map_or(crate::runtime::reload::Mode::Watch, crate::runtime::reload::Mode::Poll);
                 Some(crate::runtime::reload::spawn(shared.clone(), d.clone(), mode))
             }
+            (BundleSource::S3(s3), true) => {
+                let every = config.poll_interval.unwrap_or(crate::config::DEFAULT_S3_POLL_INTERVAL);
+                Some(crate::runtime::reload::poll(shared.clone(), s3.url(), every))
+            }
             _ => None,
         };
         let state_poller =
@@ -416,6 +429,35 @@ impl Running {
             }
         }
     }
+}
+
+/// Opens the cache directory of an S3 bundle and, unless the bundle is not to be loaded, syncs it
+/// once: a replica that cannot reach its bucket at start refuses to start, naming the bucket and the
+/// error (it has no last good bundle to serve, and an orchestrator restarting it with back-off is the
+/// retry; see docs/fleet.md). Once running, a failed sync keeps the last good bundle serving.
+#[cfg(feature = "aws")]
+async fn first_sync(
+    config: &ServeConfig,
+    s3: &crate::config::S3Bundle,
+    sync: bool,
+) -> Result<crate::runtime::s3::Syncer> {
+    let (dir, temporary) = match &config.bundle_cache_dir {
+        Some(d) => (d.clone(), false),
+        None => crate::runtime::s3::default_cache_dir(config.state_dir.as_deref()),
+    };
+    let mut syncer = crate::runtime::s3::Syncer::open(s3.clone(), dir, temporary).await?;
+    tracing::info!(source = %syncer.url(), cache_dir = %syncer.cache_dir().display(), "bundle from S3");
+    if sync {
+        let (_, downloads) = syncer.sync().await.map_err(|e| {
+            anyhow::anyhow!(
+                "{}: the first sync failed, so this replica does not start (it has no bundle to serve; a running \
+                 replica keeps its last good bundle through failed syncs): {e}",
+                flag::BUNDLE
+            )
+        })?;
+        tracing::info!(source = %syncer.url(), downloads, "bundle synced from S3");
+    }
+    Ok(syncer)
 }
 
 /// (device, inode) of the socket at `path`, if it is one.

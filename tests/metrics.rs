@@ -210,6 +210,7 @@ fn assert_low_cardinality(samples: &[Sample]) {
             "warden_connections_open" => &["listener"],
             "warden_connections_closed_total" => &["listener", "reason"],
             "warden_state_errors_total" => &["op"],
+            "warden_bundle_sync_failures_total" => &["reason"],
             _ => &[],
         };
         assert_eq!(keys, expected, "labels of {s:?}");
@@ -219,6 +220,9 @@ fn assert_low_cardinality(samples: &[Sample]) {
                 "decision" => decisions.contains(&v.as_str()),
                 "result" => results.contains(&v.as_str()),
                 "listener" => listeners.contains(&v.as_str()),
+                "reason" if s.name == "warden_bundle_sync_failures_total" => {
+                    warden::telemetry::metrics::SYNC_FAILURE_REASONS.contains(&v.as_str())
+                }
                 "reason" => reasons.contains(&v.as_str()),
                 "op" => ["read", "write", "poll"].contains(&v.as_str()),
                 "code" => !v.is_empty() && v.bytes().all(|b| b.is_ascii_uppercase() || b == b'_'),
@@ -672,6 +676,7 @@ fn issue_10_counters_exist_from_the_start_with_build_info_and_process_metrics() 
             "warden_state_conflicts_total",
             "warden_bundle_warnings",
             "warden_evaluation_panics_total",
+            "warden_bundle_signature_failures_total",
             "warden_decision_log_dropped_total",
             "warden_cache_hits_total",
             "warden_cache_misses_total",

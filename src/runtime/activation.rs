@@ -1,13 +1,17 @@
 //! Activation: what reloads, SIGHUP and admin changes share (the store, health, the bundle source,
 //! the state directory), and the one path by which a bundle becomes active. The reload watcher and the
-//! server both drive it; it imports neither.
+//! server both drive it; it imports neither. An S3 bundle is synced into a local tree first
+//! (`runtime::s3`), which is then read like any bundle directory; a bundle directory's
+//! `.signatures.json` is checked (`runtime::signatures`) before anything is built.
 use crate::config::BundleSource;
 use crate::runtime::files;
+use crate::runtime::signatures::{self, VerifyKey};
 use crate::runtime::state::fleet::{self, UpdateError};
 use crate::runtime::state::{StateDir, StateStore};
 use crate::runtime::store::Store;
 use crate::telemetry::metrics;
 use anyhow::Result;
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use tonic_health::ServingStatus;
@@ -35,14 +39,24 @@ enum Read {
     Built { key: String, built: Result<Box<bundle::Bundle>, Vec<Problem>> },
 }
 
+/// What a reload reads: a bundle directory (for an S3 bundle, the tree just synced), or the example
+/// compiled into the binary.
+#[derive(Debug, Clone)]
+enum Input {
+    Dir(PathBuf),
+    Embedded,
+}
+
 /// Reads the bundle's files, computes their revision and compares it with the active revision and
-/// with the key of the last rejected content; builds (compiles and validates) only new content.
-/// Blocking: file I/O, hashing, building.
-fn read_and_build(source: &BundleSource, active: Option<&str>, last_rejected: Option<&str>) -> Read {
-    let dir = match source {
-        BundleSource::Dir(d) => d,
+/// with the key of the last rejected content; checks `.signatures.json` (and the verify keys), then
+/// builds (compiles and validates) only new content. The key of the content includes a digest of
+/// `.signatures.json`, so that a bundle rejected for its signature is checked again once that file
+/// changes. Blocking: file I/O, hashing, building.
+fn read_and_build(input: &Input, keys: &[VerifyKey], active: Option<&str>, last_rejected: Option<&str>) -> Read {
+    let dir = match input {
+        Input::Dir(d) => d,
         // The example compiled into the binary never changes: built, then compared.
-        BundleSource::Embedded => {
+        Input::Embedded => {
             return match files::embedded() {
                 Ok(b) if active == Some(b.revision.as_str()) => Read::Unchanged(b.revision),
                 Ok(b) => Read::Built { key: b.revision.clone(), built: Ok(Box::new(b)) },
@@ -61,16 +75,36 @@ fn read_and_build(source: &BundleSource, active: Option<&str>, last_rejected: Op
             return Read::Built { key, built: Err(problems) };
         }
     };
+    let manifest = match files::read_manifest(dir) {
+        Ok(m) => m,
+        Err(p) => {
+            problems.push(p);
+            None
+        }
+    };
     // The revision is over the files in path order, as `from_files` computes it.
     found.sort_by(|a, b| a.0.cmp(&b.0));
     let revision = bundle::revision_of(&found);
+    // The active content was checked against its signatures when it was activated.
     if problems.is_empty() && active == Some(revision.as_str()) {
         return Read::Unchanged(revision);
     }
     // A file that could not be read is not in `found`: its problem is part of what was found.
-    let key = if problems.is_empty() { revision } else { format!("{revision} {}", digest_of_problems(&problems)) };
+    let mut key = if problems.is_empty() { revision } else { format!("{revision} {}", digest_of_problems(&problems)) };
+    if let Some(m) = &manifest {
+        key.push_str(&format!(" signatures:{}", bundle::revision_of(&[(String::new(), m.clone())])));
+    }
     if last_rejected == Some(key.as_str()) {
         return Read::StillRejected(key);
+    }
+    // Nothing is built from files that their signatures refuse.
+    let refused = signatures::check(&found, manifest.as_deref(), keys);
+    if !refused.is_empty() {
+        crate::telemetry::metrics::bundle_signature_failure();
+        problems.extend(refused);
+        problems.sort();
+        problems.dedup();
+        return Read::Built { key, built: Err(problems) };
     }
     let built = match bundle::from_files(found) {
         Ok(b) if problems.is_empty() => Ok(Box::new(b)),
@@ -96,6 +130,7 @@ pub fn source_name(source: &BundleSource) -> String {
     match source {
         BundleSource::Dir(d) => d.display().to_string(),
         BundleSource::Embedded => "embedded default bundle".to_owned(),
+        BundleSource::S3(s) => s.url(),
     }
 }
 
@@ -130,6 +165,8 @@ pub enum ReloadOutcome {
     Rejected(Vec<String>),
     /// The bundle changes the admin users of an app whose admins cannot change.
     AdminChangeRefused(Vec<String>),
+    /// An S3 bundle could not be synced (the message); the active bundle keeps serving.
+    SyncFailed(String),
     /// Shutdown has begun: nothing was read or changed.
     ShuttingDown,
 }
@@ -154,6 +191,12 @@ pub struct Shared {
     /// The last reload failed because the shared state could not be read or written: the next
     /// successful poll reloads again (a watched directory sends no new event for the same content).
     state_retry: AtomicBool,
+    /// `--bundle-verify-key`: a bundle activates only when its `.signatures.json` verifies with one.
+    verify_keys: Vec<VerifyKey>,
+    /// The syncer of an S3 bundle; its lock is held from the sync until the tree has been read (a
+    /// sync never holds the serial lock: a slow download does not hold up a revoke).
+    #[cfg(feature = "aws")]
+    s3: Option<tokio::sync::Mutex<crate::runtime::s3::Syncer>>,
 }
 
 /// Why the admin memory for a new bundle could not be computed or saved.
@@ -236,6 +279,9 @@ impl Shared {
             commits: AtomicU64::new(0),
             commit_lock: Mutex::new(()),
             state_retry: AtomicBool::new(false),
+            verify_keys: Vec::new(),
+            #[cfg(feature = "aws")]
+            s3: None,
         }
     }
 
@@ -286,6 +332,46 @@ impl Shared {
         }
     }
 
+    /// Sets the `--bundle-verify-key` keys.
+    pub fn with_verify_keys(mut self, keys: Vec<VerifyKey>) -> Shared {
+        self.verify_keys = keys;
+        self
+    }
+
+    /// Sets the syncer of an S3 bundle (`source` must be `BundleSource::S3`).
+    #[cfg(feature = "aws")]
+    pub fn with_s3(mut self, syncer: crate::runtime::s3::Syncer) -> Shared {
+        self.s3 = Some(tokio::sync::Mutex::new(syncer));
+        self
+    }
+
+    /// Syncs an S3 bundle, then reloads from the synced tree (the sync's lock held meanwhile: the
+    /// tree is not replaced while it is read). A failed sync is logged, counted (by the syncer) and
+    /// kept in the status; the active bundle keeps serving.
+    #[cfg(feature = "aws")]
+    async fn reload_s3(&self) -> ReloadOutcome {
+        let Some(s3) = &self.s3 else {
+            return self.reject("rejected", vec![format!("{}: no S3 client was set up", source_name(&self.source))]);
+        };
+        let mut syncer = s3.lock().await;
+        if self.serial.lock().await.shutting_down {
+            return ReloadOutcome::ShuttingDown;
+        }
+        match syncer.sync().await {
+            Ok((tree, downloads)) => {
+                if downloads > 0 {
+                    tracing::info!(source = %syncer.url(), downloads, "bundle synced from S3");
+                }
+                self.reload_from(Input::Dir(tree)).await
+            }
+            Err(e) => {
+                tracing::error!(error = %e, reason = e.reason.label(), "S3 bundle sync failed; the active bundle keeps serving");
+                self.store.reject(&[format!("sync failed: {e}")], 1);
+                ReloadOutcome::SyncFailed(e.to_string())
+            }
+        }
+    }
+
     /// How many admin-state changes this server has swapped in (see [`Shared::apply_polled`]).
     pub fn commits(&self) -> u64 {
         self.commits.load(Ordering::SeqCst)
@@ -314,6 +400,18 @@ impl Shared {
         self.store.set_admins(read.memory)
     }
 
+    /// Without the cargo feature `aws` there is no S3 bundle (the flag is refused at start).
+    #[cfg(not(feature = "aws"))]
+    async fn reload_s3(&self) -> ReloadOutcome {
+        self.reject(
+            "rejected",
+            vec![format!(
+                "{}: this binary was built without the cargo feature `aws` (`cargo build --release --features aws`)",
+                source_name(&self.source)
+            )],
+        )
+    }
+
     /// Reads the bundle off the request path and compares its revision before compiling anything:
     /// the active content is `unchanged` (which clears the last reload error), the last rejected
     /// content is not validated, logged or counted again. New content is built, checked and
@@ -321,18 +419,28 @@ impl Shared {
     /// serving on failure. The admin state is written (off the runtime, before the activation) only
     /// for a bundle that passed validation; once shutdown has begun, nothing is done.
     pub async fn reload(&self) -> ReloadOutcome {
+        match &self.source {
+            BundleSource::Dir(d) => self.reload_from(Input::Dir(d.clone())).await,
+            BundleSource::Embedded => self.reload_from(Input::Embedded).await,
+            BundleSource::S3(_) => self.reload_s3().await,
+        }
+    }
+
+    /// [`Shared::reload`] of what `input` holds.
+    async fn reload_from(&self, input: Input) -> ReloadOutcome {
         let mut serial = self.serial.lock().await;
         if serial.shutting_down {
             return ReloadOutcome::ShuttingDown;
         }
         self.state_retry.store(false, Ordering::SeqCst);
         let current = self.store.load();
-        let src = self.source.clone();
         let active = current.as_ref().map(|a| a.bundle.revision.clone());
         let last_rejected = serial.last_rejected.clone();
-        let result =
-            tokio::task::spawn_blocking(move || read_and_build(&src, active.as_deref(), last_rejected.as_deref()))
-                .await;
+        let keys = self.verify_keys.clone();
+        let result = tokio::task::spawn_blocking(move || {
+            read_and_build(&input, &keys, active.as_deref(), last_rejected.as_deref())
+        })
+        .await;
         let (key, bundle) = match result {
             Ok(Read::Unchanged(revision)) => {
                 serial.last_rejected = None;

@@ -70,6 +70,44 @@ pub fn read_dir(root: &Path) -> Result<Bundle, Vec<Problem>> {
     }
 }
 
+/// Reads `.signatures.json` at the root of the bundle directory `root` (`Ok(None)`: there is none),
+/// with the safeguards of the bundle reader: a regular file, or a symbolic link (a ConfigMap key) whose
+/// target is inside the bundle; opened without blocking or following a link; at most
+/// [`signatures::MAX_MANIFEST_BYTES`](crate::runtime::signatures::MAX_MANIFEST_BYTES) read.
+pub fn read_manifest(root: &Path) -> Result<Option<Vec<u8>>, Problem> {
+    use crate::runtime::signatures::{FILE, MAX_MANIFEST_BYTES};
+    let refuse = |message: String| Problem { file: FILE.to_owned(), field: String::new(), message };
+    let path = root.join(FILE);
+    let meta = match std::fs::symlink_metadata(&path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(refuse(format!("cannot read: {e}"))),
+    };
+    let path = if meta.file_type().is_symlink() {
+        let root = std::fs::canonicalize(root).map_err(|e| refuse(format!("cannot read bundle directory: {e}")))?;
+        let target = std::fs::canonicalize(&path).map_err(|e| refuse(format!("cannot resolve symbolic link: {e}")))?;
+        if !target.starts_with(&root) {
+            return Err(refuse(format!("symbolic link leads outside the bundle (to `{}`)", target.display())));
+        }
+        target
+    } else {
+        path
+    };
+    let opened = OpenOptions::new().read(true).custom_flags(libc::O_NONBLOCK | libc::O_NOFOLLOW).open(&path);
+    let file = opened.map_err(|e| refuse(format!("cannot read: {e}")))?;
+    let len = match file.metadata() {
+        Ok(m) if m.is_file() => m.len(),
+        Ok(m) => return Err(refuse(format!("not a regular file ({})", special_kind(m.file_type())))),
+        Err(e) => return Err(refuse(format!("cannot read: {e}"))),
+    };
+    let limit = MAX_MANIFEST_BYTES as u64;
+    let bytes = read_capped(file, len, limit).map_err(|e| refuse(format!("cannot read: {e}")))?;
+    if bytes.len() as u64 > limit {
+        return Err(refuse(format!("larger than the limit of {limit} bytes")));
+    }
+    Ok(Some(bytes))
+}
+
 /// A device and inode: what a file or directory is, whatever path leads to it.
 fn identity(m: &Metadata) -> (u64, u64) {
     (m.dev(), m.ino())

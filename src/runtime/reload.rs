@@ -9,7 +9,8 @@
 //! Every event kind counts; bursts are debounced on the trailing edge; one reload runs at a time with
 //! at most one pending (a `Notify` permit); unchanged content is skipped by the reload itself.
 //! `--poll-interval` replaces the watcher on file systems without inotify (EFS, NFS): each poll reads
-//! the path afresh. SIGHUP reloads too (see `server::run`).
+//! the path afresh. SIGHUP reloads too (see `server::run`). An S3 bundle is polled ([`poll`]): each
+//! poll syncs the prefix and reloads from the synced tree (`Shared::reload`).
 use crate::runtime::activation::Shared;
 use notify::{RecursiveMode, Watcher};
 use std::ffi::OsString;
@@ -192,20 +193,27 @@ async fn debounce(changed: &Notify) {
     }
 }
 
+/// Reloads `shared` every `every` (the first time one interval from now: the first load is the
+/// caller's), until the task is aborted; `what` names the bundle source in the log. A reload that
+/// takes longer than the interval delays the next one (never two at once, never a burst to catch up).
+pub fn poll(shared: Arc<Shared>, what: String, every: Duration) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        tracing::info!(source = %what, interval_ms = every.as_millis() as u64, "polling the bundle");
+        let mut tick = tokio::time::interval(every);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        tick.tick().await;
+        loop {
+            tick.tick().await;
+            shared.reload().await;
+        }
+    })
+}
+
 /// Follows `dir` and reloads `shared` on change, until the task is aborted. In watch mode the watch is
 /// armed before this returns, so a change made after it (even during the first load) is never missed.
 pub fn spawn(shared: Arc<Shared>, dir: PathBuf, mode: Mode) -> JoinHandle<()> {
     match mode {
-        Mode::Poll(every) => tokio::spawn(async move {
-            tracing::info!(dir = %dir.display(), interval_ms = every.as_millis() as u64, "polling the bundle directory");
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tick.tick().await;
-                shared.reload().await;
-            }
-        }),
+        Mode::Poll(every) => poll(shared, dir.display().to_string(), every),
         Mode::Watch => {
             let signals = Arc::new(Signals::default());
             let armed = arm(&dir, &signals);

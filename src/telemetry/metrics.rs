@@ -19,6 +19,15 @@ pub const BUNDLE_INFO: &str = "warden_bundle_info";
 pub const BUNDLE_LAST_RELOAD: &str = "warden_bundle_last_reload_timestamp_seconds";
 /// Warnings of the active bundle (constructs AWS accepts but Access Analyzer flags; SPEC §3.1).
 pub const BUNDLE_WARNINGS: &str = "warden_bundle_warnings";
+/// Bundles refused by their `.signatures.json` (a signature that does not verify, files that do not
+/// match it, or none with `--bundle-verify-key`; SPEC §10).
+pub const BUNDLE_SIGNATURE_FAILURES: &str = "warden_bundle_signature_failures_total";
+/// Failed syncs of an S3 bundle {reason}; the last good bundle keeps serving (SPEC §10).
+pub const BUNDLE_SYNC_FAILURES: &str = "warden_bundle_sync_failures_total";
+/// Objects an S3 sync downloaded (unchanged ones, by ETag, are not).
+pub const BUNDLE_SYNC_DOWNLOADS: &str = "warden_bundle_sync_downloads_total";
+/// When an S3 sync last succeeded (the bucket's content is at most this old on this replica).
+pub const BUNDLE_LAST_SYNC: &str = "warden_bundle_last_sync_success_timestamp_seconds";
 
 /// Decisions answered from the cache.
 pub const CACHE_HITS: &str = "warden_cache_hits_total";
@@ -58,6 +67,10 @@ pub const RELOAD_RESULTS: [&str; 3] = ["activated", "unchanged", "rejected"];
 /// read for a reload or a revoke), `write` (writing it; for a table also a write that lost to other
 /// replicas every time), `poll` (fleet mode's periodic read).
 pub const STATE_OPS: [&str; 3] = ["read", "write", "poll"];
+/// The reasons `warden_bundle_sync_failures_total` can carry; each exists at 0 from the start of a
+/// server with an S3 bundle.
+pub const SYNC_FAILURE_REASONS: [&str; 8] =
+    ["unreachable", "throttled", "denied", "no_bucket", "changed", "bounds", "invalid_key", "cache_dir"];
 
 /// The results `warden_tls_reloads_total` can carry; each exists at 0 from the start.
 pub const TLS_RELOAD_RESULTS: [&str; 2] = ["activated", "rejected"];
@@ -144,6 +157,17 @@ fn describe() {
         BUNDLE_WARNINGS,
         "Warnings of the active bundle: constructs AWS accepts but IAM Access Analyzer flags (0 without a bundle)."
     );
+    metrics::describe_counter!(
+        BUNDLE_SIGNATURE_FAILURES,
+        "Bundles refused by their .signatures.json (bad signature, files not matching it, or missing with \
+         --bundle-verify-key); the last good bundle keeps serving."
+    );
+    metrics::describe_counter!(
+        BUNDLE_SYNC_FAILURES,
+        "Failed syncs of an S3 bundle, by reason; the last good bundle keeps serving."
+    );
+    metrics::describe_counter!(BUNDLE_SYNC_DOWNLOADS, "Objects downloaded by S3 bundle syncs (changed ETags only).");
+    metrics::describe_gauge!(BUNDLE_LAST_SYNC, "Unix time of the last successful S3 bundle sync.");
     metrics::describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
     metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
     metrics::describe_gauge!(CACHE_ENTRIES, "Decisions held by the active bundle's cache.");
@@ -198,6 +222,7 @@ fn register_at_zero() {
         metrics::counter!(STATE_ERRORS, "op" => op).absolute(0);
     }
     metrics::counter!(STATE_CONFLICTS).absolute(0);
+    metrics::counter!(BUNDLE_SIGNATURE_FAILURES).absolute(0);
     metrics::counter!(DECISION_LOG_DROPPED).absolute(0);
     metrics::counter!(CACHE_HITS).absolute(0);
     metrics::counter!(CACHE_MISSES).absolute(0);
@@ -253,6 +278,31 @@ pub fn bundle_reload(result: &'static str) {
     metrics::counter!(BUNDLE_RELOADS, "result" => result).increment(1);
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
     metrics::gauge!(BUNDLE_LAST_RELOAD).set(now);
+}
+
+/// Counts a bundle refused by its `.signatures.json`.
+pub fn bundle_signature_failure() {
+    metrics::counter!(BUNDLE_SIGNATURE_FAILURES).increment(1);
+}
+
+/// Makes the S3 sync metrics exist at 0 (a server with an S3 bundle, at start).
+pub fn bundle_sync_at_zero() {
+    for r in SYNC_FAILURE_REASONS {
+        metrics::counter!(BUNDLE_SYNC_FAILURES, "reason" => r).absolute(0);
+    }
+    metrics::counter!(BUNDLE_SYNC_DOWNLOADS).absolute(0);
+}
+
+/// Counts a failed S3 sync (`reason`: one of [`SYNC_FAILURE_REASONS`]).
+pub fn bundle_sync_failure(reason: &'static str) {
+    metrics::counter!(BUNDLE_SYNC_FAILURES, "reason" => reason).increment(1);
+}
+
+/// Records a successful S3 sync that downloaded `downloads` objects.
+pub fn bundle_sync_success(downloads: u64) {
+    metrics::counter!(BUNDLE_SYNC_DOWNLOADS).increment(downloads);
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+    metrics::gauge!(BUNDLE_LAST_SYNC).set(now);
 }
 
 /// Sets `warden_bundle_warnings` to the warnings of the bundle just activated.

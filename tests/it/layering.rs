@@ -154,7 +154,7 @@ fn root_crate_modules_import_one_way() {
         ("config", 0),
         ("proto", 0),
         ("telemetry", 1),
-        // The AWS SDK configuration (feature `aws`): a leaf, like `telemetry`.
+        // The AWS SDK configuration (feature `aws`): a leaf used by the runtime's S3 and DynamoDB stores.
         ("aws", 1),
         ("runtime", 2),
         ("grpc", 3),

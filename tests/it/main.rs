@@ -19,6 +19,8 @@ mod differential; // decisions vs @cloud-copilot/iam-simulate on a seeded genera
 mod differential_managed; // decisions vs iam-simulate on requests generated from every AWS managed policy
 mod ext_authz; // Envoy ext_authz v3 Check through the real server: allow with propagated headers, 403, 400, no route, reflection; its decision-log lines and metrics; routes reloading
 #[cfg(feature = "aws")]
+mod fleet_s3; // bundles from S3 against moto: two replicas, changes within a poll, signatures, half-written prefixes, outages
+#[cfg(feature = "aws")]
 mod fleet_state; // --state dynamodb://TABLE: two real replicas on one table in the emulator
 mod fleet_table; // the fleet's shared-state logic in the real server, on a table in memory (no AWS)
 mod healthcheck; // `warden healthcheck` against the real server: SERVING, NOT_SERVING, unknown, unreachable
@@ -31,6 +33,7 @@ mod propagate; // PropagateIdentity through the real server: codes, messages, re
 mod reload; // hot reload with the real watcher, poll mode, SIGHUP, reload under load
 mod resource_policies; // bundle resource policies (bucket, KMS key) through the real server, and a reload
 mod server; // the real gRPC server on 127.0.0.1:0 and on a Unix socket
+mod signing; // signed bundles: bundle keygen/sign, validate --bundle-verify-key, OpenSSL keys, a signed directory served
 mod state; // the admin state directory: empty bundles, shutdown, kill -9
 mod support; // helpers shared by the modules above
 mod tls; // TLS and mTLS on the gRPC TCP listener: handshakes, refusals, certificate reloads, the handshake deadline

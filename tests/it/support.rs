@@ -454,6 +454,27 @@ impl ServeChild {
         ServeChild { child, log: log.to_path_buf() }
     }
 
+    /// [`ServeChild::spawn`] with extra environment variables (e.g. an AWS emulator's).
+    pub(crate) fn spawn_env<I, S>(cwd: &Path, args: I, env: &[(&str, String)], log: &Path) -> ServeChild
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        let file = std::fs::File::create(log).unwrap_or_else(|e| panic!("create {}: {e}", log.display()));
+        let child = Command::new(warden_bin())
+            .args(args)
+            .current_dir(cwd)
+            .env_remove("RUST_LOG")
+            .env("WARDEN_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(file)
+            .spawn()
+            .expect("spawn warden");
+        ServeChild { child, log: log.to_path_buf() }
+    }
+
     /// What the process logged so far.
     pub(crate) fn log(&self) -> String {
         std::fs::read_to_string(&self.log).unwrap_or_default()

@@ -1,5 +1,5 @@
 //! `--state dynamodb://TABLE` (cargo feature `aws`): the fleet's admin state as ONE item of a DynamoDB
-//! table (docs/fleet-state.md). Key schema: partition key `pk` (string), no sort key; the item
+//! table (docs/fleet.md). Key schema: partition key `pk` (string), no sort key; the item
 //! `pk = "admins"` holds `version` (number: the optimistic-concurrency counter), `admins` (string: the
 //! [`AdminMemory`] as JSON, the content of `--state-dir/admins.json`), `revision` (string: the bundle
 //! revision that wrote it, or `revoke`) and `updated_at` (string: RFC 3339). Reads are strongly
@@ -132,7 +132,7 @@ impl DynamoTable {
             .map_err(|e| {
                 let hint = if e.as_service_error().is_some_and(|s| s.code() == Some("ResourceNotFoundException")) {
                     format!(
-                        " (create it: `warden state create-table {SCHEME}{}`; its schema is in docs/fleet-state.md)",
+                        " (create it: `warden state create-table {SCHEME}{}`; its schema is in docs/fleet.md)",
                         self.table
                     )
                 } else {
