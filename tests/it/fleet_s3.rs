@@ -10,7 +10,9 @@
 //! - the emulator killed mid-run leaves both replicas serving their last good bundle, the failures
 //!   counted; a bucket unreachable (or missing) at start is a clear error;
 //! - a key that would leave the cache directory, and an object over the file limit, are refused before
-//!   any download.
+//!   any download;
+//! - the whole of fleet mode: two replicas on one bucket and one table answer a shrinking comet admin
+//!   list alike, see a revoke on the other within 2 s, and keep both when the emulator dies.
 use crate::moto::Moto;
 use crate::reload::{bounded, decision, request, status, tcp_channel};
 use crate::support::{self, ServeChild};
@@ -583,6 +585,126 @@ async fn a_prefix_of_more_than_one_page_is_listed_whole() {
         let mut a = Replica::start(tmp.path(), "a", &moto.env(), true, &[]).await;
         a.answers(Decision::Allow, &r0, Instant::now(), WAIT).await;
         assert_eq!(a.metric(DOWNLOADS, &[]).await, files.len() as f64);
+    })
+    .await;
+}
+
+// === one bucket and one table: the whole fleet mode ===
+
+/// The comet app's admin role of `user` on replica `r`, and the revision that answered.
+async fn comet_role(r: &mut Replica, user: &str) -> (proto::AdminRole, String) {
+    let a = r
+        .client
+        .propagate_identity(crate::propagate::as_user(crate::propagate::COMET, user))
+        .await
+        .unwrap_or_else(|s| panic!("replica {}: {user}: {s:?}", r.name))
+        .into_inner();
+    (proto::AdminRole::try_from(a.admin_role).expect("a known admin role"), a.bundle_revision)
+}
+
+/// Asks until `user` is `want` from `revision` on `r`; returns the time since `since`.
+async fn comet_role_becomes(
+    r: &mut Replica,
+    user: &str,
+    want: proto::AdminRole,
+    revision: &str,
+    since: Instant,
+    bound: Duration,
+) -> Duration {
+    loop {
+        let got = match r.client.propagate_identity(crate::propagate::as_user(crate::propagate::COMET, user)).await {
+            Ok(a) => {
+                let a = a.into_inner();
+                if a.admin_role == want as i32 && a.bundle_revision == revision {
+                    return since.elapsed();
+                }
+                format!("{:?} from {}", proto::AdminRole::try_from(a.admin_role), a.bundle_revision)
+            }
+            // Not ready yet (UNAVAILABLE before the first bundle) or not yet the answer: ask again.
+            Err(s) => format!("{s:?}"),
+        };
+        assert!(
+            since.elapsed() < bound,
+            "replica {}: {user} is {got:?}, not {want:?} from {revision}, {bound:?} after the change\n{}",
+            r.name,
+            r.child.log()
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// SPEC §10 end to end: two replicas on one bucket (`--bundle s3://…`) and one table (`--state
+/// dynamodb://…`). A shrinking comet admin list uploaded once reaches both within one poll, and both
+/// then answer the demoted user ADMIN from the same revision; a revoke on B is answered by A within
+/// 2 s; the emulator killed leaves both serving that bundle and that state, the failures counted.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn fleet_one_bucket_one_table_two_replicas_answer_alike() {
+    use proto::AdminRole::{Admin, RootAdmin, User};
+    bounded(async {
+        let mut moto = Moto::start();
+        let s3 = s3_client(&moto);
+        create_bucket(&s3).await;
+        let env = moto.env();
+        let table_env = env.clone();
+        let created = tokio::task::spawn_blocking(move || {
+            std::process::Command::new(support::warden_bin())
+                .args(["state", "create-table", "dynamodb://fleet-both"])
+                .envs(table_env.iter().map(|(k, v)| (*k, v.as_str())))
+                .output()
+                .expect("run warden state create-table")
+        })
+        .await
+        .expect("create-table ran");
+        assert!(created.status.success(), "create-table: {}", String::from_utf8_lossy(&created.stderr));
+
+        // The PropagateIdentity test bundle: comet admins [alice, carol].
+        let dir = crate::propagate::write_bundle();
+        let (files, problems) = warden::runtime::files::read_files(dir.path()).expect("the test bundle reads");
+        assert!(problems.is_empty(), "{problems:?}");
+        upload(&s3, &files).await;
+        let r0 = warden::bundle::from_files(files.clone()).expect("valid").revision.clone();
+
+        let tmp = support::temp_dir();
+        let token = support::admin_token_file().display().to_string();
+        let extra = ["--state", "dynamodb://fleet-both", "--state-poll-interval", "500", "--admin-token-file", &token];
+        let mut a = Replica::start(tmp.path(), "a", &env, true, &extra).await;
+        let mut b = Replica::start(tmp.path(), "b", &env, true, &extra).await;
+        let start = Instant::now();
+        for r in [&mut a, &mut b] {
+            comet_role_becomes(r, "carol", RootAdmin, &r0, start, WAIT).await;
+        }
+
+        // The list shrinks to [alice], once, in the bucket: both replicas load it within one poll and
+        // both remember carol as an ordinary admin (the table holds one memory for the fleet).
+        let shrunk = with(&files, crate::propagate::COMET_FILE, crate::propagate::comet_json(&["alice"]).into_bytes());
+        let r1 = warden::bundle::from_files(shrunk.clone()).expect("valid").revision.clone();
+        let changed = Instant::now();
+        put(&s3, crate::propagate::COMET_FILE, crate::propagate::comet_json(&["alice"]).into_bytes()).await;
+        for r in [&mut a, &mut b] {
+            let took = comet_role_becomes(r, "carol", Admin, &r1, changed, POLL + MARGIN).await;
+            eprintln!("replica {}: carol ADMIN from the new bundle {took:?} after the upload", r.name);
+            assert_eq!(comet_role(r, "alice").await, (RootAdmin, r1.clone()));
+        }
+
+        // A revoke on B: A answers USER within 2 s.
+        let body = serde_json::json!({"app_arn": crate::propagate::COMET, "user_name": "carol"}).to_string();
+        let (code, answer) = support::http_post(b.admin, "/v1/admins/revoke", &body).await;
+        assert_eq!(code, 200, "revoke on b: {answer}");
+        let revoked = Instant::now();
+        let seen = comet_role_becomes(&mut a, "carol", User, &r1, revoked, Duration::from_secs(2)).await;
+        eprintln!("replica a: the revoke on b answered {seen:?} later");
+        assert_eq!(comet_role(&mut b, "carol").await, (User, r1.clone()));
+
+        // The emulator dies: both keep the bundle and the state they had, and count the failures.
+        moto.kill();
+        for r in [&mut a, &mut b] {
+            r.metric_reaches(SYNC_FAILURES, &[("reason", "unreachable")], 1.0).await;
+            r.metric_reaches("warden_state_errors_total", &[("op", "poll")], 1.0).await;
+            assert_eq!(comet_role(r, "carol").await, (User, r1.clone()), "replica {}", r.name);
+            assert_eq!(comet_role(r, "alice").await, (RootAdmin, r1.clone()), "replica {}", r.name);
+            assert_eq!(support::http_get(r.admin, "/readyz").await.status, 200, "replica {} stays ready", r.name);
+        }
+        drop(dir);
     })
     .await;
 }
