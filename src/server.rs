@@ -12,6 +12,7 @@ pub mod uds_authority;
 pub use crate::runtime::activation::{AUTHORIZER_SERVICE, ReloadOutcome, Shared, load_and_activate, set_health};
 
 use crate::config::{BundleSource, ConnectionLimits, MAX_MESSAGE_BYTES, ServeConfig, flag};
+use crate::grpc::answers::AnswersLayer;
 use crate::grpc::authorize::{AuthorizerService, Evaluator};
 use crate::grpc::ext_authz;
 use crate::proto;
@@ -117,10 +118,14 @@ async fn open_table(table: &str) -> Result<(Option<StateStore>, AdminMemory)> {
     )
 }
 
-/// The layers around every gRPC service: [`layer::WireLayer`] outside [`connections::TrackLayer`].
+/// The layers around every gRPC service: [`layer::WireLayer`] outside [`connections::TrackLayer`]
+/// outside [`AnswersLayer`] (repeated `Authorize` requests answered from their bytes).
 type Layers = tower::layer::util::Stack<
-    connections::TrackLayer,
-    tower::layer::util::Stack<layer::WireLayer, tower::layer::util::Identity>,
+    AnswersLayer,
+    tower::layer::util::Stack<
+        connections::TrackLayer,
+        tower::layer::util::Stack<layer::WireLayer, tower::layer::util::Identity>,
+    >,
 >;
 
 /// The gRPC services and the HTTP/2 settings of one listener.
@@ -168,6 +173,7 @@ fn router(
         ext_authz::pb::authorization_server::AuthorizationServer::new(ext_authz::ExtAuthzService::new(svc.clone()))
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES);
+    let answers = AnswersLayer::new(svc.clone());
     let authorizer = proto::authorizer_server::AuthorizerServer::new(svc)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
         .max_encoding_message_size(4 * MAX_MESSAGE_BYTES);
@@ -179,6 +185,7 @@ fn router(
         .max_concurrent_streams(Some(limits.max_concurrent_streams))
         .layer(layer::WireLayer)
         .layer(connections::TrackLayer)
+        .layer(answers)
         .add_service(health)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

@@ -247,6 +247,7 @@ fn count(samples: &[Sample], name: &str, labels: &[(&str, &str)]) -> f64 {
 fn assert_cache_metrics_exist(samples: &[Sample]) {
     for name in [
         "warden_cache_hits_total",
+        "warden_cache_answer_hits_total",
         "warden_cache_misses_total",
         "warden_cache_evictions_total",
         "warden_cache_entries",
@@ -297,10 +298,13 @@ fn metrics_have_the_spec_names_labels_buckets_and_exact_counts() {
         assert_eq!(delta(hist, &[("rpc", "authorize"), ("decision", "explicit_deny")]), 2.0);
         assert_eq!(delta(hist, &[("rpc", "authorize"), ("decision", "implicit_deny")]), 2.0);
         assert_eq!(delta(hist, &[]), 8.0, "invalid requests are not decisions");
-        // The cache: allow m h h (+ h in the batch), deny m h, implicit m (+ h in the batch).
+        // The cache: allow m h h (+ h in the batch), deny m h, implicit m (+ h in the batch). The first
+        // hit of allow and of deny also keeps the encoded reply for the request's bytes, so the third
+        // allow is answered from it (a hit like the others); the batch is not.
         assert_eq!(delta("warden_cache_misses_total", &[]), 3.0);
         assert_eq!(delta("warden_cache_hits_total", &[]), 5.0);
-        assert_eq!(count(&after, "warden_cache_entries", &[]), 3.0);
+        assert_eq!(delta("warden_cache_answer_hits_total", &[]), 1.0);
+        assert_eq!(count(&after, "warden_cache_entries", &[]), 5.0, "3 decisions and 2 kept replies");
         assert_eq!(count(&after, "warden_bundle_info", &[("revision", &old)]), 1.0);
 
         // The histogram: explicit buckets 1 µs … 100 ms and +Inf, cumulative, by rpc and decision.
@@ -391,6 +395,7 @@ fn metrics_have_the_spec_names_labels_buckets_and_exact_counts() {
             ("warden_decision_duration_seconds", "histogram"),
             ("warden_requests_total", "counter"),
             ("warden_cache_hits_total", "counter"),
+            ("warden_cache_answer_hits_total", "counter"),
             ("warden_cache_misses_total", "counter"),
             ("warden_cache_entries", "gauge"),
             ("warden_cache_bytes", "gauge"),
@@ -450,7 +455,8 @@ fn cache_entries_gauge_stays_within_cache_capacity() {
         let delta = |name: &str| count(&after, name, &[]) - count(&before, name, &[]);
         assert_eq!(delta("warden_cache_misses_total"), 301.0);
         assert_eq!(delta("warden_cache_hits_total"), 1.0);
-        assert_eq!(delta("warden_cache_evictions_total"), 201.0, "one per decision stored into a full cache");
+        // One per entry stored into a full cache: 301 decisions, and the reply kept at the hit on 299.
+        assert_eq!(delta("warden_cache_evictions_total"), 202.0, "one per entry stored into a full cache");
         let bytes = count(&after, "warden_cache_bytes", &[]);
         let held = server.running().store.load().expect("an active bundle").cache.bytes() as f64;
         assert_eq!(bytes, held, "warden_cache_bytes is what the cache counts");
@@ -538,6 +544,8 @@ fn the_decision_log_has_one_json_line_per_decision_with_every_field() {
         for (id, req) in [
             ("req-allow-1", allow()),
             ("req-allow-2", allow()),
+            // Answered from the reply kept for the bytes of the same request: logged all the same.
+            ("req-allow-3", allow()),
             ("req-deny", explicit_deny()),
             ("req-implicit", implicit_deny()),
         ] {
@@ -567,8 +575,8 @@ fn the_decision_log_has_one_json_line_per_decision_with_every_field() {
             .lines()
             .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}")))
             .collect();
-        // 6 answered decisions + the invalid call + the invalid batch item; GetBundleStatus is no decision.
-        assert_eq!(lines.len(), 8, "{text}");
+        // 7 answered decisions + the invalid call + the invalid batch item; GetBundleStatus is no decision.
+        assert_eq!(lines.len(), 9, "{text}");
         let required = [
             "time",
             "decision_id",
@@ -620,11 +628,14 @@ fn the_decision_log_has_one_json_line_per_decision_with_every_field() {
             }
         }
         let allow_lines: Vec<&Value> = lines.iter().filter(|l| l["decision"] == "allow").collect();
-        assert_eq!(allow_lines.len(), 2);
-        assert_eq!((allow_lines[0]["cached"].as_bool(), allow_lines[1]["cached"].as_bool()), (Some(false), Some(true)));
-        assert_eq!(allow_lines[0]["action"], "s3:GetObject");
-        assert_eq!(allow_lines[0]["resource"], REPORT);
-        assert_eq!(allow_lines[0]["determining"], json!(["user/alice/inline/Reports#Read"]));
+        assert_eq!(allow_lines.len(), 3);
+        let cached: Vec<Option<bool>> = allow_lines.iter().map(|l| l["cached"].as_bool()).collect();
+        assert_eq!(cached, [Some(false), Some(true), Some(true)]);
+        for l in &allow_lines {
+            assert_eq!(l["action"], "s3:GetObject", "{l}");
+            assert_eq!(l["resource"], REPORT, "{l}");
+            assert_eq!(l["determining"], json!(["user/alice/inline/Reports#Read"]), "{l}");
+        }
         let deny = lines.iter().find(|l| l["request_id"] == "req-deny").expect("the deny");
         assert_eq!(deny["determining"], json!(["user/alice/inline/Reports#NeverDelete"]), "{deny}");
         // Errors are logged too, with their code and message.
@@ -679,6 +690,7 @@ fn issue_10_counters_exist_from_the_start_with_build_info_and_process_metrics() 
             "warden_bundle_signature_failures_total",
             "warden_decision_log_dropped_total",
             "warden_cache_hits_total",
+            "warden_cache_answer_hits_total",
             "warden_cache_misses_total",
             "process_cpu_seconds_total",
             "process_resident_memory_bytes",

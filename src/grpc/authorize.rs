@@ -449,8 +449,20 @@ impl proto::authorizer_server::Authorizer for AuthorizerService {
         request: tonic::Request<proto::AuthorizeRequest>,
     ) -> Result<tonic::Response<proto::AuthorizeResponse>, Status> {
         let id = request_id(&request);
-        let r =
-            self.active().and_then(|active| self.decide(&active, request.into_inner(), Rpc::Authorize, id.as_deref()));
+        // The request's bytes, when the answers layer saw them whole: the reply is kept for them.
+        let raw = request.extensions().get::<super::answers::RawAuthorize>().map(|r| r.0.clone());
+        let req = request.into_inner();
+        let r = self.active().and_then(|active| {
+            let log = (raw.is_some() && self.logs()).then(|| {
+                let principal = req.principal.as_ref().map(|p| p.arn.clone()).unwrap_or_default();
+                (principal, req.action.clone(), req.resource.clone())
+            });
+            let out = self.decide(&active, req, Rpc::Authorize, id.as_deref())?;
+            if let Some(raw) = &raw {
+                super::answers::remember(&active.cache, raw, &out, log);
+            }
+            Ok(out)
+        });
         finish(id, r)
     }
 

@@ -11,10 +11,18 @@
 //! replaces other one-offs, while an entry that keeps being hit stays, and a new hot decision always
 //! gets in.
 //!
+//! The same map, bounds and CLOCK also hold **answers**: the encoded reply to a request whose bytes were
+//! seen before ([`DecisionCache::answer`], [`DecisionCache::store_answer`]; `grpc::answers` makes and
+//! serves them), keyed by the request's bytes, so a byte-identical repeat is answered without decoding,
+//! converting or encoding. Both kinds count against one entry bound and one byte budget; an answer costs
+//! its request bytes (a copy, never the receive buffer they arrived in), its encoded reply and what it
+//! keeps for the decision log.
+//!
 //! A hit takes the dashmap shard's read lock only, as before, and sets the mark when it is not yet
 //! set. Stores and evictions (misses only) take one mutex that guards the CLOCK ring and keeps the
 //! entry and byte counts exact: neither bound is exceeded, not even for a moment by concurrent misses.
 use crate::telemetry::metrics;
+use bytes::Bytes;
 use dashmap::DashMap;
 use rustc_hash::FxHasher;
 use std::collections::VecDeque;
@@ -32,15 +40,63 @@ pub use crate::config::{DEFAULT_CACHE_CAPACITY as DEFAULT_CAPACITY, DEFAULT_CACH
 /// neither take the whole budget nor flush every other decision out.
 pub const MAX_ENTRY_FRACTION: usize = 16;
 
-/// A cached request: the request without its time and explain flag, and the answer.
+/// A cached decision or answer, with its cost and CLOCK mark.
 #[derive(Debug)]
 struct Entry {
-    request: Request,
-    response: Arc<Response>,
-    /// What it counts against the byte budget ([`entry_cost`]).
+    kind: Kind,
+    /// What it counts against the byte budget ([`entry_cost`], [`answer_cost`]).
     cost: usize,
     /// Hit since the CLOCK hand last passed (its second chance).
     referenced: AtomicBool,
+}
+
+/// What an entry holds.
+#[derive(Debug)]
+enum Kind {
+    /// A decision: the request without its time and explain flag, and the answer.
+    Decision { request: Request, response: Arc<Response> },
+    /// An encoded answer to the request whose bytes are `raw`.
+    Answer { raw: Bytes, answer: Arc<Answer> },
+}
+
+impl Entry {
+    /// The stored decision, when this entry is the decision of `r`.
+    fn decision_for(&self, r: &Request) -> Option<&Arc<Response>> {
+        match &self.kind {
+            Kind::Decision { request, response } if same(request, r) => Some(response),
+            _ => None,
+        }
+    }
+
+    /// The stored answer, when this entry answers the request bytes `raw`.
+    fn answer_for(&self, r: &[u8]) -> Option<&Arc<Answer>> {
+        match &self.kind {
+            Kind::Answer { raw, answer } if raw.as_ref() == r => Some(answer),
+            _ => None,
+        }
+    }
+}
+
+/// The encoded reply to one request's bytes, and what the decision log writes of it (the wire format is
+/// the caller's: the cache only keeps and bounds the bytes).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Answer {
+    /// The reply, encoded.
+    pub encoded: Bytes,
+    /// The decision's label (`allow`, `explicit_deny`, `implicit_deny`).
+    pub decision: &'static str,
+    /// The request's principal, action and resource and the determining statements, when decisions
+    /// are logged.
+    pub log: Option<AnswerLog>,
+}
+
+/// What the decision log records of a request that an [`Answer`] answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnswerLog {
+    pub principal: String,
+    pub action: String,
+    pub resource: String,
+    pub determining: Vec<String>,
 }
 
 /// The cache of one snapshot.
@@ -152,6 +208,21 @@ pub fn entry_cost(req: &Request, resp: &Response) -> usize {
     ENTRY_OVERHEAD + request_bytes(req) + response_bytes(resp)
 }
 
+/// What keeping `answer` for the request bytes `raw` counts against the byte budget: the copy of the
+/// request bytes, the `Arc<Answer>` with its encoded reply and log fields, and [`ENTRY_OVERHEAD`].
+pub fn answer_cost(raw: &[u8], answer: &Answer) -> usize {
+    let Answer { encoded, decision: _, log } = answer;
+    let log_bytes = log.as_ref().map_or(0, |l| {
+        let AnswerLog { principal, action, resource, determining } = l;
+        string_bytes(principal) + string_bytes(action) + string_bytes(resource) + strings_bytes(determining)
+    });
+    ENTRY_OVERHEAD
+        + heap(raw.len())
+        + heap(2 * size_of::<usize>() + size_of::<Answer>())
+        + heap(encoded.len())
+        + log_bytes
+}
+
 // === keys ===
 
 /// What evaluation reads of a request, hashed (time and `explain` left out). Destructured by name, so
@@ -176,6 +247,15 @@ fn key_hash(r: &Request) -> u64 {
     resource.hash(&mut h);
     context.hash(&mut h);
     resource_tags.hash(&mut h);
+    h.finish()
+}
+
+/// The key of the answer to the request bytes `raw` (a distinct hash domain from [`key_hash`]; a
+/// collision across the two is a miss, like any other).
+fn raw_hash(raw: &[u8]) -> u64 {
+    let mut h = FxHasher::default();
+    h.write_u8(0xa5);
+    h.write(raw);
     h.finish()
 }
 
@@ -255,10 +335,39 @@ impl DecisionCache {
     /// The cached answer to `req`, if any (a lookup like any other: it counts as a use).
     pub fn get(&self, req: &Request) -> Option<Arc<Response>> {
         let e = self.map.get(&key_hash(req))?;
-        same(&e.request, req).then(|| {
-            mark(&e);
-            e.response.clone()
-        })
+        let r = e.decision_for(req)?.clone();
+        mark(&e);
+        Some(r)
+    }
+
+    /// The answer kept for the request bytes `raw`, if any: a cache hit like a decision's (counted in
+    /// `warden_cache_hits_total` and `warden_cache_answer_hits_total`). Nothing is counted on a miss:
+    /// the request then goes on to [`DecisionCache::get_or_evaluate`], which counts it.
+    pub fn answer(&self, raw: &[u8]) -> Option<Arc<Answer>> {
+        if !self.enabled() {
+            return None;
+        }
+        let e = self.map.get(&raw_hash(raw))?;
+        let a = e.answer_for(raw)?.clone();
+        mark(&e);
+        metrics::cache_answer_hit();
+        Some(a)
+    }
+
+    /// Keeps `answer` for the request bytes `raw` (copied: the entry never holds the buffer they came
+    /// in), evicting older entries to make room, unless it is over the entry size limit or already kept.
+    pub fn store_answer(&self, raw: &[u8], answer: Answer) {
+        if !self.enabled() {
+            return;
+        }
+        let cost = answer_cost(raw, &answer);
+        let k = raw_hash(raw);
+        self.insert(
+            k,
+            cost,
+            |e| e.answer_for(raw).is_some(),
+            || Kind::Answer { raw: Bytes::copy_from_slice(raw), answer: Arc::new(answer) },
+        );
     }
 
     /// Answers `req` from the cache or with `evaluate` (storing the answer when it does not depend on
@@ -275,11 +384,12 @@ impl DecisionCache {
         }
         let k = key_hash(req);
         if let Some(e) = self.map.get(&k)
-            && same(&e.request, req)
+            && let Some(r) = e.decision_for(req)
         {
+            let r = r.clone();
             mark(&e);
             metrics::cache_hit();
-            return (e.response.clone(), true);
+            return (r, true);
         }
         metrics::cache_miss();
         let resp = Arc::new(evaluate(bundle, req));
@@ -292,20 +402,34 @@ impl DecisionCache {
     /// Stores an answer under `k`, evicting until both bounds hold with it.
     fn store(&self, k: u64, req: &Request, resp: &Arc<Response>) {
         let cost = entry_cost(req, resp);
+        self.insert(
+            k,
+            cost,
+            |e| e.decision_for(req).is_some(),
+            || {
+                let mut stored = req.clone();
+                stored.now_ms = 0;
+                Kind::Decision { request: stored, response: resp.clone() }
+            },
+        );
+    }
+
+    /// Stores the entry `make` builds under `k` at `cost`, evicting until both bounds hold with it;
+    /// nothing when it is over the entry size limit or `kept` says the map already holds it (another
+    /// miss on the same request stored it meanwhile).
+    fn insert(&self, k: u64, cost: usize, kept: impl Fn(&Entry) -> bool, make: impl FnOnce() -> Kind) {
         if cost > self.max_entry_bytes() {
             return;
         }
         let mut ring = self.ring.lock().unwrap_or_else(PoisonError::into_inner);
-        // Another miss on the same request stored it while this one was evaluated.
-        if self.map.get(&k).is_some_and(|e| same(&e.request, req)) {
+        if self.map.get(&k).is_some_and(|e| kept(&e)) {
             return;
         }
         let evicted = self.make_room(&mut ring, cost);
-        let mut stored = req.clone();
-        stored.now_ms = 0;
-        let entry = Entry { request: stored, response: resp.clone(), cost, referenced: AtomicBool::new(false) };
+        let entry = Entry { kind: make(), cost, referenced: AtomicBool::new(false) };
         match self.map.insert(k, entry) {
-            // A hash collision with another request: replaced in its ring slot.
+            // A hash collision with another request (or an entry of the other kind): replaced in its
+            // ring slot.
             Some(old) => {
                 self.bytes.fetch_sub(old.cost, Ordering::Relaxed);
             }

@@ -31,6 +31,8 @@ pub const BUNDLE_LAST_SYNC: &str = "warden_bundle_last_sync_success_timestamp_se
 
 /// Decisions answered from the cache.
 pub const CACHE_HITS: &str = "warden_cache_hits_total";
+/// Of the cache hits, those answered with the kept encoded answer of a byte-identical request.
+pub const CACHE_ANSWER_HITS: &str = "warden_cache_answer_hits_total";
 /// Decisions evaluated (not in the cache).
 pub const CACHE_MISSES: &str = "warden_cache_misses_total";
 /// Decisions in the active snapshot's cache.
@@ -109,6 +111,7 @@ static HANDLE: OnceLock<Option<PrometheusHandle>> = OnceLock::new();
 /// lookup is a noticeable part of a cache hit.
 struct CacheMetrics {
     hits: metrics::Counter,
+    answer_hits: metrics::Counter,
     misses: metrics::Counter,
     evictions: metrics::Counter,
     entries: metrics::Gauge,
@@ -130,6 +133,7 @@ pub fn install() -> Option<PrometheusHandle> {
             register_at_zero();
             let cache = CacheMetrics {
                 hits: metrics::counter!(CACHE_HITS),
+                answer_hits: metrics::counter!(CACHE_ANSWER_HITS),
                 misses: metrics::counter!(CACHE_MISSES),
                 evictions: metrics::counter!(CACHE_EVICTIONS),
                 entries: metrics::gauge!(CACHE_ENTRIES),
@@ -169,6 +173,10 @@ fn describe() {
     metrics::describe_counter!(BUNDLE_SYNC_DOWNLOADS, "Objects downloaded by S3 bundle syncs (changed ETags only).");
     metrics::describe_gauge!(BUNDLE_LAST_SYNC, "Unix time of the last successful S3 bundle sync.");
     metrics::describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
+    metrics::describe_counter!(
+        CACHE_ANSWER_HITS,
+        "Cache hits answered with the kept encoded answer of a byte-identical Authorize request (also in warden_cache_hits_total)."
+    );
     metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
     metrics::describe_gauge!(CACHE_ENTRIES, "Decisions held by the active bundle's cache.");
     metrics::describe_gauge!(BUILD_INFO, "The version and source revision of this build (value 1).");
@@ -225,6 +233,7 @@ fn register_at_zero() {
     metrics::counter!(BUNDLE_SIGNATURE_FAILURES).absolute(0);
     metrics::counter!(DECISION_LOG_DROPPED).absolute(0);
     metrics::counter!(CACHE_HITS).absolute(0);
+    metrics::counter!(CACHE_ANSWER_HITS).absolute(0);
     metrics::counter!(CACHE_MISSES).absolute(0);
     metrics::gauge!(CACHE_ENTRIES).set(0.0);
     metrics::gauge!(BUNDLE_WARNINGS).set(0.0);
@@ -350,6 +359,14 @@ pub fn cache_hit() {
     // Without Warden's recorder (benchmarks, offline tools) there is nothing to count into.
     if let Some(m) = CACHE_METRICS.get() {
         m.hits.increment(1);
+    }
+}
+
+/// Counts a cache hit answered with a kept encoded answer (also a hit).
+pub fn cache_answer_hit() {
+    if let Some(m) = CACHE_METRICS.get() {
+        m.hits.increment(1);
+        m.answer_hits.increment(1);
     }
 }
 

@@ -10,6 +10,7 @@ use crate::reload::{
 use crate::support;
 use serde_json::json;
 use std::time::{Duration, Instant, SystemTime};
+use tonic::codegen::http;
 use warden::config::ServeConfig;
 use warden::engine;
 use warden::proto::{self, Decision};
@@ -64,7 +65,8 @@ async fn a_second_identical_request_is_answered_from_the_cache() {
             "a hit answers exactly what was evaluated"
         );
         assert_ne!(first.decision_id, second.decision_id, "each answer has its own decision id");
-        assert_eq!(server.cache_len(), 1);
+        // The decision, and the reply kept at its first hit for the request's bytes.
+        assert_eq!(server.cache_len(), 2);
         // `explain` asks for a trace: evaluated every time, never stored.
         let explain = proto::AuthorizeRequest { explain: true, ..alice_get() };
         for _ in 0..2 {
@@ -141,7 +143,7 @@ async fn a_reload_never_serves_a_decision_cached_from_the_old_revision() {
             (decision(&again), again.cached, again.bundle_revision.as_str()),
             (Decision::ExplicitDeny, true, new.as_str())
         );
-        assert_eq!(server.cache_len(), 1, "the new snapshot has its own cache");
+        assert_eq!(server.cache_len(), 2, "the new snapshot has its own cache: a decision and its kept reply");
 
         // A change that keeps the decision: still a new revision, still not a hit.
         let renamed = alice_json("Deny", "ReadDenied");
@@ -179,7 +181,7 @@ async fn decisions_that_read_the_time_are_never_cached() {
         let office = with_source_ip(alice_get(), "10.1.2.3");
         authorize(&mut client, office.clone()).await;
         assert!(authorize(&mut client, office).await.cached);
-        assert_eq!(server.cache_len(), 1);
+        assert_eq!(server.cache_len(), 2, "the decision and its kept reply");
         server.shutdown().await;
     })
     .await;
@@ -467,4 +469,102 @@ fn concurrent_misses_never_overfill_the_cache() {
         });
         assert!(cache.len() <= 1, "round {round}: {} entries in a cache of capacity 1", cache.len());
     }
+}
+
+// === repeated requests answered from their bytes (issue 13) ===
+
+/// One Authorize call over a raw HTTP/2 connection (the `h2` crate): the request message sent in the
+/// given pieces (one DATA frame each, the last ending the stream). Returns the answer's headers, its
+/// DATA concatenated and its trailers.
+async fn raw_authorize(
+    send: &mut h2::client::SendRequest<bytes::Bytes>,
+    pieces: &[bytes::Bytes],
+    request_id: &str,
+) -> (http::HeaderMap, Vec<u8>, http::HeaderMap) {
+    let wait = Duration::from_secs(10);
+    tokio::time::timeout(wait, std::future::poll_fn(|cx| send.poll_ready(cx)))
+        .await
+        .expect("a stream slot in time")
+        .expect("the connection is open");
+    let req = http::Request::post("http://127.0.0.1/warden.v1.Authorizer/Authorize")
+        .header("content-type", "application/grpc")
+        .header("te", "trailers")
+        .header("x-request-id", request_id)
+        .body(())
+        .expect("a request");
+    let (resp, mut stream) = send.send_request(req, false).expect("send the headers");
+    for (i, p) in pieces.iter().enumerate() {
+        stream.send_data(p.clone(), i + 1 == pieces.len()).expect("send a piece");
+    }
+    let resp = tokio::time::timeout(wait, resp).await.expect("an answer in time").expect("an answer");
+    let (parts, mut body) = resp.into_parts();
+    let mut data = Vec::new();
+    while let Some(chunk) = tokio::time::timeout(wait, body.data()).await.expect("data in time") {
+        let chunk = chunk.expect("body data");
+        body.flow_control().release_capacity(chunk.len()).expect("release capacity");
+        data.extend_from_slice(&chunk);
+    }
+    let trailers = tokio::time::timeout(wait, body.trailers()).await.expect("trailers in time").expect("trailers");
+    (parts.headers, data, trailers.expect("trailers present"))
+}
+
+fn grpc_message(msg: &impl prost::Message) -> bytes::Bytes {
+    let body = msg.encode_to_vec();
+    let mut out = vec![0];
+    out.extend_from_slice(&u32::try_from(body.len()).expect("small").to_be_bytes());
+    out.extend_from_slice(&body);
+    bytes::Bytes::from(out)
+}
+
+fn reply_of(data: &[u8]) -> proto::AuthorizeResponse {
+    prost::Message::decode(data.get(5..).expect("a gRPC frame")).expect("an AuthorizeResponse")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_repeated_request_is_answered_from_its_bytes_with_the_same_headers_trailers_and_reply() {
+    bounded(async {
+        let tmp = bundle_in_temp(&[(ALICE_FILE, &alice_json("Allow", "Read"))]);
+        let server = Sidecar::start(tmp.path(), None, None).await;
+        let tcp =
+            tokio::net::TcpStream::connect(server.running().grpc_addr.expect("a TCP listener")).await.expect("connect");
+        let (mut send, conn) = h2::client::handshake(tcp).await.expect("h2 handshake");
+        tokio::spawn(conn);
+        let whole = grpc_message(&alice_get());
+        let mut answers = Vec::new();
+        for i in 0..4 {
+            answers.push(raw_authorize(&mut send, std::slice::from_ref(&whole), &format!("req-{i}")).await);
+        }
+        let replies: Vec<proto::AuthorizeResponse> = answers.iter().map(|(_, d, _)| reply_of(d)).collect();
+        let cached: Vec<bool> = replies.iter().map(|r| r.cached).collect();
+        assert_eq!(cached, [false, true, true, true], "{replies:#?}");
+        // The first hit kept the encoded reply next to the decision: the real server's request bodies
+        // arrive whole (one DATA frame that ends the stream), so the layer saw the bytes.
+        let active = server.running().store.load().expect("a bundle");
+        assert_eq!(active.cache.len(), 2, "the decision and the reply kept for the request's bytes");
+        // The second answer went through tonic (a decision-cache hit), the third and fourth came from the
+        // kept reply: the same headers (but each call's own x-request-id), trailers and bytes (but the id).
+        let (h1, d1, t1) = &answers[1];
+        for (i, (h, d, t)) in answers.iter().enumerate().skip(2) {
+            let mut h = h.clone();
+            assert_eq!(
+                h.remove("x-request-id").as_ref().and_then(|v| v.to_str().ok()),
+                Some(format!("req-{i}").as_str())
+            );
+            let mut h1 = h1.clone();
+            h1.remove("x-request-id");
+            assert_eq!(h, h1, "headers");
+            assert_eq!(t, t1, "trailers");
+            let mut r = reply_of(d);
+            assert_ne!(r.decision_id, replies[1].decision_id);
+            r.decision_id.clone_from(&replies[1].decision_id);
+            assert_eq!(grpc_message(&r), bytes::Bytes::from(d1.clone()), "the same reply but for its decision id");
+        }
+        // A message split over two DATA frames is decoded by tonic as before.
+        let (a, b) = (whole.slice(..9), whole.slice(9..));
+        let (_, d, t) = raw_authorize(&mut send, &[a, b], "req-split").await;
+        assert_eq!(t.get("grpc-status").and_then(|v| v.to_str().ok()), Some("0"));
+        let r = reply_of(&d);
+        assert_eq!((decision(&r), r.cached), (Decision::Allow, true));
+    })
+    .await;
 }

@@ -43,7 +43,7 @@ fn hit(c: &DecisionCache, r: &Request) -> bool {
 
 /// Whether `r` is cached, without counting as a use (no CLOCK mark).
 fn holds(c: &DecisionCache, r: &Request) -> bool {
-    c.map.get(&key_hash(r)).is_some_and(|e| same(&e.request, r))
+    c.map.get(&key_hash(r)).is_some_and(|e| e.decision_for(r).is_some())
 }
 
 /// Every internal invariant: the ring has each key of the map once, the counts are exact, both bounds
@@ -334,7 +334,7 @@ fn a_hash_collision_replaces_the_entry_in_place() {
     c.store(42, &a, &resp);
     c.store(42, &b, &resp);
     assert_eq!((c.len(), c.bytes(), c.evictions()), (1, entry_cost(&b, &resp), 0));
-    assert!(c.map.get(&42).is_some_and(|e| same(&e.request, &b)));
+    assert!(c.map.get(&42).is_some_and(|e| e.decision_for(&b).is_some()));
     check(&c);
 }
 
@@ -376,4 +376,41 @@ fn concurrent_stores_and_hits_keep_both_bounds_and_exact_counts() {
     check(&c);
     assert_eq!(c.len(), 30);
     assert!(c.evictions() >= (THREADS * 5_000 - 30) as u64);
+}
+
+#[test]
+fn answers_share_both_bounds_and_keep_a_copy_of_the_request_bytes() {
+    let a = Answer { encoded: Bytes::from_static(b"an encoded reply"), decision: "allow", log: None };
+    let c = DecisionCache::with_limits(3, DEFAULT_MAX_BYTES);
+    // The request bytes are a slice of a large receive buffer: the entry must not keep that alive.
+    let buffer = Bytes::from(vec![7u8; 64 * 1024]);
+    let raw = buffer.slice(100..200);
+    c.store_answer(&raw, a.clone());
+    assert_eq!((c.len(), c.bytes()), (1, answer_cost(&raw, &a)));
+    assert!(c.bytes() < 1024, "costs its 100 bytes, not the 64 KiB buffer: {}", c.bytes());
+    match &c.map.get(&raw_hash(&raw)).expect("stored").kind {
+        Kind::Answer { raw: kept, .. } => assert_ne!(kept.as_ptr(), raw.as_ptr(), "a copy"),
+        Kind::Decision { .. } => panic!("an answer was stored"),
+    }
+    assert_eq!(c.answer(&raw).as_deref(), Some(&a));
+    assert_eq!(c.answer(&buffer.slice(100..199)), None, "exact bytes only");
+    // Storing it again changes nothing.
+    c.store_answer(&raw, a.clone());
+    assert_eq!(c.len(), 1);
+    // Decisions and answers count against one entry bound, and are evicted alike.
+    for i in 0..3 {
+        hit(&c, &one_off(i));
+    }
+    check(&c);
+    assert_eq!((c.len(), c.evictions()), (3, 1));
+    // And one byte budget: an answer over a sixteenth of it is never stored.
+    let small = DecisionCache::with_limits(100, 32 * 1024);
+    small.store_answer(&[0u8; 2100], a.clone());
+    assert!(small.is_empty());
+    small.store_answer(&[0u8; 200], a.clone());
+    assert_eq!(small.len(), 1);
+    // A disabled cache keeps none.
+    let off = DecisionCache::with_limits(0, DEFAULT_MAX_BYTES);
+    off.store_answer(&raw, a);
+    assert!(off.is_empty() && off.answer(&raw).is_none());
 }
