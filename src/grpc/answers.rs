@@ -708,6 +708,57 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        /// Any reply, any decision id: the kept encoding with the id spliced in is prost's encoding of
+        /// the whole reply, in a frame head that gives its exact length.
+        #[test]
+        fn splicing_the_id_into_any_reply_is_prosts_encoding(
+            decision in 0i32..4,
+            determining in proptest::collection::vec(("[a-z/#]{0,24}", "[A-Za-z0-9#]{0,12}"), 0..4),
+            revision in "\\PC{0,80}",
+            diagnostics in proptest::collection::vec("\\PC{0,40}", 0..3),
+            trace in proptest::collection::vec("\\PC{0,40}", 0..2),
+            cached: bool,
+            id in "\\PC{0,300}",
+        ) {
+            let full = proto::AuthorizeResponse {
+                decision,
+                determining: determining
+                    .into_iter()
+                    .map(|(policy, sid)| proto::StatementRef { policy, sid, ..Default::default() })
+                    .collect(),
+                bundle_revision: revision,
+                diagnostics,
+                cached,
+                trace,
+                decision_id: id.clone(),
+            };
+            let kept = proto::AuthorizeResponse { decision_id: String::new(), ..full.clone() };
+            let framed = splice(&kept.encode_to_vec(), &id);
+            let msg = full.encode_to_vec();
+            proptest::prop_assert_eq!(framed.get(5..), Some(msg.as_slice()));
+            let len = u32::try_from(msg.len()).unwrap().to_be_bytes();
+            let head = [0, len[0], len[1], len[2], len[3]];
+            proptest::prop_assert_eq!(framed.get(..5), Some(head.as_slice()));
+        }
+
+        /// Only a frame head of flag 0 whose length is exactly the rest is one whole message.
+        #[test]
+        fn a_frame_is_looked_up_only_when_it_is_exactly_one_uncompressed_message(
+            body in proptest::collection::vec(proptest::arbitrary::any::<u8>(), 0..600),
+            flag in 0u8..3,
+            delta in -3i64..=3,
+        ) {
+            let claimed = u32::try_from((body.len() as i64 + delta).max(0)).unwrap();
+            let mut v = vec![flag];
+            v.extend_from_slice(&claimed.to_be_bytes());
+            v.extend_from_slice(&body);
+            let got = whole_message(&Bytes::from(v));
+            let exact = flag == 0 && claimed as usize == body.len();
+            proptest::prop_assert_eq!(got.as_deref(), exact.then_some(body.as_slice()));
+        }
+    }
+
     #[test]
     fn only_a_whole_uncompressed_message_is_looked_up() {
         let msg = b"\x0a\x03abc";
