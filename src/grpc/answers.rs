@@ -1,35 +1,48 @@
-//! Repeated `Authorize` requests answered from their bytes.
+//! `Authorize` and ext_authz `Check` answered in front of tonic's router.
 //!
 //! A gateway asks the same question again and again (the same principal opening the same app from the
-//! same address). The decision cache already skips the evaluation, but each call still decodes the
-//! request, validates and converts it, looks it up, builds the reply and encodes it: most of a cached
-//! call's server CPU. So once a request's decision comes from the decision cache, its handler also keeps
-//! the **encoded reply** in the same cache, keyed by the request's exact bytes
-//! ([`DecisionCache::store_answer`]). [`AnswersLayer`] (inside the connection layer, in front of tonic's
-//! router) reads the request message of every `Authorize` call; when a kept answer matches those bytes
-//! exactly (compared in full, not only by hash) in the active snapshot, it answers from it: the kept
-//! reply with a fresh decision id, `grpc-status: 0` in the trailers, the metrics, the decision-log line
-//! and the wire layer's handling (request id echo, call count, one write) of any other call.
+//! same address). The decision cache already skips the evaluation, but each call still went through
+//! tonic's per-call machinery, decoded the request, validated and converted it, looked it up, built the
+//! reply and encoded it: most of a cached call's server CPU. [`AnswersLayer`] (inside the connection
+//! layer, in front of tonic's router) reads the request message of every `Authorize` and `Check` call:
 //!
-//! What this keeps exact:
+//! - **`Authorize`**: once a request's decision comes from the decision cache, its handler also keeps
+//!   the **encoded reply** in the same cache, keyed by the request's exact bytes
+//!   ([`DecisionCache::store_answer`]). When a kept reply matches a request's bytes exactly (compared in
+//!   full, not only by hash) in the active snapshot, the layer answers from it: the kept reply with a
+//!   fresh decision id, `grpc-status: 0` in the trailers, the metrics and the decision-log line.
+//!   Otherwise tonic's handler answers, as before.
+//! - **`Check`**: the layer decodes the `CheckRequest` and answers it itself with the handler's own
+//!   code (`ExtAuthzService::check_inner`: the same answer, metrics and decision-log line); bytes that
+//!   are not a `CheckRequest` go to tonic for its INVALID_ARGUMENT. Envoy's requests are never
+//!   byte-identical (a request id and a time in each), so an allow is kept instead for what its route
+//!   read (`ext_authz::kept_key`: the mapped request and the admin memory's version).
+//!
+//! The wire layer's handling (request id echo, call count, one write) applies to these answers as to
+//! any other. What this keeps exact:
 //! - **The reply** is byte for byte what the handler would send: prost writes fields in tag order and
 //!   `decision_id` has the highest tag (7), so the kept reply is encoded without it and the id is
-//!   appended as the last field ([`splice`]); `cached` is true, as for any decision-cache hit.
-//! - **Nothing stale**: answers live in the snapshot's cache, which a reload replaces with the
-//!   snapshot; a decision that reads the time is never cached, so it never gets an answer either;
-//!   `explain` replies are never cached.
-//! - **Bounds**: answers share the cache's entry bound and byte budget and its CLOCK eviction
-//!   (`runtime::cache`). The layer reads an `Authorize` body to its end only while it is DATA and
-//!   within [`MAX_FRAMES`] frames and the message size limit (tonic holds as much of a request before
-//!   it decodes it, under the same 30 s timeout), and looks up only one whole uncompressed message.
+//!   appended as the last field ([`splice`]); `cached` is true, as for any decision-cache hit. Headers
+//!   and trailers are tonic's (`content-type`, `grpc-status`; errors trailers-only, as
+//!   `Status::into_http` makes them).
+//! - **Nothing stale**: kept answers live in the snapshot's cache, which a reload replaces with the
+//!   snapshot; a decision that reads the time is never cached, so it is never kept either; `explain`
+//!   replies are never cached; a kept `Check` allow is keyed by the admin memory's version, which a
+//!   revoke changes.
+//! - **Bounds**: kept answers share the cache's entry bound and byte budget and its CLOCK eviction
+//!   (`runtime::cache`). The layer reads a body to its end only while it is DATA and within
+//!   [`MAX_FRAMES`] frames and the message size limit (tonic holds as much of a request before it
+//!   decodes it, under the same 30 s timeout), and looks up only one whole uncompressed message.
 //!   Anything else (trailers, a compressed or truncated message, more data, a failed read) goes to
 //!   tonic as it came, frame for frame, read or not.
 use super::authorize::{AuthorizerService, proto_decision_label};
+use super::ext_authz::ExtAuthzService;
 use crate::proto;
 use crate::runtime::cache::{Answer, AnswerLog, DecisionCache};
 use crate::telemetry::decision_log::{self, Record};
 use crate::telemetry::metrics::{self, Rpc};
 use bytes::{BufMut, Bytes, BytesMut};
+use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use http_body::{Body, Frame, SizeHint};
 use prost::Message;
 use std::future::Future;
@@ -39,8 +52,11 @@ use std::time::Instant;
 use tonic::codegen::http;
 use tower::{Layer, Service};
 
-/// The path of the one method answered here.
+/// The path of `Authorize`, answered here from kept replies.
 pub const AUTHORIZE_PATH: &str = "/warden.v1.Authorizer/Authorize";
+
+/// The path of ext_authz `Check`, answered here in full.
+pub const CHECK_PATH: &str = "/envoy.service.auth.v3.Authorization/Check";
 
 /// The tag byte of `AuthorizeResponse.decision_id` (field 7, length-delimited).
 const DECISION_ID_TAG: u8 = (7 << 3) | 2;
@@ -116,19 +132,20 @@ fn compressed(headers: &http::HeaderMap) -> bool {
 #[derive(Clone)]
 pub struct AnswersLayer {
     svc: AuthorizerService,
+    ext: ExtAuthzService,
 }
 
 impl AnswersLayer {
     /// Answers from the snapshots, decision ids and decision log of `svc`.
     pub fn new(svc: AuthorizerService) -> AnswersLayer {
-        AnswersLayer { svc }
+        AnswersLayer { ext: ExtAuthzService::new(svc.clone()), svc }
     }
 }
 
 impl<S> Layer<S> for AnswersLayer {
     type Service = Answers<S>;
     fn layer(&self, inner: S) -> Answers<S> {
-        Answers { inner, svc: self.svc.clone() }
+        Answers { inner, svc: self.svc.clone(), ext: self.ext.clone() }
     }
 }
 
@@ -137,6 +154,14 @@ impl<S> Layer<S> for AnswersLayer {
 pub struct Answers<S> {
     inner: S,
     svc: AuthorizerService,
+    ext: ExtAuthzService,
+}
+
+/// The methods answered here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Authorize,
+    Check,
 }
 
 type BoxFuture<T, E> = Pin<Box<dyn Future<Output = Result<T, E>> + Send>>;
@@ -155,22 +180,38 @@ where
     }
 
     fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        if req.uri().path() != AUTHORIZE_PATH || compressed(req.headers()) {
+        let method = match req.uri().path() {
+            AUTHORIZE_PATH => Method::Authorize,
+            CHECK_PATH => Method::Check,
+            _ => return futures_either::Either::Left(self.inner.call(req)),
+        };
+        if compressed(req.headers()) {
             return futures_either::Either::Left(self.inner.call(req));
         }
         // Take the service that was driven to readiness; leave a clone in its place.
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let svc = self.svc.clone();
+        let ext = self.ext.clone();
         futures_either::Either::Right(Box::pin(async move {
             let started = Instant::now();
             let (mut parts, body) = req.into_parts();
             let read = read_request(body).await;
             if let Some(message) = read.message() {
-                if let Some(resp) = answer(&svc, &parts.headers, &message, started) {
-                    return Ok(resp);
+                match method {
+                    Method::Authorize => {
+                        if let Some(resp) = answer(&svc, &parts.headers, &message, started) {
+                            return Ok(resp);
+                        }
+                        parts.extensions.insert(RawAuthorize(message));
+                    }
+                    // Bytes that are not a `CheckRequest` get tonic's INVALID_ARGUMENT (grpc::codec).
+                    Method::Check => {
+                        if let Ok(check) = CheckRequest::decode(message) {
+                            return Ok(check_answer(&ext, &parts.headers, check));
+                        }
+                    }
                 }
-                parts.extensions.insert(RawAuthorize(message));
             }
             inner.call(http::Request::from_parts(parts, tonic::body::Body::new(read.replay()))).await
         }))
@@ -303,9 +344,46 @@ fn answer(
             http: None,
         });
     }
+    Some(grpc_reply(data))
+}
+
+/// A `Check` answered in full, as tonic's handler answers it (the same `check_inner`): the reply, or
+/// the error status trailers-only.
+fn check_answer(
+    ext: &ExtAuthzService,
+    headers: &http::HeaderMap,
+    check: CheckRequest,
+) -> http::Response<tonic::body::Body> {
+    let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
+    match ext.check_inner(check, request_id) {
+        Ok(reply) => {
+            let len = reply.encoded_len();
+            if len > crate::config::MAX_MESSAGE_BYTES {
+                // What tonic answers for a reply over `max_encoding_message_size` (never seen: a reply
+                // holds a few headers).
+                let msg = format!(
+                    "Error, encoded message length too large: found {len} bytes, the limit is: {} bytes",
+                    crate::config::MAX_MESSAGE_BYTES
+                );
+                return tonic::Status::out_of_range(msg).into_http();
+            }
+            let mut buf = BytesMut::with_capacity(5 + len);
+            buf.put_u8(0);
+            buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+            if reply.encode(&mut buf).is_err() {
+                return tonic::Status::internal("encoding the reply failed").into_http();
+            }
+            grpc_reply(buf.freeze())
+        }
+        Err(status) => status.into_http(),
+    }
+}
+
+/// A unary gRPC answer of the framed message `data`: `content-type`, the DATA, `grpc-status: 0`.
+fn grpc_reply(data: Bytes) -> http::Response<tonic::body::Body> {
     let mut resp = http::Response::new(tonic::body::Body::new(Reply { data: Some(data), trailers: true }));
     resp.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/grpc"));
-    Some(resp)
+    resp
 }
 
 // === bodies ===
@@ -512,19 +590,28 @@ mod tests {
         proto::AuthorizeResponse::decode(data.get(5..).unwrap()).unwrap()
     }
 
-    /// tonic's router, counting the calls that reach it.
-    fn counted(
-        svc: AuthorizerService,
+    /// `server` (a tonic service), counting the calls that reach it.
+    fn counted<S>(
+        server: S,
         calls: Arc<AtomicUsize>,
     ) -> impl Service<
         http::Request<tonic::body::Body>,
         Response = http::Response<tonic::body::Body>,
         Error = std::convert::Infallible,
-        Future = impl Send,
+        Future = impl Future<Output = Result<http::Response<tonic::body::Body>, std::convert::Infallible>> + Send,
     > + Clone
     + Send
-    + 'static {
-        let server = proto::authorizer_server::AuthorizerServer::new(svc);
+    + 'static
+    where
+        S: Service<
+                http::Request<tonic::body::Body>,
+                Response = http::Response<tonic::body::Body>,
+                Error = std::convert::Infallible,
+            > + Clone
+            + Send
+            + 'static,
+        S::Future: Send,
+    {
         tower::service_fn(move |req| {
             calls.fetch_add(1, Ordering::SeqCst);
             let mut server = server.clone();
@@ -532,12 +619,18 @@ mod tests {
         })
     }
 
+    /// The Authorizer's tonic service, with the server's request size limit.
+    fn authorizer(svc: &AuthorizerService) -> proto::authorizer_server::AuthorizerServer<AuthorizerService> {
+        proto::authorizer_server::AuthorizerServer::new(svc.clone())
+            .max_decoding_message_size(crate::config::MAX_MESSAGE_BYTES)
+    }
+
     #[tokio::test]
     async fn a_repeat_is_answered_from_its_bytes_exactly_as_the_handler_answers_it() {
         let store = store(crate::runtime::files::embedded_files());
         let svc = AuthorizerService::new(store.clone(), warden_core::engine::authorize);
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(svc.clone(), calls.clone()));
+        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(authorizer(&svc), calls.clone()));
         let msg = allow().encode_to_vec();
         let one = || vec![Frame::data(Bytes::from(framed(&msg)))];
         let mut answers = Vec::new();
@@ -577,7 +670,7 @@ mod tests {
         let store = store(files.clone());
         let svc = AuthorizerService::new(store.clone(), warden_core::engine::authorize);
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(svc.clone(), calls.clone()));
+        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(authorizer(&svc), calls.clone()));
         let msg = allow().encode_to_vec();
         let one = || vec![Frame::data(Bytes::from(framed(&msg)))];
         for _ in 0..3 {
@@ -602,7 +695,7 @@ mod tests {
         let store = store(crate::runtime::files::embedded_files());
         let svc = AuthorizerService::new(store.clone(), warden_core::engine::authorize);
         let calls = Arc::new(AtomicUsize::new(0));
-        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(svc.clone(), calls.clone()));
+        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(authorizer(&svc), calls.clone()));
         let bytes = Bytes::from(framed(&allow().encode_to_vec()));
         let (a, b) = (bytes.slice(..7), bytes.slice(7..));
         let status = |h: &http::HeaderMap, t: &http::HeaderMap| {
@@ -643,13 +736,7 @@ mod tests {
         let store = store(crate::runtime::files::embedded_files());
         let svc = AuthorizerService::new(store.clone(), warden_core::engine::authorize);
         let calls = Arc::new(AtomicUsize::new(0));
-        let server = proto::authorizer_server::AuthorizerServer::new(svc.clone())
-            .max_decoding_message_size(crate::config::MAX_MESSAGE_BYTES);
-        let mut stack = AnswersLayer::new(svc.clone()).layer(tower::service_fn(move |req| {
-            calls.fetch_add(1, Ordering::SeqCst);
-            let mut server = server.clone();
-            async move { server.call(req).await }
-        }));
+        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(authorizer(&svc), calls.clone()));
         // The head announces 2 MiB; the rest never comes. tonic refuses at the head, so must the layer
         // hand it over at once (reading ahead would wait for the rest until the 30 s timeout).
         let mut head = vec![0];
@@ -669,6 +756,186 @@ mod tests {
             Some("11"),
             "tonic's OUT_OF_RANGE (the wire layer makes it RESOURCE_EXHAUSTED)"
         );
+    }
+
+    /// A `CheckRequest` as Envoy sends one: method, host, path, headers, the peer's address.
+    fn check_request(path: &str, headers: &[(&str, &str)]) -> CheckRequest {
+        use envoy_types::pb::envoy::config::core::v3::{Address, SocketAddress, address};
+        use envoy_types::pb::envoy::service::auth::v3::AttributeContext;
+        use envoy_types::pb::envoy::service::auth::v3::attribute_context::{HttpRequest, Peer, Request};
+        let peer = SocketAddress { address: "10.100.10.7".into(), ..SocketAddress::default() };
+        CheckRequest {
+            attributes: Some(AttributeContext {
+                source: Some(Peer {
+                    address: Some(Address { address: Some(address::Address::SocketAddress(peer)) }),
+                    ..Peer::default()
+                }),
+                request: Some(Request {
+                    http: Some(HttpRequest {
+                        method: "GET".into(),
+                        host: "gateway.example.com".into(),
+                        path: path.into(),
+                        headers: headers.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect(),
+                        ..HttpRequest::default()
+                    }),
+                    ..Request::default()
+                }),
+                ..AttributeContext::default()
+            }),
+        }
+    }
+
+    const ALICE_TEAM1: &str = "arn:aws:sts::111122223333:assumed-role/SageMakerStudioExecutionRoleTeam1/alice-Team1";
+    const COMET: &str = "arn:aws:sagemaker:us-east-1:111122223333:partner-app/app-COMETTEAM001";
+
+    fn check_call(frames: Vec<Frame<Bytes>>) -> http::Request<tonic::body::Body> {
+        http::Request::post(format!("http://127.0.0.1{CHECK_PATH}"))
+            .header("content-type", "application/grpc")
+            .header("te", "trailers")
+            .body(tonic::body::Body::new(Frames { frames: frames.into(), hang: false }))
+            .unwrap()
+    }
+
+    fn check_reply(data: &[u8]) -> envoy_types::pb::envoy::service::auth::v3::CheckResponse {
+        prost::Message::decode(data.get(5..).unwrap()).unwrap()
+    }
+
+    /// The response with its decision id header blanked, and that id.
+    fn without_id(
+        mut r: envoy_types::pb::envoy::service::auth::v3::CheckResponse,
+    ) -> (envoy_types::pb::envoy::service::auth::v3::CheckResponse, String) {
+        use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+        let mut id = String::new();
+        if let Some(HttpResponse::OkResponse(ok)) = &mut r.http_response {
+            for h in ok.headers.iter_mut().filter_map(|h| h.header.as_mut()) {
+                if h.key == super::super::ext_authz::DECISION_ID_HEADER {
+                    id = std::mem::take(&mut h.value);
+                }
+            }
+        }
+        (r, id)
+    }
+
+    #[tokio::test]
+    async fn a_check_is_answered_in_front_of_tonic_exactly_as_tonic_answers_it() {
+        let store = store(crate::runtime::files::embedded_files());
+        let svc = AuthorizerService::new(store.clone(), warden_core::engine::authorize);
+        let calls = Arc::new(AtomicUsize::new(0));
+        let mut stack = AnswersLayer::new(svc.clone()).layer(counted(
+            super::super::ext_authz::pb::authorization_server::AuthorizationServer::new(ExtAuthzService::new(
+                svc.clone(),
+            )),
+            calls.clone(),
+        ));
+        let req = check_request("/apps/app-COMETTEAM001/open", &[("x-amzn-principal-arn", ALICE_TEAM1)]);
+        let whole = Bytes::from(framed(&req.encode_to_vec()));
+        let mut trailers = http::HeaderMap::new();
+        trailers.insert("x-extra", http::HeaderValue::from_static("1"));
+        // Through tonic (the trailers send it there), then in front of it, then from the kept allow.
+        let (h0, d0, t0) =
+            send(&mut stack, check_call(vec![Frame::data(whole.clone()), Frame::trailers(trailers)])).await;
+        assert_eq!(calls.load(Ordering::SeqCst), 1);
+        let mut ids = std::collections::BTreeSet::new();
+        let (tonic_reply, id) = without_id(check_reply(&d0));
+        ids.insert(id);
+        for _ in 0..3 {
+            let (h, d, t) = send(&mut stack, check_call(vec![Frame::data(whole.clone())])).await;
+            assert_eq!((&h, &t), (&h0, &t0), "tonic's headers and trailers");
+            let (reply, id) = without_id(check_reply(&d));
+            assert_eq!(reply, tonic_reply, "tonic's reply but for the decision id");
+            ids.insert(id);
+        }
+        assert_eq!(calls.load(Ordering::SeqCst), 1, "never reached tonic");
+        assert_eq!(ids.len(), 4, "a decision id of its own each time: {ids:?}");
+        assert!(ids.iter().all(|i| !i.is_empty()));
+        // Bytes that are not a CheckRequest: tonic's INVALID_ARGUMENT.
+        let (h, _, t) = send(&mut stack, check_call(vec![Frame::data(Bytes::from(framed(b"\xff\xff\xff")))])).await;
+        let status = t.get("grpc-status").or_else(|| h.get("grpc-status")).map(|v| v.to_str().unwrap().to_owned());
+        assert_eq!(status.as_deref(), Some("3"));
+        assert_eq!(calls.load(Ordering::SeqCst), 2);
+    }
+
+    #[test]
+    fn a_kept_allow_never_outlives_the_admin_memory_or_the_revision() {
+        use envoy_types::pb::envoy::service::auth::v3::check_response::HttpResponse;
+        let files = crate::runtime::files::embedded_files();
+        let store = store(files.clone());
+        let ext = ExtAuthzService::new(AuthorizerService::new(store.clone(), warden_core::engine::authorize));
+        let bob = "arn:aws:sts::111122223333:assumed-role/SageMakerStudioExecutionRoleTeam1/bob-Team1";
+        let role = |ext: &ExtAuthzService| {
+            let r =
+                ext.check_inner(check_request("/apps/app-COMETTEAM001/open", &[("x-amzn-principal-arn", bob)]), None);
+            let Some(HttpResponse::OkResponse(ok)) = r.unwrap().http_response else { panic!("not an allow") };
+            let h: std::collections::HashMap<String, String> =
+                ok.headers.into_iter().filter_map(|h| h.header).map(|h| (h.key, h.value)).collect();
+            (h["x-sagemaker-partner-app-user"].clone(), h["x-warden-admin-role"].clone())
+        };
+        let user = role(&ext).0;
+        // Bob, remembered as a former admin of the app: ADMIN, evaluated, then kept and answered from it.
+        let mut memory = warden_core::identity::AdminMemory::default();
+        memory.apps.entry(COMET.to_owned()).or_default().remembered.insert(user.clone());
+        assert!(store.set_admins(memory.clone()));
+        for _ in 0..4 {
+            assert_eq!(role(&ext), (user.clone(), "ADMIN".to_owned()));
+        }
+        let active = store.load().unwrap();
+        let kept = |a: &crate::runtime::store::Active| {
+            let http = super::super::ext_authz::CheckHttp::of(check_request(
+                "/apps/app-COMETTEAM001/open",
+                &[("x-amzn-principal-arn", bob)],
+            ));
+            super::super::ext_authz::kept_for_test(a, &http)
+        };
+        assert!(kept(&active), "the allow was kept");
+        // The operator revokes him: the next answer is evaluated against the new memory, not kept.
+        assert!(store.set_admins(memory.revoke(COMET, &user).unwrap()));
+        assert_eq!(role(&ext), (user.clone(), "USER".to_owned()), "not the allow kept for the old memory");
+        // A new revision starts with nothing kept.
+        let mut changed = files;
+        changed.push(("README.txt".into(), b"a new revision".to_vec()));
+        store.activate(Arc::new(warden_core::bundle::from_files(changed).unwrap()), memory, "test".into());
+        assert!(!kept(&store.load().unwrap()));
+        assert_eq!(role(&ext), (user, "ADMIN".to_owned()));
+    }
+
+    #[test]
+    fn a_check_whose_decision_reads_the_time_is_never_kept() {
+        let user = serde_json::json!({
+            "UserName": "alice",
+            "Arn": "arn:aws:iam::111122223333:user/alice",
+            "UserPolicyList": [{"PolicyName": "P", "PolicyDocument": {"Version": "2012-10-17", "Statement": [
+                {"Sid": "Always", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"},
+                {"Sid": "UntilNextCentury", "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "*",
+                 "Condition": {"DateLessThan": {"aws:CurrentTime": "2100-01-01T00:00:00Z"}}}
+            ]}}]
+        });
+        let route = |name: &str, action: &str| {
+            serde_json::json!({
+                "name": name,
+                "match": {"path_template": format!("/{name}/{{key}}"), "methods": ["GET"]},
+                "principal": {"header": "x-amzn-principal-arn"},
+                "action": action,
+                "resource": "arn:aws:s3:::reports/{key}"
+            })
+        };
+        let routes = serde_json::json!({"region": "us-east-1", "account": "111122223333", "routes": [
+            route("time", "s3:ListBucket"), route("plain", "s3:GetObject")
+        ]});
+        let store = store(vec![
+            ("iam/users/alice.json".into(), user.to_string().into_bytes()),
+            ("ext-authz/routes.json".into(), routes.to_string().into_bytes()),
+        ]);
+        let ext = ExtAuthzService::new(AuthorizerService::new(store.clone(), warden_core::engine::authorize));
+        let alice = [("x-amzn-principal-arn", "arn:aws:iam::111122223333:user/alice")];
+        for _ in 0..4 {
+            let r = ext.check_inner(check_request("/time/q1.csv", &alice), None).unwrap();
+            assert_eq!(r.status.map(|s| s.code), Some(0));
+        }
+        assert_eq!(store.load().unwrap().cache.len(), 0, "neither the decision nor the answer is kept");
+        for _ in 0..4 {
+            ext.check_inner(check_request("/plain/q1.csv", &alice), None).unwrap();
+        }
+        assert_eq!(store.load().unwrap().cache.len(), 2, "the control: its decision and the kept allow");
     }
 
     #[test]

@@ -247,6 +247,17 @@ impl AuthorizerService {
         active: &Active,
         req: proto::PropagateIdentityRequest,
     ) -> Result<proto::PropagateIdentityResponse, Refused> {
+        self.propagate_tracked(active, req, &std::cell::Cell::new(false))
+    }
+
+    /// [`AuthorizerService::propagate_unlogged`], setting `reads_time` when a decision it took read
+    /// the time (so its answer holds only now).
+    pub(super) fn propagate_tracked(
+        &self,
+        active: &Active,
+        req: proto::PropagateIdentityRequest,
+        reads_time: &std::cell::Cell<bool>,
+    ) -> Result<proto::PropagateIdentityResponse, Refused> {
         let bundle = &*active.bundle;
         let req = match super::propagate::request_from_proto(req, now_ms()) {
             Ok(r) => r,
@@ -262,7 +273,13 @@ impl AuthorizerService {
         };
         let evaluator = self.evaluator;
         // The authorization steps use the snapshot's decision cache too.
-        let authorize = |b: &Bundle, r: &Request| (*active.cache.get_or_evaluate(b, r, evaluator).0).clone();
+        let authorize = |b: &Bundle, r: &Request| {
+            let resp = active.cache.get_or_evaluate(b, r, evaluator).0;
+            if resp.reads_time {
+                reads_time.set(true);
+            }
+            (*resp).clone()
+        };
         let result = std::panic::catch_unwind(AssertUnwindSafe(|| {
             warden_core::identity::propagate(bundle, &active.admins, &req, &authorize)
         }));

@@ -23,6 +23,7 @@ use envoy_types::pb::envoy::service::auth::v3::{
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::rpc;
+use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Instant;
 use tonic::{Code, Status};
@@ -350,7 +351,16 @@ fn bad_request(m_route: &str, message: &str, revision: &str, decision_id: String
 /// Answers one `Check` against `routes` (the bundle's, if it has a routes file) of bundle `revision`.
 /// `Err` only for a fault that is the gRPC call's (INTERNAL: a panic while evaluating).
 pub fn check(routes: Option<&Routes>, revision: &str, http: &CheckHttp, steps: &impl Steps) -> Result<Checked, Status> {
-    let outcome = routes.map_or(MapOutcome::Unmatched(Unmatched::Deny), |r| r.map(&http.as_request()));
+    check_mapped(map(routes, http), revision, steps)
+}
+
+/// What the routes make of `http` (no routes file: nothing matches, denied).
+fn map(routes: Option<&Routes>, http: &CheckHttp) -> MapOutcome {
+    routes.map_or(MapOutcome::Unmatched(Unmatched::Deny), |r| r.map(&http.as_request()))
+}
+
+/// [`check`] once the routes have mapped the request.
+fn check_mapped(outcome: MapOutcome, revision: &str, steps: &impl Steps) -> Result<Checked, Status> {
     let m = match outcome {
         MapOutcome::Mapped(m) => m,
         MapOutcome::Unmatched(u) => {
@@ -466,11 +476,137 @@ pub fn check(routes: Option<&Routes>, revision: &str, http: &CheckHttp, steps: &
     Ok(c)
 }
 
+/// An allow kept for what its route read ([`kept_key`]): answered again, with a new decision id, to a
+/// request the routes map to the same thing while the snapshot and its admin memory last. Kept only
+/// when every decision it took came from the decision cache and none read the time.
+struct KeptCheck(Checked);
+
+/// The key of what a `Check` answer depends on besides the snapshot: the mapped request (route,
+/// principal, session tags, action, resource, context, the propagation's channel and app) and the
+/// admin memory's version. Length-prefixed, so no two different requests share a key.
+fn kept_key(m: &Mapped, admins_version: u64) -> Vec<u8> {
+    let Mapped { route, principal_arn, session_tags, action, resource, context, propagate } = m;
+    let mut k = Vec::with_capacity(
+        64 + route.len()
+            + principal_arn.len()
+            + action.len()
+            + resource.len()
+            + 16 * (session_tags.len() + context.len()),
+    );
+    k.push(b'C');
+    k.extend_from_slice(&admins_version.to_le_bytes());
+    let mut put = |s: &str| {
+        k.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
+        k.extend_from_slice(s.as_bytes());
+    };
+    put(route);
+    put(principal_arn);
+    put(action);
+    put(resource);
+    for list in [session_tags, context] {
+        put(&list.len().to_string());
+        for (a, b) in list {
+            put(a);
+            put(b);
+        }
+    }
+    match propagate {
+        Some((channel, app)) => {
+            put("propagate");
+            put(channel);
+            put(app);
+        }
+        None => put(""),
+    }
+    k
+}
+
+/// Whether an allow is kept in `active` for what the routes make of `http` (tests).
+#[cfg(test)]
+pub(super) fn kept_for_test(active: &Active, http: &CheckHttp) -> bool {
+    match map(active.bundle.ext_authz.as_deref(), http) {
+        MapOutcome::Mapped(m) => active.cache.kept::<KeptCheck>(&kept_key(&m, active.admins_version)).is_some(),
+        _ => false,
+    }
+}
+
+/// What a kept allow costs against the cache's byte budget (`runtime::cache::kept_cost`): its key and
+/// every string and list it holds. Destructured by name, so a new field is costed before it builds.
+fn kept_check_cost(key: &[u8], c: &Checked) -> usize {
+    use crate::runtime::cache::{kept_cost, text_heap, vec_heap};
+    let Checked {
+        response,
+        outcome: _,
+        code: _,
+        http_status: _,
+        message,
+        decision_id,
+        route,
+        principal,
+        action,
+        resource,
+        determining,
+        cached: _,
+        propagation,
+    } = c;
+    // Only allows are kept: their headers are all the response holds besides the status.
+    let headers: &[HeaderValueOption] = match &response.http_response {
+        Some(HttpResponse::OkResponse(ok)) => &ok.headers,
+        _ => &[],
+    };
+    let response_heap = vec_heap::<HeaderValueOption>(headers.len())
+        + headers
+            .iter()
+            .filter_map(|h| h.header.as_ref())
+            .map(|h| text_heap(&h.key) + text_heap(&h.value) + vec_heap::<u8>(h.raw_value.len()))
+            .sum::<usize>()
+        + response.status.as_ref().map_or(0, |s| text_heap(&s.message));
+    let determining_heap = vec_heap::<proto::StatementRef>(determining.len())
+        + determining
+            .iter()
+            .map(|d| text_heap(&d.policy) + text_heap(&d.sid) + text_heap(&d.effect) + text_heap(&d.file))
+            .sum::<usize>();
+    let propagation_heap = propagation.as_ref().map_or(0, |p| {
+        text_heap(&p.evidence_principal)
+            + p.user_name.as_deref().map_or(0, text_heap)
+            + p.failed_check.as_deref().map_or(0, text_heap)
+    });
+    kept_cost::<KeptCheck>(
+        key,
+        response_heap
+            + message.as_deref().map_or(0, text_heap)
+            + text_heap(decision_id)
+            + route.as_deref().map_or(0, text_heap)
+            + text_heap(principal)
+            + text_heap(action)
+            + text_heap(resource)
+            + determining_heap
+            + propagation_heap,
+    )
+}
+
+impl Checked {
+    /// The response of this answer (an allow) with the decision id `id` in its header.
+    fn response_with_id(&self, id: &str) -> CheckResponse {
+        let mut r = self.response.clone();
+        if let Some(HttpResponse::OkResponse(ok)) = &mut r.http_response {
+            for h in ok.headers.iter_mut().filter_map(|h| h.header.as_mut()) {
+                if h.key == DECISION_ID_HEADER {
+                    id.clone_into(&mut h.value);
+                }
+            }
+        }
+        r
+    }
+}
+
 /// The server's steps: the snapshot's decision cache and the service's decision ids; nothing is
 /// timed or logged here (the `Check` is, once).
 struct Served<'a> {
     svc: &'a AuthorizerService,
     active: &'a Active,
+    /// Whether a decision the propagation took read the time.
+    reads_time: Cell<bool>,
 }
 
 impl Steps for Served<'_> {
@@ -479,7 +615,7 @@ impl Steps for Served<'_> {
     }
 
     fn propagate(&self, req: proto::PropagateIdentityRequest) -> Result<proto::PropagateIdentityResponse, Status> {
-        self.svc.propagate_unlogged(self.active, req).map_err(|r| r.status)
+        self.svc.propagate_tracked(self.active, req, &self.reads_time).map_err(|r| r.status)
     }
 
     fn decision_id(&self) -> String {
@@ -488,17 +624,50 @@ impl Steps for Served<'_> {
 }
 
 impl ExtAuthzService {
-    fn check_inner(&self, req: CheckRequest, grpc_request_id: Option<String>) -> Result<CheckResponse, Status> {
+    /// One `Check`, timed, counted and logged: what the tonic handler answers and what
+    /// `grpc::answers` answers in front of tonic.
+    pub(super) fn check_inner(
+        &self,
+        req: CheckRequest,
+        grpc_request_id: Option<String>,
+    ) -> Result<CheckResponse, Status> {
         let started = Instant::now();
         let active = self.inner.active()?;
         let http = CheckHttp::of(req);
-        let steps = Served { svc: &self.inner, active: &active };
         let revision = &active.bundle.revision;
-        let checked = check(active.bundle.ext_authz.as_deref(), revision, &http, &steps);
-        let label = checked.as_ref().map_or("error", |c| c.outcome.label());
-        metrics::decision(Rpc::ExtAuthzCheck, label, started.elapsed());
+        let outcome = map(active.bundle.ext_authz.as_deref(), &http);
+        let key = match &outcome {
+            MapOutcome::Mapped(m) => Some(kept_key(m, active.admins_version)),
+            _ => None,
+        };
         let logs = self.inner.logs();
         let request_id = || http.headers.get("x-request-id").cloned().or(grpc_request_id);
+        // The allow kept for what this route read: the same answer with an id of its own (the rest of
+        // the kept answer is copied only for the decision log).
+        if let Some(kept) = key.as_deref().and_then(|k| active.cache.kept::<KeptCheck>(k)) {
+            let id = self.inner.next_decision_id();
+            let response = kept.0.response_with_id(&id);
+            metrics::decision(Rpc::ExtAuthzCheck, Outcome::Allow.label(), started.elapsed());
+            if logs {
+                let mut c = kept.0.clone();
+                c.decision_id = id;
+                let record = c.record(&http, request_id(), revision, started);
+                self.inner.log_record(record);
+            }
+            return Ok(response);
+        }
+        let steps = Served { svc: &self.inner, active: &active, reads_time: Cell::new(false) };
+        let checked = check_mapped(outcome, revision, &steps);
+        if let (Some(k), Ok(c)) = (&key, &checked)
+            && c.outcome == Outcome::Allow
+            && c.cached
+            && !steps.reads_time.get()
+        {
+            let cost = kept_check_cost(k, c);
+            active.cache.keep(k, KeptCheck(c.clone()), cost);
+        }
+        let label = checked.as_ref().map_or("error", |c| c.outcome.label());
+        metrics::decision(Rpc::ExtAuthzCheck, label, started.elapsed());
         match checked {
             Ok(mut c) => {
                 if logs {
@@ -546,7 +715,6 @@ impl pb::authorization_server::Authorization for ExtAuthzService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cell::Cell;
 
     /// Steps that allow or deny everything and count what they were asked.
     struct Fake {

@@ -25,6 +25,7 @@ use crate::telemetry::metrics;
 use bytes::Bytes;
 use dashmap::DashMap;
 use rustc_hash::FxHasher;
+use std::any::Any;
 use std::collections::VecDeque;
 use std::hash::{Hash, Hasher};
 use std::mem::size_of;
@@ -51,12 +52,23 @@ struct Entry {
 }
 
 /// What an entry holds.
-#[derive(Debug)]
 enum Kind {
     /// A decision: the request without its time and explain flag, and the answer.
     Decision { request: Request, response: Arc<Response> },
-    /// An encoded answer to the request whose bytes are `raw`.
-    Answer { raw: Bytes, answer: Arc<Answer> },
+    /// A value of the caller's kept for a key of bytes (an [`Answer`] for an `Authorize` request's
+    /// bytes; a `Check` answer for what its route read).
+    Kept { key: Bytes, value: Arc<dyn Any + Send + Sync> },
+}
+
+impl std::fmt::Debug for Kind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Kind::Decision { request, response } => {
+                f.debug_struct("Decision").field("request", request).field("response", response).finish()
+            }
+            Kind::Kept { key, .. } => f.debug_struct("Kept").field("key_len", &key.len()).finish_non_exhaustive(),
+        }
+    }
 }
 
 impl Entry {
@@ -68,10 +80,10 @@ impl Entry {
         }
     }
 
-    /// The stored answer, when this entry answers the request bytes `raw`.
-    fn answer_for(&self, r: &[u8]) -> Option<&Arc<Answer>> {
+    /// The value of type `T` kept for exactly `k`, if this entry is one.
+    fn kept_for<T: Any + Send + Sync>(&self, k: &[u8]) -> Option<Arc<T>> {
         match &self.kind {
-            Kind::Answer { raw, answer } if raw.as_ref() == r => Some(answer),
+            Kind::Kept { key, value } if key.as_ref() == k => value.clone().downcast::<T>().ok(),
             _ => None,
         }
     }
@@ -208,19 +220,32 @@ pub fn entry_cost(req: &Request, resp: &Response) -> usize {
     ENTRY_OVERHEAD + request_bytes(req) + response_bytes(resp)
 }
 
-/// What keeping `answer` for the request bytes `raw` counts against the byte budget: the copy of the
-/// request bytes, the `Arc<Answer>` with its encoded reply and log fields, and [`ENTRY_OVERHEAD`].
+/// What keeping a value of type `T` whose own heap is `value_heap` bytes for the key `key` counts
+/// against the byte budget: the copy of the key, the `Arc<T>` (two counts and the value), the value's
+/// heap, and [`ENTRY_OVERHEAD`].
+pub fn kept_cost<T>(key: &[u8], value_heap: usize) -> usize {
+    ENTRY_OVERHEAD + heap(key.len()) + heap(2 * size_of::<usize>() + size_of::<T>()) + value_heap
+}
+
+/// What keeping `answer` for the request bytes `raw` counts against the byte budget ([`kept_cost`]:
+/// the encoded reply and the log fields are its heap).
 pub fn answer_cost(raw: &[u8], answer: &Answer) -> usize {
     let Answer { encoded, decision: _, log } = answer;
     let log_bytes = log.as_ref().map_or(0, |l| {
         let AnswerLog { principal, action, resource, determining } = l;
         string_bytes(principal) + string_bytes(action) + string_bytes(resource) + strings_bytes(determining)
     });
-    ENTRY_OVERHEAD
-        + heap(raw.len())
-        + heap(2 * size_of::<usize>() + size_of::<Answer>())
-        + heap(encoded.len())
-        + log_bytes
+    kept_cost::<Answer>(raw, heap(encoded.len()) + log_bytes)
+}
+
+/// The heap a `String` of this text takes (for callers' [`kept_cost`]).
+pub fn text_heap(s: &str) -> usize {
+    string_bytes(s)
+}
+
+/// The heap of a `Vec` of `n` items of type `T` (for callers' [`kept_cost`]).
+pub fn vec_heap<T>(n: usize) -> usize {
+    vec_bytes::<T>(n)
 }
 
 // === keys ===
@@ -250,12 +275,12 @@ fn key_hash(r: &Request) -> u64 {
     h.finish()
 }
 
-/// The key of the answer to the request bytes `raw` (a distinct hash domain from [`key_hash`]; a
-/// collision across the two is a miss, like any other).
-fn raw_hash(raw: &[u8]) -> u64 {
+/// The key of the value kept for the bytes `key` (a distinct hash domain from [`key_hash`]; a
+/// collision across the two, or between kept values of different types, is a miss like any other).
+fn raw_hash(key: &[u8]) -> u64 {
     let mut h = FxHasher::default();
     h.write_u8(0xa5);
-    h.write(raw);
+    h.write(key);
     h.finish()
 }
 
@@ -340,33 +365,44 @@ impl DecisionCache {
         Some(r)
     }
 
-    /// The answer kept for the request bytes `raw`, if any: a cache hit like a decision's (counted in
-    /// `warden_cache_hits_total` and `warden_cache_answer_hits_total`). Nothing is counted on a miss:
-    /// the request then goes on to [`DecisionCache::get_or_evaluate`], which counts it.
+    /// The answer kept for the request bytes `raw`, if any ([`DecisionCache::kept`]).
     pub fn answer(&self, raw: &[u8]) -> Option<Arc<Answer>> {
+        self.kept::<Answer>(raw)
+    }
+
+    /// Keeps `answer` for the request bytes `raw` ([`DecisionCache::keep`], at [`answer_cost`]).
+    pub fn store_answer(&self, raw: &[u8], answer: Answer) {
+        let cost = answer_cost(raw, &answer);
+        self.keep(raw, answer, cost);
+    }
+
+    /// The value of type `T` kept for exactly the bytes `key`, if any: a cache hit like a decision's
+    /// (counted in `warden_cache_hits_total` and `warden_cache_answer_hits_total`). Nothing is counted
+    /// on a miss: the request then goes on to [`DecisionCache::get_or_evaluate`], which counts it.
+    pub fn kept<T: Any + Send + Sync>(&self, key: &[u8]) -> Option<Arc<T>> {
         if !self.enabled() {
             return None;
         }
-        let e = self.map.get(&raw_hash(raw))?;
-        let a = e.answer_for(raw)?.clone();
+        let e = self.map.get(&raw_hash(key))?;
+        let v = e.kept_for::<T>(key)?;
         mark(&e);
         metrics::cache_answer_hit();
-        Some(a)
+        Some(v)
     }
 
-    /// Keeps `answer` for the request bytes `raw` (copied: the entry never holds the buffer they came
-    /// in), evicting older entries to make room, unless it is over the entry size limit or already kept.
-    pub fn store_answer(&self, raw: &[u8], answer: Answer) {
+    /// Keeps `value` for the bytes `key` (copied: the entry never holds the buffer they came in) at
+    /// `cost` ([`kept_cost`]), evicting older entries to make room, unless it is over the entry size
+    /// limit or already kept.
+    pub fn keep<T: Any + Send + Sync>(&self, key: &[u8], value: T, cost: usize) {
         if !self.enabled() {
             return;
         }
-        let cost = answer_cost(raw, &answer);
-        let k = raw_hash(raw);
+        let k = raw_hash(key);
         self.insert(
             k,
             cost,
-            |e| e.answer_for(raw).is_some(),
-            || Kind::Answer { raw: Bytes::copy_from_slice(raw), answer: Arc::new(answer) },
+            |e| e.kept_for::<T>(key).is_some(),
+            || Kind::Kept { key: Bytes::copy_from_slice(key), value: Arc::new(value) },
         );
     }
 

@@ -22,6 +22,9 @@ pub struct Active {
     pub previous_revision: Option<String>,
     /// Where it came from (a directory, or the embedded default).
     pub source: String,
+    /// Which admin memory this is: a new number for every snapshot the store makes (an activation or
+    /// a revoke), so that what was kept for one memory is never taken for another's.
+    pub admins_version: u64,
 }
 
 /// The last reload attempt, for status.
@@ -80,6 +83,8 @@ pub struct Store {
     reload: ArcSwap<ReloadStatus>,
     cache_capacity: usize,
     cache_max_bytes: usize,
+    /// The last `Active::admins_version` given.
+    admins_versions: std::sync::atomic::AtomicU64,
 }
 
 // === impl Store ===
@@ -116,7 +121,16 @@ impl Store {
         let admins = Arc::new(admins);
         let cache = Arc::new(DecisionCache::with_limits(self.cache_capacity, self.cache_max_bytes));
         crate::telemetry::metrics::cache_size(0, 0);
-        let active = Active { bundle, admins, cache, activated_at: now, previous_revision: previous.clone(), source };
+        let admins_version = self.next_admins_version();
+        let active = Active {
+            bundle,
+            admins,
+            cache,
+            activated_at: now,
+            previous_revision: previous.clone(),
+            source,
+            admins_version,
+        };
         let old = self.active.swap(Some(Arc::new(active)));
         self.reload.store(Arc::new(ReloadStatus { at: Some(now), error: None, problems: 0 }));
         (Activation { revision, previous }, old)
@@ -132,8 +146,13 @@ impl Store {
             activated_at: cur.activated_at,
             previous_revision: cur.previous_revision.clone(),
             source: cur.source.clone(),
+            admins_version: self.next_admins_version(),
         })));
         true
+    }
+
+    fn next_admins_version(&self) -> u64 {
+        self.admins_versions.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1
     }
 
     /// Records a failed load (its first problems and their count); the active bundle (if any) keeps

@@ -31,7 +31,7 @@ pub const BUNDLE_LAST_SYNC: &str = "warden_bundle_last_sync_success_timestamp_se
 
 /// Decisions answered from the cache.
 pub const CACHE_HITS: &str = "warden_cache_hits_total";
-/// Of the cache hits, those answered with the kept encoded answer of a byte-identical request.
+/// Of the cache hits, those answered with a kept answer (`grpc::answers`).
 pub const CACHE_ANSWER_HITS: &str = "warden_cache_answer_hits_total";
 /// Decisions evaluated (not in the cache).
 pub const CACHE_MISSES: &str = "warden_cache_misses_total";
@@ -175,7 +175,7 @@ fn describe() {
     metrics::describe_counter!(CACHE_HITS, "Decisions answered from the decision cache.");
     metrics::describe_counter!(
         CACHE_ANSWER_HITS,
-        "Cache hits answered with the kept encoded answer of a byte-identical Authorize request (also in warden_cache_hits_total)."
+        "Cache hits answered with a kept answer: an Authorize reply kept for byte-identical request bytes, a Check allow kept for what its route read (also in warden_cache_hits_total)."
     );
     metrics::describe_counter!(CACHE_MISSES, "Decisions evaluated because they were not cached.");
     metrics::describe_gauge!(CACHE_ENTRIES, "Decisions held by the active bundle's cache.");

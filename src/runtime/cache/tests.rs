@@ -389,9 +389,11 @@ fn answers_share_both_bounds_and_keep_a_copy_of_the_request_bytes() {
     assert_eq!((c.len(), c.bytes()), (1, answer_cost(&raw, &a)));
     assert!(c.bytes() < 1024, "costs its 100 bytes, not the 64 KiB buffer: {}", c.bytes());
     match &c.map.get(&raw_hash(&raw)).expect("stored").kind {
-        Kind::Answer { raw: kept, .. } => assert_ne!(kept.as_ptr(), raw.as_ptr(), "a copy"),
+        Kind::Kept { key, .. } => assert_ne!(key.as_ptr(), raw.as_ptr(), "a copy"),
         Kind::Decision { .. } => panic!("an answer was stored"),
     }
+    // A value of another type kept for the same bytes is not this answer.
+    assert!(c.kept::<String>(&raw).is_none());
     assert_eq!(c.answer(&raw).as_deref(), Some(&a));
     assert_eq!(c.answer(&buffer.slice(100..199)), None, "exact bytes only");
     // Storing it again changes nothing.
