@@ -36,7 +36,7 @@
 //!   Anything else (trailers, a compressed or truncated message, more data, a failed read) goes to
 //!   tonic as it came, frame for frame, read or not.
 use super::authorize::{AuthorizerService, proto_decision_label};
-use super::ext_authz::ExtAuthzService;
+use super::ext_authz::{Answered, ExtAuthzService};
 use crate::proto;
 use crate::runtime::cache::{Answer, AnswerLog, DecisionCache};
 use crate::telemetry::decision_log::{self, Record};
@@ -355,8 +355,9 @@ fn check_answer(
     check: CheckRequest,
 ) -> http::Response<tonic::body::Body> {
     let request_id = headers.get("x-request-id").and_then(|v| v.to_str().ok()).map(str::to_owned);
-    match ext.check_inner(check, request_id) {
-        Ok(reply) => {
+    match ext.check_answer(check, request_id, true) {
+        Ok(Answered::Framed(data)) => grpc_reply(data),
+        Ok(Answered::Reply(reply)) => {
             let len = reply.encoded_len();
             if len > crate::config::MAX_MESSAGE_BYTES {
                 // What tonic answers for a reply over `max_encoding_message_size` (never seen: a reply

@@ -17,12 +17,14 @@ use crate::proto;
 use crate::runtime::store::Active;
 use crate::telemetry::decision_log::{self, HttpCheck, Propagation, Record};
 use crate::telemetry::metrics::{self, Rpc};
+use bytes::{BufMut, Bytes, BytesMut};
 use envoy_types::pb::envoy::config::core::v3::{HeaderValue, HeaderValueOption, address};
 use envoy_types::pb::envoy::service::auth::v3::{
     CheckRequest, CheckResponse, DeniedHttpResponse, OkHttpResponse, check_response::HttpResponse,
 };
 use envoy_types::pb::envoy::r#type::v3::HttpStatus;
 use envoy_types::pb::google::rpc;
+use prost::Message;
 use std::cell::Cell;
 use std::collections::HashMap;
 use std::time::Instant;
@@ -479,7 +481,61 @@ fn check_mapped(outcome: MapOutcome, revision: &str, steps: &impl Steps) -> Resu
 /// An allow kept for what its route read ([`kept_key`]): answered again, with a new decision id, to a
 /// request the routes map to the same thing while the snapshot and its admin memory last. Kept only
 /// when every decision it took came from the decision cache and none read the time.
-struct KeptCheck(Checked);
+struct KeptCheck {
+    checked: Checked,
+    /// Its reply ready to be written, when it has the usual shape.
+    wire: Option<KeptWire>,
+}
+
+/// The wire form of a kept allow: the reply without its `ok_response`, and the `OkHttpResponse` without
+/// its first header (the decision id's), so that an answer writes its own id and copies the rest.
+struct KeptWire {
+    head: Bytes,
+    ok_rest: Bytes,
+}
+
+impl KeptWire {
+    /// The wire form of `r`, when it is an allow whose first header is the decision id and that has no
+    /// `dynamic_metadata` (prost writes fields in tag order: `status` 1, `ok_response` 3, then
+    /// `dynamic_metadata` 4; in `OkHttpResponse` the `headers`, 2, come first).
+    fn of(r: &CheckResponse) -> Option<KeptWire> {
+        let Some(HttpResponse::OkResponse(ok)) = &r.http_response else { return None };
+        if r.dynamic_metadata.is_some() || ok.headers.first()?.header.as_ref()?.key != DECISION_ID_HEADER {
+            return None;
+        }
+        let head = CheckResponse { http_response: None, ..r.clone() }.encode_to_vec();
+        let mut rest = ok.clone();
+        rest.headers.remove(0);
+        Some(KeptWire { head: Bytes::from(head), ok_rest: Bytes::from(rest.encode_to_vec()) })
+    }
+
+    /// The reply with the decision id `id`, as a gRPC message (frame head and message): byte for byte
+    /// prost's encoding of the whole reply.
+    fn framed(&self, id: &str) -> Bytes {
+        use prost::encoding::{encode_varint, encoded_len_varint};
+        let id_header = header(DECISION_ID_HEADER, id);
+        let header_len = id_header.encoded_len();
+        let ok_len = 1 + encoded_len_varint(header_len as u64) + header_len + self.ok_rest.len();
+        let len = self.head.len() + 1 + encoded_len_varint(ok_len as u64) + ok_len;
+        let mut buf = BytesMut::with_capacity(5 + len);
+        buf.put_u8(0);
+        buf.put_u32(u32::try_from(len).unwrap_or(u32::MAX));
+        buf.put_slice(&self.head);
+        buf.put_u8((3 << 3) | 2); // CheckResponse.ok_response
+        encode_varint(ok_len as u64, &mut buf);
+        buf.put_u8((2 << 3) | 2); // OkHttpResponse.headers
+        encode_varint(header_len as u64, &mut buf);
+        id_header.encode_raw(&mut buf);
+        buf.put_slice(&self.ok_rest);
+        buf.freeze()
+    }
+}
+
+/// A `Check` answer: the reply, or (in front of tonic) the reply already framed for the wire.
+pub(super) enum Answered {
+    Reply(Box<CheckResponse>),
+    Framed(Bytes),
+}
 
 /// The key of what a `Check` answer depends on besides the snapshot: the mapped request (route,
 /// principal, session tags, action, resource, context, the propagation's channel and app) and the
@@ -532,7 +588,8 @@ pub(super) fn kept_for_test(active: &Active, http: &CheckHttp) -> bool {
 
 /// What a kept allow costs against the cache's byte budget (`runtime::cache::kept_cost`): its key and
 /// every string and list it holds. Destructured by name, so a new field is costed before it builds.
-fn kept_check_cost(key: &[u8], c: &Checked) -> usize {
+fn kept_check_cost(key: &[u8], c: &Checked, wire: Option<&KeptWire>) -> usize {
+    let wire_heap = wire.map_or(0, |w| vec_heap::<u8>(w.head.len()) + vec_heap::<u8>(w.ok_rest.len()));
     use crate::runtime::cache::{kept_cost, text_heap, vec_heap};
     let Checked {
         response,
@@ -573,7 +630,8 @@ fn kept_check_cost(key: &[u8], c: &Checked) -> usize {
     });
     kept_cost::<KeptCheck>(
         key,
-        response_heap
+        wire_heap
+            + response_heap
             + message.as_deref().map_or(0, text_heap)
             + text_heap(decision_id)
             + route.as_deref().map_or(0, text_heap)
@@ -631,6 +689,21 @@ impl ExtAuthzService {
         req: CheckRequest,
         grpc_request_id: Option<String>,
     ) -> Result<CheckResponse, Status> {
+        match self.check_answer(req, grpc_request_id, false)? {
+            Answered::Reply(r) => Ok(*r),
+            // Not asked for; decoded back all the same.
+            Answered::Framed(b) => CheckResponse::decode(b.get(5..).unwrap_or_default())
+                .map_err(|e| Status::internal(format!("a kept reply does not decode: {e}"))),
+        }
+    }
+
+    /// [`ExtAuthzService::check_inner`]; a kept allow comes `Framed` when `framed` asks for it.
+    pub(super) fn check_answer(
+        &self,
+        req: CheckRequest,
+        grpc_request_id: Option<String>,
+        framed: bool,
+    ) -> Result<Answered, Status> {
         let started = Instant::now();
         let active = self.inner.active()?;
         let http = CheckHttp::of(req);
@@ -646,15 +719,18 @@ impl ExtAuthzService {
         // the kept answer is copied only for the decision log).
         if let Some(kept) = key.as_deref().and_then(|k| active.cache.kept::<KeptCheck>(k)) {
             let id = self.inner.next_decision_id();
-            let response = kept.0.response_with_id(&id);
+            let answered = match (&kept.wire, framed) {
+                (Some(w), true) => Answered::Framed(w.framed(&id)),
+                _ => Answered::Reply(Box::new(kept.checked.response_with_id(&id))),
+            };
             metrics::decision(Rpc::ExtAuthzCheck, Outcome::Allow.label(), started.elapsed());
             if logs {
-                let mut c = kept.0.clone();
+                let mut c = kept.checked.clone();
                 c.decision_id = id;
                 let record = c.record(&http, request_id(), revision, started);
                 self.inner.log_record(record);
             }
-            return Ok(response);
+            return Ok(answered);
         }
         let steps = Served { svc: &self.inner, active: &active, reads_time: Cell::new(false) };
         let checked = check_mapped(outcome, revision, &steps);
@@ -663,8 +739,9 @@ impl ExtAuthzService {
             && c.cached
             && !steps.reads_time.get()
         {
-            let cost = kept_check_cost(k, c);
-            active.cache.keep(k, KeptCheck(c.clone()), cost);
+            let wire = KeptWire::of(&c.response);
+            let cost = kept_check_cost(k, c, wire.as_ref());
+            active.cache.keep(k, KeptCheck { checked: c.clone(), wire }, cost);
         }
         let label = checked.as_ref().map_or("error", |c| c.outcome.label());
         metrics::decision(Rpc::ExtAuthzCheck, label, started.elapsed());
@@ -674,7 +751,7 @@ impl ExtAuthzService {
                     let record = c.record(&http, request_id(), revision, started);
                     self.inner.log_record(record);
                 }
-                Ok(c.response)
+                Ok(Answered::Reply(Box::new(c.response)))
             }
             Err(s) => {
                 if logs {
@@ -715,6 +792,35 @@ impl pb::authorization_server::Authorization for ExtAuthzService {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_kept_allow_is_written_byte_for_byte_as_prost_writes_it() {
+        let response = ok(vec![
+            header(DECISION_ID_HEADER, "first-id"),
+            header("x-sagemaker-partner-app-user", "bob"),
+            header("x-sagemaker-partner-app-user-source", "SESSION_TAG"),
+            header("x-warden-admin-role", "ADMIN"),
+        ]);
+        let c = Checked::new(Outcome::Allow, Code::Ok, 200, response, "first-id".into());
+        let wire = KeptWire::of(&c.response).expect("the usual shape");
+        let long = "f".repeat(300);
+        for id in ["0123456789ab0001-00000002", "", long.as_str()] {
+            let want = c.response_with_id(id).encode_to_vec();
+            let got = wire.framed(id);
+            assert_eq!(got.get(5..), Some(want.as_slice()), "id {id:?}");
+            let len = u32::try_from(want.len()).unwrap().to_be_bytes();
+            assert_eq!(got.get(..5), Some([0, len[0], len[1], len[2], len[3]].as_slice()));
+        }
+        // Any other shape has no wire form (and is answered from the kept reply instead).
+        let no_id_first = ok(vec![header("x-sagemaker-partner-app-user", "bob"), header(DECISION_ID_HEADER, "i")]);
+        assert!(KeptWire::of(&no_id_first).is_none());
+        assert!(KeptWire::of(&ok(vec![])).is_none());
+        let with_metadata =
+            CheckResponse { dynamic_metadata: Some(Default::default()), ..ok(vec![header(DECISION_ID_HEADER, "i")]) };
+        assert!(KeptWire::of(&with_metadata).is_none());
+        let deny = denied(Code::PermissionDenied, 403, &serde_json::json!({}), "no", "i");
+        assert!(KeptWire::of(&deny).is_none());
+    }
 
     /// Steps that allow or deny everything and count what they were asked.
     struct Fake {

@@ -95,6 +95,15 @@ pub enum Rpc {
 }
 
 impl Rpc {
+    /// Its place in per-rpc tables.
+    fn index(self) -> usize {
+        match self {
+            Rpc::Authorize => 0,
+            Rpc::PropagateIdentity => 1,
+            Rpc::ExtAuthzCheck => 2,
+        }
+    }
+
     /// The label value.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -272,9 +281,33 @@ pub fn request_label(rpc: &str, code: tonic::Code) {
     metrics::counter!(REQUESTS, "rpc" => rpc.to_owned(), "code" => code_name(code)).increment(1);
 }
 
+/// Every `decision` label a decision gets.
+const DECISION_LABELS: [&str; 7] =
+    ["allow", "explicit_deny", "implicit_deny", "error", "propagation_denied", "bad_request", "no_route"];
+
+/// The histogram of each (rpc, decision), registered at its first use once Warden's recorder is
+/// installed: the per-call `histogram!` lookup (a key built, hashed and looked up) costs a tenth of a
+/// cached answer.
+static DECISION_HISTOGRAMS: [[OnceLock<metrics::Histogram>; DECISION_LABELS.len()]; 3] =
+    [const { [const { OnceLock::new() }; DECISION_LABELS.len()] }; 3];
+
 /// Records one decision's latency.
 pub fn decision(rpc: Rpc, decision: &'static str, elapsed: Duration) {
-    metrics::histogram!(DECISION_DURATION, "rpc" => rpc.as_str(), "decision" => decision).record(elapsed.as_secs_f64());
+    let secs = elapsed.as_secs_f64();
+    let slot = match HANDLE.get() {
+        Some(Some(_)) => DECISION_LABELS
+            .iter()
+            .position(|l| *l == decision)
+            .and_then(|i| DECISION_HISTOGRAMS.get(rpc.index())?.get(i)),
+        // No recorder of Warden's yet (tools, tests): nothing to keep a handle of.
+        _ => None,
+    };
+    match slot {
+        Some(h) => h
+            .get_or_init(|| metrics::histogram!(DECISION_DURATION, "rpc" => rpc.as_str(), "decision" => decision))
+            .record(secs),
+        None => metrics::histogram!(DECISION_DURATION, "rpc" => rpc.as_str(), "decision" => decision).record(secs),
+    }
 }
 
 /// Counts a caught panic.
