@@ -42,7 +42,13 @@ impl DecisionIds {
     }
 
     fn next(&self) -> String {
-        format!("{}-{:08x}", self.prefix, self.next.fetch_add(1, Ordering::Relaxed))
+        use std::fmt::Write as _;
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        // `format!` without its formatting machinery's guesswork: one allocation of the final size.
+        let mut id = String::with_capacity(self.prefix.len() + 17);
+        id.push_str(&self.prefix);
+        let _ = write!(id, "-{n:08x}");
+        id
     }
 }
 

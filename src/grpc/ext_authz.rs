@@ -513,8 +513,12 @@ impl KeptWire {
     /// prost's encoding of the whole reply.
     fn framed(&self, id: &str) -> Bytes {
         use prost::encoding::{encode_varint, encoded_len_varint};
-        let id_header = header(DECISION_ID_HEADER, id);
-        let header_len = id_header.encoded_len();
+        // HeaderValueOption { header (1): HeaderValue { key (1), value (2) } }, written directly.
+        let field = |n: usize| 1 + encoded_len_varint(n as u64) + n;
+        let key = DECISION_ID_HEADER.as_bytes();
+        let value_len = if id.is_empty() { 0 } else { field(id.len()) };
+        let inner_len = field(key.len()) + value_len;
+        let header_len = field(inner_len);
         let ok_len = 1 + encoded_len_varint(header_len as u64) + header_len + self.ok_rest.len();
         let len = self.head.len() + 1 + encoded_len_varint(ok_len as u64) + ok_len;
         let mut buf = BytesMut::with_capacity(5 + len);
@@ -525,7 +529,16 @@ impl KeptWire {
         encode_varint(ok_len as u64, &mut buf);
         buf.put_u8((2 << 3) | 2); // OkHttpResponse.headers
         encode_varint(header_len as u64, &mut buf);
-        id_header.encode_raw(&mut buf);
+        buf.put_u8((1 << 3) | 2); // HeaderValueOption.header
+        encode_varint(inner_len as u64, &mut buf);
+        buf.put_u8((1 << 3) | 2); // HeaderValue.key
+        encode_varint(key.len() as u64, &mut buf);
+        buf.put_slice(key);
+        if !id.is_empty() {
+            buf.put_u8((2 << 3) | 2); // HeaderValue.value
+            encode_varint(id.len() as u64, &mut buf);
+            buf.put_slice(id.as_bytes());
+        }
         buf.put_slice(&self.ok_rest);
         buf.freeze()
     }
@@ -541,6 +554,10 @@ pub(super) enum Answered {
 /// principal, session tags, action, resource, context, the propagation's channel and app) and the
 /// admin memory's version. Length-prefixed, so no two different requests share a key.
 fn kept_key(m: &Mapped, admins_version: u64) -> Vec<u8> {
+    fn put(k: &mut Vec<u8>, s: &str) {
+        k.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
+        k.extend_from_slice(s.as_bytes());
+    }
     let Mapped { route, principal_arn, session_tags, action, resource, context, propagate } = m;
     let mut k = Vec::with_capacity(
         64 + route.len()
@@ -551,28 +568,24 @@ fn kept_key(m: &Mapped, admins_version: u64) -> Vec<u8> {
     );
     k.push(b'C');
     k.extend_from_slice(&admins_version.to_le_bytes());
-    let mut put = |s: &str| {
-        k.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_le_bytes());
-        k.extend_from_slice(s.as_bytes());
-    };
-    put(route);
-    put(principal_arn);
-    put(action);
-    put(resource);
+    put(&mut k, route);
+    put(&mut k, principal_arn);
+    put(&mut k, action);
+    put(&mut k, resource);
     for list in [session_tags, context] {
-        put(&list.len().to_string());
+        k.extend_from_slice(&u32::try_from(list.len()).unwrap_or(u32::MAX).to_le_bytes());
         for (a, b) in list {
-            put(a);
-            put(b);
+            put(&mut k, a);
+            put(&mut k, b);
         }
     }
     match propagate {
         Some((channel, app)) => {
-            put("propagate");
-            put(channel);
-            put(app);
+            put(&mut k, "propagate");
+            put(&mut k, channel);
+            put(&mut k, app);
         }
-        None => put(""),
+        None => put(&mut k, ""),
     }
     k
 }
