@@ -11,8 +11,7 @@ use crate::reload::write_then_rename;
 use crate::support;
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::{Channel, Endpoint};
 use warden::proto::{AdminRole, authorizer_client::AuthorizerClient};
@@ -82,10 +81,10 @@ async fn create_table(moto: &Moto, table: &str) {
 }
 
 /// One `warden serve --state dynamodb://TABLE` process with its own copy of the bundle.
+/// The child is killed when the replica is dropped (`support::ServeChild`).
 struct Replica {
     name: &'static str,
-    child: Child,
-    log: PathBuf,
+    child: support::ServeChild,
     grpc: SocketAddr,
     admin: SocketAddr,
     bundle: tempfile::TempDir,
@@ -97,32 +96,31 @@ impl Replica {
     async fn start(name: &'static str, moto: &Moto, table: &str, bundle: tempfile::TempDir) -> Replica {
         let logs = support::temp_dir();
         let log = logs.path().join(format!("{name}.log"));
-        let file = std::fs::File::create(&log).expect("create the log");
-        let child = Command::new(support::warden_bin())
-            .args(["serve", "--bundle"])
-            .arg(bundle.path())
-            .args(["--state", &format!("dynamodb://{table}")])
-            .args(["--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--admin-token-file"])
-            .arg(support::admin_token_file())
-            .envs(moto.env())
-            .env_remove("RUST_LOG")
-            .env("WARDEN_LOG", "info")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(file)
-            .spawn()
-            .expect("spawn warden serve");
+        let state = format!("dynamodb://{table}");
+        let args: Vec<&std::ffi::OsStr> = vec![
+            "serve".as_ref(),
+            "--bundle".as_ref(),
+            bundle.path().as_os_str(),
+            "--state".as_ref(),
+            state.as_ref(),
+            "--listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--admin-listen".as_ref(),
+            "127.0.0.1:0".as_ref(),
+            "--admin-token-file".as_ref(),
+            support::admin_token_file().as_os_str(),
+        ];
+        let child = support::ServeChild::spawn_env(logs.path(), args, &moto.env(), &log);
         let mut r = Replica {
             name,
             child,
-            log,
             grpc: "127.0.0.1:1".parse().expect("addr"),
             admin: "127.0.0.1:1".parse().expect("addr"),
             bundle,
             _logs: logs,
         };
-        r.grpc = r.logged_addr("gRPC listening (TCP)").await;
-        r.admin = r.logged_addr("admin HTTP listening").await;
+        r.grpc = r.child.logged_addr("gRPC listening (TCP)").await;
+        r.admin = r.child.logged_addr("admin HTTP listening").await;
         let admin = r.admin;
         eventually(&format!("{name} ready"), WAIT, || async move {
             (support::http_get(admin, "/readyz").await.status == 200).then_some(())
@@ -132,26 +130,7 @@ impl Replica {
     }
 
     fn log_text(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    async fn logged_addr(&mut self, what: &str) -> SocketAddr {
-        let started = Instant::now();
-        loop {
-            let log = self.log_text();
-            let found = log
-                .lines()
-                .filter(|l| l.contains(what))
-                .find_map(|l| l.split_whitespace().find_map(|w| w.strip_prefix("addr=")).and_then(|a| a.parse().ok()));
-            if let Some(addr) = found {
-                return addr;
-            }
-            if let Ok(Some(status)) = self.child.try_wait() {
-                panic!("{} exited with {status} before logging `{what}`:\n{log}", self.name);
-            }
-            assert!(started.elapsed() < WAIT, "{}: no `{what}` logged:\n{log}", self.name);
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
+        self.child.log()
     }
 
     async fn client(&self) -> AuthorizerClient<Channel> {
@@ -213,16 +192,6 @@ impl Replica {
     async fn revoke(&self, user: &str) -> (u16, String) {
         let body = serde_json::json!({"app_arn": COMET, "user_name": user}).to_string();
         support::http_post(self.admin, "/v1/admins/revoke", &body).await
-    }
-}
-
-impl Drop for Replica {
-    fn drop(&mut self) {
-        // Our own child, by its id.
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
     }
 }
 
